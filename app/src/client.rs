@@ -1,0 +1,181 @@
+//! The browser's end of the `/ws` WebSocket.
+//!
+//! In the browser, a [`Connection`] opens the socket, hands every
+//! [`ServerEvent`] to a callback, and reconnects after a pause if the socket
+//! drops. On the server (rendering HTML) there is no socket: the same type
+//! exists but never connects, so components need no `cfg` of their own.
+
+use crate::protocol::{ClientMessage, ServerEvent};
+
+/// Connection state, as the page shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Link {
+    Connecting,
+    Open,
+    /// Closed; a new attempt follows shortly.
+    Lost,
+}
+
+#[cfg(any(feature = "hydrate", feature = "csr"))]
+mod browser {
+    use super::*;
+    use std::cell::{Cell, RefCell};
+    use std::rc::Rc;
+    use std::time::Duration;
+    use wasm_bindgen::prelude::*;
+    use wasm_bindgen::JsCast;
+    use web_sys::{MessageEvent, WebSocket};
+
+    /// Pause before reconnecting after the socket closes.
+    const RETRY: Duration = Duration::from_secs(2);
+
+    struct Inner {
+        url: String,
+        socket: RefCell<Option<WebSocket>>,
+        on_event: Box<dyn Fn(ServerEvent)>,
+        on_link: Box<dyn Fn(Link)>,
+        /// Set by [`Connection::close`]: do not reconnect.
+        closing: Cell<bool>,
+    }
+
+    /// A self-reconnecting WebSocket speaking the protocol.
+    #[derive(Clone)]
+    pub struct Connection(Rc<Inner>);
+
+    impl Connection {
+        /// Connect to the site's back end.
+        pub fn open(on_event: impl Fn(ServerEvent) + 'static, on_link: impl Fn(Link) + 'static) -> Self {
+            let conn = Connection(Rc::new(Inner {
+                url: ws_url(),
+                socket: RefCell::new(None),
+                on_event: Box::new(on_event),
+                on_link: Box::new(on_link),
+                closing: Cell::new(false),
+            }));
+            conn.connect();
+            conn
+        }
+
+        fn connect(&self) {
+            (self.0.on_link)(Link::Connecting);
+            let ws = match WebSocket::new(&self.0.url) {
+                Ok(ws) => ws,
+                Err(_) => {
+                    self.retry();
+                    return;
+                }
+            };
+            let inner = Rc::downgrade(&self.0);
+            let on_open = Closure::<dyn FnMut()>::new({
+                let inner = inner.clone();
+                move || {
+                    if let Some(inner) = inner.upgrade() {
+                        (inner.on_link)(Link::Open);
+                    }
+                }
+            });
+            let on_message = Closure::<dyn FnMut(MessageEvent)>::new({
+                let inner = inner.clone();
+                move |e: MessageEvent| {
+                    let (Some(inner), Some(text)) = (inner.upgrade(), e.data().as_string()) else {
+                        return;
+                    };
+                    match serde_json::from_str::<ServerEvent>(&text) {
+                        Ok(ev) => (inner.on_event)(ev),
+                        Err(err) => leptos::logging::warn!("unreadable event {text}: {err}"),
+                    }
+                }
+            });
+            let on_close = Closure::<dyn FnMut()>::new(move || {
+                if let Some(inner) = inner.upgrade() {
+                    (inner.on_link)(Link::Lost);
+                    Connection(inner).retry();
+                }
+            });
+            ws.set_onopen(Some(on_open.as_ref().unchecked_ref()));
+            ws.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+            ws.set_onclose(Some(on_close.as_ref().unchecked_ref()));
+            // The handlers live as long as the socket, which the browser owns.
+            on_open.forget();
+            on_message.forget();
+            on_close.forget();
+            *self.0.socket.borrow_mut() = Some(ws);
+        }
+
+        fn retry(&self) {
+            if self.0.closing.get() {
+                return;
+            }
+            let weak = Rc::downgrade(&self.0);
+            leptos::prelude::set_timeout(
+                move || {
+                    if let Some(inner) = weak.upgrade() {
+                        Connection(inner).connect();
+                    }
+                },
+                RETRY,
+            );
+        }
+
+        /// Send a request; false when the socket is not open.
+        pub fn send(&self, msg: &ClientMessage) -> bool {
+            let text = serde_json::to_string(msg).expect("requests always serialize");
+            self.0
+                .socket
+                .borrow()
+                .as_ref()
+                .filter(|ws| ws.ready_state() == WebSocket::OPEN)
+                .is_some_and(|ws| ws.send_with_str(&text).is_ok())
+        }
+
+        /// Close for good (the lab is leaving the page).
+        pub fn close(&self) {
+            self.0.closing.set(true);
+            if let Some(ws) = self.0.socket.borrow_mut().take() {
+                let _ = ws.close();
+            }
+        }
+    }
+
+    /// `ws(s)://<this page's host>/ws`, unless the build was pointed at
+    /// another back end with `SPAWNLAB_WS_URL` (the client-only build).
+    fn ws_url() -> String {
+        if let Some(url) = option_env!("SPAWNLAB_WS_URL") {
+            return url.to_string();
+        }
+        let location = web_sys::window().expect("a browser window").location();
+        let scheme = match location.protocol().ok().as_deref() {
+            Some("https:") => "wss",
+            _ => "ws",
+        };
+        format!(
+            "{scheme}://{}{}",
+            location.host().unwrap_or_default(),
+            crate::protocol::WS_PATH
+        )
+    }
+}
+
+#[cfg(any(feature = "hydrate", feature = "csr"))]
+pub use browser::Connection;
+
+/// On the server there is nothing to connect to; pages render without it.
+#[cfg(not(any(feature = "hydrate", feature = "csr")))]
+#[derive(Clone)]
+pub struct Connection;
+
+#[cfg(not(any(feature = "hydrate", feature = "csr")))]
+impl Connection {
+    /// Never called while rendering on the server (effects run in the browser).
+    pub fn open(_on_event: impl Fn(ServerEvent) + 'static, _on_link: impl Fn(Link) + 'static) -> Self {
+        Connection
+    }
+
+    /// Nothing to send to.
+    pub fn send(&self, _msg: &ClientMessage) -> bool {
+        false
+    }
+
+    /// Nothing to close.
+    pub fn close(&self) {}
+}

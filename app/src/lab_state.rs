@@ -1,0 +1,353 @@
+//! What a lab knows about its run, rebuilt from the event stream.
+//!
+//! Plain data and one [`LabState::apply`] function, with no Leptos in it, so
+//! the way the page interprets the protocol is tested on the host like any
+//! other code. The components only draw this state.
+
+use crate::protocol::{HostInfo, Limits, Memory, RunId, RunSummary, ServerEvent, WorkResult};
+
+/// One worker's row in the lab's table.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct WorkerRow {
+    pub worker: u32,
+    pub pid: u32,
+    pub tid: Option<u32>,
+    pub start_latency_us: Option<u64>,
+    pub done: u64,
+    pub total: u64,
+    pub wall_us: Option<u64>,
+    pub cpu_us: Option<u64>,
+    pub memory: Option<Memory>,
+    pub result: Option<WorkResult>,
+}
+
+impl WorkerRow {
+    /// Progress from 0 to 1.
+    pub fn fraction(&self) -> f64 {
+        if self.wall_us.is_some() && self.total == 0 {
+            1.0
+        } else if self.total == 0 {
+            0.0
+        } else {
+            self.done as f64 / self.total as f64
+        }
+    }
+}
+
+/// Where the current run is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Phase {
+    /// Nothing started yet, or the last run is over.
+    #[default]
+    Idle,
+    /// Sent `start`, waiting for the server.
+    Requested,
+    /// Waiting in the server's queue.
+    Queued(u32),
+    /// Workers are running.
+    Running,
+    /// Measuring the one-worker baseline.
+    Baseline,
+}
+
+/// Everything the lab shows.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LabState {
+    /// The server's limits, from `hello`.
+    pub limits: Option<Limits>,
+    /// The run this lab is following.
+    pub run: Option<RunId>,
+    pub phase: Phase,
+    pub host: Option<HostInfo>,
+    pub workers: Vec<WorkerRow>,
+    pub baseline_wall_us: Option<u64>,
+    pub summary: Option<RunSummary>,
+    /// The last error the server reported, for the page to show.
+    pub error: Option<String>,
+    /// Plain-language lines for the screen-reader log, newest last.
+    pub narration: Vec<String>,
+}
+
+/// Keep the narration short: it is a live region, not an archive.
+const NARRATION_LINES: usize = 12;
+
+impl LabState {
+    /// Forget the previous run and follow `run`.
+    pub fn begin(&mut self, run: RunId) {
+        *self = LabState {
+            limits: self.limits.clone(),
+            run: Some(run),
+            phase: Phase::Requested,
+            ..LabState::default()
+        };
+    }
+
+    /// True while a run is requested, queued or running.
+    pub fn busy(&self) -> bool {
+        self.phase != Phase::Idle
+    }
+
+    /// The socket dropped: the server stops a run whose learner is gone,
+    /// so the lab is free again.
+    pub fn connection_lost(&mut self) {
+        if self.busy() {
+            self.phase = Phase::Idle;
+            self.error = Some("The connection to the server was lost, so the run was stopped.".into());
+            self.say("Connection lost; the run was stopped.".into());
+        }
+    }
+
+    fn say(&mut self, line: String) {
+        self.narration.push(line);
+        let extra = self.narration.len().saturating_sub(NARRATION_LINES);
+        self.narration.drain(..extra);
+    }
+
+    fn row(&mut self, worker: u32) -> &mut WorkerRow {
+        let i = worker as usize;
+        if self.workers.len() <= i {
+            let len = self.workers.len() as u32;
+            self.workers.extend((len..=worker).map(|w| WorkerRow {
+                worker: w,
+                ..WorkerRow::default()
+            }));
+        }
+        &mut self.workers[i]
+    }
+
+    /// Fold one server event into the state. Events about other runs (an
+    /// earlier run finishing late) are ignored.
+    pub fn apply(&mut self, ev: ServerEvent) {
+        if let ServerEvent::Hello { limits, .. } = ev {
+            self.limits = Some(limits);
+            return;
+        }
+        if ev.run().is_some() && ev.run() != self.run {
+            return;
+        }
+        match ev {
+            ServerEvent::Hello { .. } => {}
+            ServerEvent::Accepted { .. } => {
+                self.phase = Phase::Running;
+                self.say("Run accepted; starting workers.".into());
+            }
+            ServerEvent::Queued { position, .. } => {
+                self.phase = Phase::Queued(position);
+                self.say(format!("The server is busy: you are number {position} in the queue."));
+            }
+            ServerEvent::Started { host, .. } => {
+                if host.busy {
+                    self.say("The machine was already busy when this run began, so its times may be slower than usual.".into());
+                }
+                self.host = Some(host);
+            }
+            ServerEvent::WorkerSpawned {
+                worker,
+                start_latency_us,
+                pid,
+                tid,
+                ..
+            } => {
+                let row = self.row(worker);
+                row.start_latency_us = Some(start_latency_us);
+                row.pid = pid;
+                row.tid = tid;
+                self.say(format!(
+                    "Worker {worker} is running, {} after it was spawned.",
+                    format_us(start_latency_us)
+                ));
+            }
+            ServerEvent::Progress {
+                worker, done, total, ..
+            } => {
+                let row = self.row(worker);
+                row.done = done;
+                row.total = total;
+            }
+            ServerEvent::RoundTrips { .. } | ServerEvent::Heartbeat { .. } => {}
+            ServerEvent::WorkerFinished {
+                worker,
+                wall_us,
+                cpu_us,
+                memory,
+                result,
+                ..
+            } => {
+                let row = self.row(worker);
+                row.wall_us = Some(wall_us);
+                row.cpu_us = Some(cpu_us);
+                row.memory = memory;
+                row.result = Some(result);
+                self.say(format!(
+                    "Worker {worker} finished in {} using {} of CPU.",
+                    format_us(wall_us),
+                    format_us(cpu_us)
+                ));
+            }
+            ServerEvent::BaselineStarted { .. } => {
+                self.phase = Phase::Baseline;
+                self.say("Now timing the same work on one worker, to measure the speedup.".into());
+            }
+            ServerEvent::BaselineFinished { wall_us, .. } => {
+                self.baseline_wall_us = Some(wall_us);
+                self.say(format!("One worker took {}.", format_us(wall_us)));
+            }
+            ServerEvent::RunFinished { summary, .. } => {
+                self.phase = Phase::Idle;
+                let speedup = summary
+                    .speedup
+                    .map(|s| format!(", {s:.2}× faster than one worker"))
+                    .unwrap_or_default();
+                self.say(format!(
+                    "Run {}: {}{speedup}.",
+                    outcome_word(summary.outcome),
+                    format_us(summary.wall_us)
+                ));
+                self.summary = Some(summary);
+            }
+            ServerEvent::Error { message, .. } => {
+                if matches!(self.phase, Phase::Requested) {
+                    self.phase = Phase::Idle;
+                }
+                self.say(format!("Error: {message}"));
+                self.error = Some(message);
+            }
+        }
+    }
+}
+
+fn outcome_word(outcome: crate::protocol::Outcome) -> &'static str {
+    use crate::protocol::Outcome::*;
+    match outcome {
+        Completed => "completed",
+        Cancelled => "cancelled",
+        DeadlineExceeded => "stopped at the deadline",
+        Failed => "failed",
+    }
+}
+
+/// A duration for people: µs below a millisecond, ms below a second, else s.
+pub fn format_us(us: u64) -> String {
+    if us < 1_000 {
+        format!("{us} µs")
+    } else if us < 1_000_000 {
+        format!("{:.1} ms", us as f64 / 1_000.0)
+    } else {
+        format!("{:.2} s", us as f64 / 1_000_000.0)
+    }
+}
+
+/// A whole number with thousands separators: 20000000 → "20,000,000".
+pub fn format_count(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A result in a few words.
+pub fn describe_result(result: &WorkResult) -> String {
+    match result {
+        WorkResult::Primes { count } => format!("{} primes", format_count(*count)),
+        WorkResult::Sha256Chain { digests } => match digests.as_slice() {
+            [one] => format!("digest {}…", &one[..one.len().min(16)]),
+            many => format!("{} chains", many.len()),
+        },
+        WorkResult::Slept { ms } => format!("slept {}", format_us(ms * 1_000)),
+        WorkResult::Program {
+            exit_code, output, ..
+        } => format!("exit {}: {}", exit_code.map_or("?".into(), |c| c.to_string()), output.trim()),
+        WorkResult::Requests { served } => format!("{} requests", format_count(*served)),
+        WorkResult::Incomplete => "stopped".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{Outcome, RunSummary};
+
+    fn finished(run: RunId) -> ServerEvent {
+        ServerEvent::RunFinished {
+            run,
+            summary: RunSummary {
+                outcome: Outcome::Completed,
+                wall_us: 1_500_000,
+                cpu_us: 3_000_000,
+                result: WorkResult::Primes { count: 10 },
+                baseline_wall_us: Some(3_000_000),
+                speedup: Some(2.0),
+            },
+        }
+    }
+
+    #[test]
+    fn a_run_is_followed_from_start_to_summary() {
+        let mut lab = LabState::default();
+        lab.begin(1);
+        lab.apply(ServerEvent::Accepted { run: 1 });
+        assert_eq!(lab.phase, Phase::Running);
+        lab.apply(ServerEvent::WorkerSpawned {
+            run: 1,
+            worker: 1,
+            start_latency_us: 40,
+            pid: 10,
+            tid: Some(11),
+        });
+        assert_eq!(lab.workers.len(), 2, "rows exist up to the highest worker");
+        lab.apply(ServerEvent::Progress {
+            run: 1,
+            worker: 1,
+            done: 3,
+            total: 4,
+        });
+        assert_eq!(lab.workers[1].fraction(), 0.75);
+        lab.apply(finished(1));
+        assert_eq!(lab.phase, Phase::Idle);
+        assert_eq!(lab.summary.as_ref().unwrap().speedup, Some(2.0));
+        assert_eq!(
+            lab.narration.last().unwrap(),
+            "Run completed: 1.50 s, 2.00× faster than one worker."
+        );
+    }
+
+    #[test]
+    fn events_of_another_run_are_ignored() {
+        let mut lab = LabState::default();
+        lab.begin(2);
+        lab.apply(finished(1));
+        assert_eq!(lab.phase, Phase::Requested);
+        assert!(lab.summary.is_none());
+    }
+
+    #[test]
+    fn a_refused_request_frees_the_lab() {
+        let mut lab = LabState::default();
+        lab.begin(3);
+        lab.apply(ServerEvent::Error {
+            run: Some(3),
+            code: crate::protocol::ErrorCode::InvalidField,
+            field: Some("spec.workers".into()),
+            message: "spec.workers must be between 1 and 16, got 99".into(),
+        });
+        assert!(!lab.busy());
+        assert_eq!(
+            lab.error.as_deref(),
+            Some("spec.workers must be between 1 and 16, got 99")
+        );
+    }
+
+    #[test]
+    fn numbers_read_well() {
+        assert_eq!(format_count(20_000_000), "20,000,000");
+        assert_eq!(format_count(999), "999");
+        assert_eq!(format_us(999), "999 µs");
+        assert_eq!(format_us(1_500), "1.5 ms");
+        assert_eq!(format_us(2_345_678), "2.35 s");
+    }
+}

@@ -1,0 +1,95 @@
+//! spawnlab's user interface, and the wire protocol it shares with the server.
+//!
+//! The crate is compiled three ways: into the server with `ssr` (render HTML),
+//! to wasm with `hydrate` (take over that HTML in the browser), and to wasm
+//! with `csr` (Trunk's client-only build, rendering from scratch).
+//!
+//! # Layout
+//!
+//! - [`protocol`]: the WebSocket messages; serde only, shared with the server.
+//! - [`lab_state`]: what a lab knows about its run, folded from events.
+//! - `client`: the browser's WebSocket connection.
+//! - `lab`: the lab component; `pages`: the pages.
+
+#![recursion_limit = "256"]
+
+pub mod lab_state;
+pub mod protocol;
+
+mod client;
+mod lab;
+mod pages;
+
+use leptos::prelude::*;
+use leptos_meta::{provide_meta_context, MetaTags, Stylesheet};
+use leptos_router::components::{Route, Router, Routes, A};
+use leptos_router::StaticSegment;
+use pages::{HomePage, NotFound, ThreadsPage};
+
+/// The HTML document around the app, rendered on the server only.
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8"/>
+                <meta name="viewport" content="width=device-width, initial-scale=1"/>
+                <meta name="color-scheme" content="light dark"/>
+                <AutoReload options=options.clone()/>
+                <HydrationScripts options/>
+                <Stylesheet id="leptos" href="/pkg/spawnlab.css"/>
+                <link rel="icon" href="/favicon.svg" type="image/svg+xml"/>
+                <MetaTags/>
+            </head>
+            <body>
+                <App/>
+            </body>
+        </html>
+    }
+}
+
+/// The whole site: header, the routed page, footer.
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    view! {
+        <Router>
+            <a class="skip" href="#main">"Skip to content"</a>
+            <header class="site-header">
+                <A href="/" attr:class="brand">"spawnlab"</A>
+                <nav aria-label="Main">
+                    <A href="/">"Overview"</A>
+                    <A href="/threads">"Worker threads"</A>
+                </nav>
+            </header>
+            <main id="main">
+                <Routes fallback=NotFound>
+                    <Route path=StaticSegment("") view=HomePage/>
+                    <Route path=StaticSegment("threads") view=ThreadsPage/>
+                </Routes>
+            </main>
+            <footer class="site-footer">
+                <p>
+                    "Every figure in a lab is measured on the server that sent this page, at the "
+                    "moment you press Run. Quoted figures name their source."
+                </p>
+            </footer>
+        </Router>
+    }
+}
+
+/// Entry point of the hydrating wasm bundle (cargo-leptos).
+#[cfg(feature = "hydrate")]
+#[wasm_bindgen::prelude::wasm_bindgen]
+pub fn hydrate() {
+    console_error_panic_hook::set_once();
+    leptos::mount::hydrate_body(App);
+}
+
+/// Entry point of the client-only bundle (Trunk).
+#[cfg(feature = "csr")]
+#[wasm_bindgen::prelude::wasm_bindgen(start)]
+pub fn start() {
+    console_error_panic_hook::set_once();
+    leptos::mount::mount_to_body(App);
+}

@@ -1,0 +1,495 @@
+//! The wire contract between the browser (or any client) and the engine.
+//!
+//! Every frame on the `/ws` WebSocket is one JSON object tagged by `"type"`.
+//! The client sends [`ClientMessage`]s; the server answers with
+//! [`ServerEvent`]s and never sends anything that does not deserialize into
+//! one. This module is serde only — no Leptos, no tokio — so the wasm front
+//! end, the server, the CLI and the tests all share it without pulling each
+//! other in.
+//!
+//! A run's life on the wire:
+//!
+//! ```text
+//! client: {"type":"start","id":1,"spec":{...}}
+//! server: accepted | queued{position} ... -> started{host}
+//!         worker_spawned* progress* round_trips* worker_finished*
+//!         baseline_started baseline_finished      (threads with workers > 1)
+//!         run_finished{summary}
+//! ```
+//!
+//! Anything wrong with a request comes back as an [`ServerEvent::Error`]
+//! naming the field and the allowed range; the connection stays open.
+
+use serde::{Deserialize, Serialize};
+
+/// Bumped whenever a change would break an older client.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// The path of the WebSocket route, relative to the site's origin.
+pub const WS_PATH: &str = "/ws";
+
+/// The client's handle for a run: chosen by the client, unique on its
+/// connection, echoed on every event about that run.
+pub type RunId = u64;
+
+/// What a client may send.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ClientMessage {
+    /// Ask the server to run `spec`; it answers `accepted` or `queued`, or an
+    /// `error` naming what is wrong with the request.
+    Start { id: RunId, spec: RunSpec },
+    /// Stop a run (running or queued). The run still ends with
+    /// `run_finished`, its outcome `cancelled`.
+    Cancel { id: RunId },
+}
+
+/// Everything needed to start one run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunSpec {
+    /// How the work is spread: which of Node's models the engine reproduces.
+    pub model: ModelSpec,
+    /// What each worker computes, from the fixed catalogue.
+    pub workload: Workload,
+    /// How many workers share the work (threads, processes, cluster workers);
+    /// must be 1 for the main thread, which has exactly one loop.
+    pub workers: u32,
+}
+
+/// The execution model, with the options only that model has.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ModelSpec {
+    /// The work runs on the loop that also ticks a heartbeat, so the learner
+    /// sees the loop stall (Node: blocking code in a handler).
+    MainThread,
+    /// OS threads inside the server process (Node: `worker_threads`).
+    Threads {
+        /// Spawn fresh threads for this run, or reuse a pool kept across runs.
+        #[serde(default)]
+        strategy: ThreadStrategy,
+        /// Report through copied messages, or write into one shared buffer.
+        #[serde(default)]
+        sharing: Sharing,
+    },
+    /// The server's own binary re-executed as a worker with a message channel
+    /// on its stdio (Node: `child_process.fork`).
+    ChildProcess {
+        /// Ping-pong messages each child answers before working, to measure
+        /// the channel's round trip.
+        #[serde(default)]
+        round_trips: u32,
+    },
+    /// A primary process and N HTTP workers on one loopback port, driven by
+    /// the engine's load generator (Node: `cluster`).
+    Cluster {
+        /// How connections reach the workers.
+        #[serde(default)]
+        policy: SchedPolicy,
+        /// Requests the load generator sends in total.
+        requests: u32,
+        /// Requests in flight at once.
+        concurrency: u32,
+        /// Reuse connections (true) or open one per request (false).
+        #[serde(default = "default_true")]
+        keep_alive: bool,
+        /// Kill one worker part-way through, to watch the primary respawn it.
+        #[serde(default)]
+        kill: Option<KillWorker>,
+    },
+}
+
+fn default_true() -> bool {
+    true
+}
+
+impl ModelSpec {
+    /// The model's name as it appears on the wire and on the page.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ModelSpec::MainThread => "main_thread",
+            ModelSpec::Threads { .. } => "threads",
+            ModelSpec::ChildProcess { .. } => "child_process",
+            ModelSpec::Cluster { .. } => "cluster",
+        }
+    }
+}
+
+/// Fresh threads per run, or a pool reused across runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ThreadStrategy {
+    /// `std::thread::spawn` for every worker of every run (Node: `new Worker()`).
+    #[default]
+    Spawn,
+    /// Threads started once and reused (Node: a worker pool, as its docs advise).
+    Pool,
+}
+
+/// How workers hand their results back.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Sharing {
+    /// Values copied into messages (Node: `postMessage`, structured clone).
+    #[default]
+    Messages,
+    /// One buffer every worker writes with atomics (Node: `SharedArrayBuffer`).
+    SharedMemory,
+}
+
+/// How a cluster's connections reach its workers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SchedPolicy {
+    /// The primary accepts and passes each connection to the next worker
+    /// (Node's default, `SCHED_RR`).
+    #[default]
+    RoundRobin,
+    /// Workers inherit one listening socket and race in `accept` (`SCHED_NONE`).
+    SharedSocket,
+    /// Each worker binds its own socket with `SO_REUSEPORT`; the kernel hashes.
+    ReusePort,
+}
+
+/// Fault injection for the cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KillWorker {
+    /// Which worker to kill, counted from 0.
+    pub worker: u32,
+    /// Kill it once this many requests have completed.
+    pub after_requests: u32,
+}
+
+/// The catalogue: the only work the server will run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Workload {
+    /// Count the primes below `below`, by trial division (CPU-bound, and easy
+    /// to check: there are 78,498 primes below 1,000,000).
+    Primes { below: u64 },
+    /// Hash 32 bytes with SHA-256 `rounds` times in a chain; each worker runs
+    /// its own chain, seeded by its index, so no round can be skipped.
+    Sha256Chain { rounds: u64 },
+    /// Sleep `ms` milliseconds: waiting, not computing.
+    Sleep { ms: u64 },
+    /// Run an allow-listed program, never through a shell (child process only).
+    Program { program: Program },
+    /// Per request: answer "hello" (cluster only).
+    HttpHello,
+    /// Per request: burn `ms` milliseconds of CPU, then answer (cluster only).
+    HttpCpu { ms: u64 },
+    /// Per request: wait `ms` milliseconds, then answer (cluster only).
+    HttpSleep { ms: u64 },
+}
+
+impl Workload {
+    /// The workload's name as it appears on the wire and on the page.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Workload::Primes { .. } => "primes",
+            Workload::Sha256Chain { .. } => "sha256_chain",
+            Workload::Sleep { .. } => "sleep",
+            Workload::Program { .. } => "program",
+            Workload::HttpHello => "http_hello",
+            Workload::HttpCpu { .. } => "http_cpu",
+            Workload::HttpSleep { .. } => "http_sleep",
+        }
+    }
+}
+
+/// External programs a child process may run. Each maps to a fixed argument
+/// vector on the server; learners choose a name, never a command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Program {
+    /// `uname -a`
+    Uname,
+    /// `ls -l public/`
+    ListPublic,
+    /// `python3 --version`
+    PythonVersion,
+    /// `node --version`
+    NodeVersion,
+}
+
+/// What the server sends.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerEvent {
+    /// First frame on every connection: the protocol version and the limits
+    /// the page should offer, so its controls match what the server accepts.
+    Hello { version: u32, limits: Limits },
+    /// The run was admitted and starts now.
+    Accepted { run: RunId },
+    /// The run waits for a free slot; `position` 1 is next.
+    Queued { run: RunId, position: u32 },
+    /// The run's workers are being started on this host.
+    Started { run: RunId, spec: RunSpec, host: HostInfo },
+    /// A worker sent its first message.
+    WorkerSpawned {
+        run: RunId,
+        worker: u32,
+        /// Spawn call to the worker's first message, in microseconds.
+        start_latency_us: u64,
+        /// The worker's process id (processes) or the server's (threads).
+        pid: u32,
+        /// The worker's kernel thread id, for threads.
+        tid: Option<u32>,
+    },
+    /// A worker's progress, in units of its own share of the work.
+    Progress {
+        run: RunId,
+        worker: u32,
+        done: u64,
+        total: u64,
+    },
+    /// Round trips of small messages between the server and a worker.
+    RoundTrips {
+        run: RunId,
+        worker: u32,
+        count: u32,
+        p50_ns: u64,
+        p99_ns: u64,
+        max_ns: u64,
+    },
+    /// Main thread model: one heartbeat tick and how late it was.
+    Heartbeat {
+        run: RunId,
+        /// Time since the run started, in milliseconds.
+        at_ms: u64,
+        /// How much later than scheduled the tick ran, in microseconds.
+        lag_us: u64,
+    },
+    /// A worker is done (or was stopped).
+    WorkerFinished {
+        run: RunId,
+        worker: u32,
+        /// Spawn to exit, in microseconds.
+        wall_us: u64,
+        /// CPU time the worker itself used (its own thread or process clock).
+        cpu_us: u64,
+        /// Resident memory, for processes; `None` for threads, which share
+        /// the server's address space.
+        memory: Option<Memory>,
+        result: WorkResult,
+    },
+    /// Threads with more than one worker: the same workload on one thread, so
+    /// the speedup is measured rather than assumed.
+    BaselineStarted { run: RunId },
+    /// The one-worker baseline is done.
+    BaselineFinished {
+        run: RunId,
+        wall_us: u64,
+        cpu_us: u64,
+    },
+    /// The run is over, whatever the outcome.
+    RunFinished { run: RunId, summary: RunSummary },
+    /// Something went wrong with a request or a run. `run` is `None` when the
+    /// frame itself could not be understood.
+    Error {
+        run: Option<RunId>,
+        code: ErrorCode,
+        /// The request field at fault, as a dotted path (`spec.workers`).
+        field: Option<String>,
+        /// A sentence for a human, naming the allowed range.
+        message: String,
+    },
+}
+
+impl ServerEvent {
+    /// The run this event is about, if any.
+    pub fn run(&self) -> Option<RunId> {
+        match self {
+            ServerEvent::Hello { .. } => None,
+            ServerEvent::Error { run, .. } => *run,
+            ServerEvent::Accepted { run }
+            | ServerEvent::Queued { run, .. }
+            | ServerEvent::Started { run, .. }
+            | ServerEvent::WorkerSpawned { run, .. }
+            | ServerEvent::Progress { run, .. }
+            | ServerEvent::RoundTrips { run, .. }
+            | ServerEvent::Heartbeat { run, .. }
+            | ServerEvent::WorkerFinished { run, .. }
+            | ServerEvent::BaselineStarted { run }
+            | ServerEvent::BaselineFinished { run, .. }
+            | ServerEvent::RunFinished { run, .. } => Some(*run),
+        }
+    }
+}
+
+/// Machine-readable error kinds; the page and the tests branch on these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The frame is not JSON, or not a known message.
+    Malformed,
+    /// A field is outside its allowed range or set.
+    InvalidField,
+    /// The frame is larger than the server accepts.
+    TooLarge,
+    /// The model is part of the protocol but this server cannot run it yet.
+    Unsupported,
+    /// The run id is already in use on this connection.
+    DuplicateRun,
+    /// `cancel` named a run this connection does not have.
+    UnknownRun,
+    /// Too many runs: this connection's share, or the server's queue, is full.
+    Busy,
+    /// The run failed on the server; the message says how.
+    RunFailed,
+}
+
+/// Server-side limits, sent in [`ServerEvent::Hello`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Limits {
+    /// Most workers in one run.
+    pub max_workers: u32,
+    /// Largest `below` for primes.
+    pub max_primes_below: u64,
+    /// Largest `rounds` for the SHA-256 chain.
+    pub max_sha256_rounds: u64,
+    /// Longest sleep, in milliseconds.
+    pub max_sleep_ms: u64,
+    /// Wall-clock deadline of a run, in milliseconds.
+    pub run_deadline_ms: u64,
+    /// Largest incoming frame, in bytes.
+    pub max_message_bytes: u32,
+}
+
+/// The machine the numbers come from, sent with every run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HostInfo {
+    pub cpu_model: String,
+    /// CPUs the kernel schedules on (hyperthreads count).
+    pub logical_cores: u32,
+    /// Distinct physical cores, when the kernel says.
+    pub physical_cores: Option<u32>,
+    /// 1, 5 and 15 minute load averages.
+    pub load_average: [f64; 3],
+    pub memory_total_bytes: u64,
+    pub memory_available_bytes: u64,
+    /// True when the machine was already busy as the run began, so its
+    /// figures are likely slower than on a quiet machine.
+    pub busy: bool,
+}
+
+/// Resident memory of one worker process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Memory {
+    pub rss_bytes: u64,
+    /// Anonymous (private, not file-backed) memory: what one more worker
+    /// really costs.
+    pub anon_bytes: u64,
+}
+
+/// What a worker or a run computed, checkable against known answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum WorkResult {
+    /// How many primes were found.
+    Primes { count: u64 },
+    /// The last digest of each chain, in hex, one per worker.
+    Sha256Chain { digests: Vec<String> },
+    /// How long the sleep really took.
+    Slept { ms: u64 },
+    /// An external program's exit and its (capped) output.
+    Program {
+        exit_code: Option<i32>,
+        output: String,
+        truncated: bool,
+    },
+    /// Requests served.
+    Requests { served: u64 },
+    /// The worker was stopped before it finished.
+    Incomplete,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Completed,
+    Cancelled,
+    /// The run hit the server's wall-clock deadline and was stopped.
+    DeadlineExceeded,
+    Failed,
+}
+
+/// The end of a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunSummary {
+    pub outcome: Outcome,
+    /// Start of the first spawn to the end of the last worker, microseconds.
+    pub wall_us: u64,
+    /// CPU time of all workers together.
+    pub cpu_us: u64,
+    /// The combined result (all workers' primes, all digests).
+    pub result: WorkResult,
+    /// Wall time of the same workload on one worker, when measured.
+    pub baseline_wall_us: Option<u64>,
+    /// `baseline_wall_us / wall_us`, when both were measured.
+    pub speedup: Option<f64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn start_message_round_trips_through_json() {
+        let msg = ClientMessage::Start {
+            id: 7,
+            spec: RunSpec {
+                model: ModelSpec::Threads {
+                    strategy: ThreadStrategy::Spawn,
+                    sharing: Sharing::Messages,
+                },
+                workload: Workload::Primes { below: 1_000 },
+                workers: 2,
+            },
+        };
+        let json = serde_json::to_string(&msg).unwrap();
+        assert_eq!(
+            json,
+            r#"{"type":"start","id":7,"spec":{"model":{"kind":"threads","strategy":"spawn","sharing":"messages"},"workload":{"kind":"primes","below":1000},"workers":2}}"#
+        );
+        assert_eq!(serde_json::from_str::<ClientMessage>(&json).unwrap(), msg);
+    }
+
+    #[test]
+    fn model_options_have_defaults() {
+        let spec: RunSpec = serde_json::from_str(
+            r#"{"model":{"kind":"threads"},"workload":{"kind":"sleep","ms":5},"workers":1}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            spec.model,
+            ModelSpec::Threads {
+                strategy: ThreadStrategy::Spawn,
+                sharing: Sharing::Messages
+            }
+        );
+    }
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        let err = serde_json::from_str::<ClientMessage>(r#"{"type":"cancel","id":1,"shell":"rm"}"#)
+            .unwrap_err();
+        assert!(err.to_string().contains("unknown field `shell`"), "{err}");
+    }
+
+    #[test]
+    fn events_are_tagged_by_type() {
+        let ev = ServerEvent::Progress {
+            run: 3,
+            worker: 1,
+            done: 5,
+            total: 10,
+        };
+        let json = serde_json::to_value(&ev).unwrap();
+        assert_eq!(json["type"], "progress");
+        assert_eq!(ev.run(), Some(3));
+    }
+}

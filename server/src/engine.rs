@@ -1,0 +1,344 @@
+//! The engine: really runs a learner's workload and streams what it measures.
+//!
+//! It knows nothing of axum or Leptos. Whoever drives it — the WebSocket
+//! route, the CLI, a test — hands [`Engine::run`] a validated [`RunSpec`], a
+//! channel for [`ServerEvent`]s and a [`Stop`] it can trigger, and gets the
+//! run's summary back when it is over.
+//!
+//! # Layout
+//!
+//! - [`catalogue`]: the workloads and how one is split between workers.
+//! - [`limits`]: every bound a request must fit, and its validation.
+//! - [`threads`]: the worker-threads model.
+//! - [`host`]: what machine the figures come from.
+//! - [`measure`]: per-thread and per-process clocks.
+
+pub mod catalogue;
+pub mod host;
+pub mod limits;
+pub mod measure;
+pub mod threads;
+
+use app::protocol::{
+    ErrorCode, ModelSpec, Outcome, RunId, RunSpec, RunSummary, ServerEvent, WorkResult,
+};
+use limits::{Invalid, Limits};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
+
+/// Where a run's events go. Unbounded because worker threads must never
+/// block on a slow browser; each run sends a few hundred events at most.
+pub type EventSink = mpsc::UnboundedSender<ServerEvent>;
+
+/// Why a run was told to stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    /// The learner pressed Cancel (or the CLI got Ctrl-C).
+    Cancelled,
+    /// The learner's connection went away.
+    Disconnected,
+    /// The run outlived its wall-clock deadline.
+    Deadline,
+    /// The server is shutting down.
+    Shutdown,
+}
+
+/// A stop request shared by everything working on one run. Cheap to clone;
+/// the first reason given wins. Worker threads poll [`Stop::is_requested`]
+/// between steps; async code awaits [`Stop::requested`].
+#[derive(Debug, Clone)]
+pub struct Stop(Arc<watch::Sender<Option<StopReason>>>);
+
+impl Default for Stop {
+    fn default() -> Self {
+        Stop(Arc::new(watch::channel(None).0))
+    }
+}
+
+impl Stop {
+    /// A stop nobody has requested yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Ask everything on this run to stop, unless it was already asked.
+    pub fn request(&self, reason: StopReason) {
+        self.0.send_if_modified(|r| {
+            let first = r.is_none();
+            if first {
+                *r = Some(reason);
+            }
+            first
+        });
+    }
+
+    /// The reason, once a stop has been requested.
+    pub fn reason(&self) -> Option<StopReason> {
+        *self.0.borrow()
+    }
+
+    /// True once a stop has been requested.
+    pub fn is_requested(&self) -> bool {
+        self.reason().is_some()
+    }
+
+    /// Wait until a stop is requested.
+    pub async fn requested(&self) -> StopReason {
+        let mut rx = self.0.subscribe();
+        let reason = rx.wait_for(Option::is_some).await;
+        // The sender lives in `self`, so the channel cannot close under us.
+        reason.map(|r| r.expect("waited for Some")).unwrap_or(StopReason::Shutdown)
+    }
+
+    fn outcome(&self) -> Option<Outcome> {
+        self.reason().map(|r| match r {
+            StopReason::Deadline => Outcome::DeadlineExceeded,
+            _ => Outcome::Cancelled,
+        })
+    }
+}
+
+/// What a model hands back to the engine when its workers are done.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelRun {
+    /// Start of the first spawn to the end of the last worker.
+    pub wall: std::time::Duration,
+    /// CPU time of all workers together.
+    pub cpu: std::time::Duration,
+    /// Each worker's result, in worker order; `None` for a worker that stopped.
+    pub results: Vec<Option<WorkResult>>,
+    /// The one-worker baseline's wall time, when it was measured.
+    pub baseline_wall: Option<std::time::Duration>,
+}
+
+/// Runs requests within the configured limits.
+#[derive(Debug)]
+pub struct Engine {
+    limits: Limits,
+    /// One permit per run allowed to execute at once.
+    slots: Arc<Semaphore>,
+    /// Runs waiting for a slot, for queue positions and the queue cap.
+    waiting: AtomicU32,
+    /// Most runs allowed to wait.
+    max_queue: u32,
+}
+
+impl Engine {
+    /// An engine that runs at most `max_concurrent_runs` at once and lets at
+    /// most `max_queue` more wait.
+    pub fn new(limits: Limits, max_concurrent_runs: u32, max_queue: u32) -> Self {
+        Engine {
+            limits,
+            slots: Arc::new(Semaphore::new(max_concurrent_runs.max(1) as usize)),
+            waiting: AtomicU32::new(0),
+            max_queue,
+        }
+    }
+
+    /// The bounds requests are checked against.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Check a request without running it.
+    pub fn validate(&self, spec: &RunSpec) -> Result<(), Invalid> {
+        self.limits.validate(spec)
+    }
+
+    /// Validate, admit, run and report one run, start to finish. Every event
+    /// goes to `events` tagged with `id`; the last one is `run_finished`
+    /// (or an `error` when the request is refused before it starts).
+    pub async fn run(
+        &self,
+        id: RunId,
+        spec: RunSpec,
+        events: EventSink,
+        stop: Stop,
+    ) -> Option<RunSummary> {
+        let send = |ev| {
+            // A closed sink means nobody is listening; the stop signal, not
+            // the sink, is what ends the work.
+            let _ = events.send(ev);
+        };
+        if let Err(invalid) = self.validate(&spec) {
+            send(ServerEvent::Error {
+                run: Some(id),
+                code: invalid.code,
+                field: Some(invalid.field),
+                message: invalid.message,
+            });
+            return None;
+        }
+        let _permit = match self.admit(id, &events, &stop).await {
+            Ok(permit) => permit,
+            Err(refusal) => {
+                send(refusal);
+                return None;
+            }
+        };
+        send(ServerEvent::Accepted { run: id });
+        let host = tokio::task::spawn_blocking(host::describe)
+            .await
+            .expect("describing the host does not panic");
+        send(ServerEvent::Started {
+            run: id,
+            spec: spec.clone(),
+            host,
+        });
+
+        let deadline = {
+            let stop = stop.clone();
+            let after = self.limits.run_deadline;
+            tokio::spawn(async move {
+                tokio::time::sleep(after).await;
+                stop.request(StopReason::Deadline);
+            })
+        };
+        let result = match spec.model {
+            ModelSpec::Threads { .. } => {
+                threads::run(id, spec.workload.clone(), spec.workers, &events, &stop).await
+            }
+            ref other => Err(format!("the {} model is not available", other.name())),
+        };
+        deadline.abort();
+
+        let summary = match result {
+            Ok(run) => summarize(run, &stop),
+            Err(message) => {
+                send(ServerEvent::Error {
+                    run: Some(id),
+                    code: ErrorCode::RunFailed,
+                    field: None,
+                    message,
+                });
+                RunSummary {
+                    outcome: Outcome::Failed,
+                    wall_us: 0,
+                    cpu_us: 0,
+                    result: WorkResult::Incomplete,
+                    baseline_wall_us: None,
+                    speedup: None,
+                }
+            }
+        };
+        send(ServerEvent::RunFinished {
+            run: id,
+            summary: summary.clone(),
+        });
+        Some(summary)
+    }
+
+    /// Wait for a free slot, telling the learner their place in the queue.
+    async fn admit(
+        &self,
+        id: RunId,
+        events: &EventSink,
+        stop: &Stop,
+    ) -> Result<OwnedSemaphorePermit, ServerEvent> {
+        if let Ok(permit) = self.slots.clone().try_acquire_owned() {
+            return Ok(permit);
+        }
+        let position = self.waiting.fetch_add(1, Ordering::SeqCst) + 1;
+        let _leave = scopeguard(|| {
+            self.waiting.fetch_sub(1, Ordering::SeqCst);
+        });
+        if position > self.max_queue {
+            return Err(ServerEvent::Error {
+                run: Some(id),
+                code: ErrorCode::Busy,
+                field: None,
+                message: format!(
+                    "the server is busy: {} runs are already waiting, the most it queues; try again in a moment",
+                    self.max_queue
+                ),
+            });
+        }
+        let _ = events.send(ServerEvent::Queued { run: id, position });
+        tokio::select! {
+            permit = self.slots.clone().acquire_owned() => {
+                Ok(permit.expect("the semaphore is never closed"))
+            }
+            reason = stop.requested() => Err(ServerEvent::RunFinished {
+                run: id,
+                summary: RunSummary {
+                    outcome: if reason == StopReason::Deadline {
+                        Outcome::DeadlineExceeded
+                    } else {
+                        Outcome::Cancelled
+                    },
+                    wall_us: 0,
+                    cpu_us: 0,
+                    result: WorkResult::Incomplete,
+                    baseline_wall_us: None,
+                    speedup: None,
+                },
+            }),
+        }
+    }
+}
+
+/// Runs `f` when dropped, so a counter is restored on every path out.
+fn scopeguard<F: FnOnce()>(f: F) -> impl Drop {
+    struct Guard<F: FnOnce()>(Option<F>);
+    impl<F: FnOnce()> Drop for Guard<F> {
+        fn drop(&mut self) {
+            if let Some(f) = self.0.take() {
+                f();
+            }
+        }
+    }
+    Guard(Some(f))
+}
+
+fn summarize(run: ModelRun, stop: &Stop) -> RunSummary {
+    let complete = run.results.iter().all(Option::is_some);
+    let outcome = match stop.outcome() {
+        Some(outcome) if !complete => outcome,
+        _ => Outcome::Completed,
+    };
+    let result = if complete {
+        catalogue::combine(run.results.into_iter().flatten().collect())
+    } else {
+        WorkResult::Incomplete
+    };
+    let wall_us = measure::micros(run.wall);
+    let baseline_wall_us = run.baseline_wall.map(measure::micros);
+    RunSummary {
+        outcome,
+        wall_us,
+        cpu_us: measure::micros(run.cpu),
+        result,
+        baseline_wall_us,
+        speedup: baseline_wall_us
+            .filter(|_| wall_us > 0)
+            .map(|b| b as f64 / wall_us as f64),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_first_stop_reason_wins() {
+        let stop = Stop::new();
+        assert!(!stop.is_requested());
+        stop.request(StopReason::Cancelled);
+        stop.request(StopReason::Deadline);
+        assert_eq!(stop.reason(), Some(StopReason::Cancelled));
+        assert_eq!(stop.requested().await, StopReason::Cancelled);
+    }
+
+    #[tokio::test]
+    async fn waiting_for_a_stop_wakes_when_it_comes() {
+        let stop = Stop::new();
+        let waiter = tokio::spawn({
+            let stop = stop.clone();
+            async move { stop.requested().await }
+        });
+        tokio::task::yield_now().await;
+        stop.request(StopReason::Shutdown);
+        assert_eq!(waiter.await.unwrap(), StopReason::Shutdown);
+    }
+}

@@ -1,0 +1,249 @@
+//! The bounds every run must fit in, and the check that a request does.
+//!
+//! The site runs work for anonymous visitors, so nothing reaches a worker
+//! before [`Limits::validate`] has passed it. A refusal names the field, as a
+//! dotted path into the request, and the range that field allows.
+
+use app::protocol::{self, ErrorCode, ModelSpec, RunSpec, Workload};
+use std::time::Duration;
+
+/// Configurable bounds. The defaults keep the largest run of each workload
+/// within the deadline on one core of the 2-core machine the site was
+/// measured on (primes below 50,000,000: about 8 s on one thread).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Most workers one run may ask for.
+    pub max_workers: u32,
+    /// Largest `below` for the primes workload.
+    pub max_primes_below: u64,
+    /// Largest chain for the SHA-256 workload.
+    pub max_sha256_rounds: u64,
+    /// Longest sleep.
+    pub max_sleep_ms: u64,
+    /// Wall-clock time a run may take, baseline included, before it is stopped.
+    pub run_deadline: Duration,
+    /// Largest WebSocket frame read as a request; bigger ones are refused
+    /// with an error, and the connection stays open.
+    pub max_message_bytes: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_workers: 16,
+            max_primes_below: 50_000_000,
+            max_sha256_rounds: 20_000_000,
+            max_sleep_ms: 10_000,
+            run_deadline: Duration::from_secs(30),
+            max_message_bytes: 4096,
+        }
+    }
+}
+
+/// A request that breaks a bound.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct Invalid {
+    /// Whether the value is out of range or the feature is not available.
+    pub code: ErrorCode,
+    /// Dotted path of the offending field, e.g. `spec.workers`.
+    pub field: String,
+    /// The sentence shown to the learner.
+    pub message: String,
+}
+
+impl Invalid {
+    fn field(field: &str, message: String) -> Self {
+        Invalid {
+            code: ErrorCode::InvalidField,
+            field: field.to_string(),
+            message,
+        }
+    }
+}
+
+fn in_range(field: &str, value: u64, min: u64, max: u64) -> Result<(), Invalid> {
+    if (min..=max).contains(&value) {
+        Ok(())
+    } else {
+        Err(Invalid::field(
+            field,
+            format!("{field} must be between {min} and {max}, got {value}"),
+        ))
+    }
+}
+
+impl Limits {
+    /// The limits as the page sees them.
+    pub fn to_protocol(&self) -> protocol::Limits {
+        protocol::Limits {
+            max_workers: self.max_workers,
+            max_primes_below: self.max_primes_below,
+            max_sha256_rounds: self.max_sha256_rounds,
+            max_sleep_ms: self.max_sleep_ms,
+            run_deadline_ms: self.run_deadline.as_millis() as u64,
+            max_message_bytes: self.max_message_bytes,
+        }
+    }
+
+    /// Accept `spec` or say which field is wrong and what it allows.
+    pub fn validate(&self, spec: &RunSpec) -> Result<(), Invalid> {
+        match &spec.model {
+            ModelSpec::MainThread => {
+                if spec.workers != 1 {
+                    return Err(Invalid::field(
+                        "spec.workers",
+                        format!(
+                            "spec.workers must be 1 for the main thread, which has one loop; got {}",
+                            spec.workers
+                        ),
+                    ));
+                }
+            }
+            _ => in_range(
+                "spec.workers",
+                spec.workers.into(),
+                1,
+                self.max_workers.into(),
+            )?,
+        }
+        let compute = ["primes", "sha256_chain", "sleep"];
+        let allowed: &[&str] = match &spec.model {
+            ModelSpec::Cluster { .. } => &["http_hello", "http_cpu", "http_sleep"],
+            ModelSpec::ChildProcess { .. } => &["primes", "sha256_chain", "sleep", "program"],
+            ModelSpec::Threads { .. } | ModelSpec::MainThread => &compute,
+        };
+        if !allowed.contains(&spec.workload.name()) {
+            return Err(Invalid::field(
+                "spec.workload.kind",
+                format!(
+                    "spec.workload.kind {} cannot run in the {} model; choose one of: {}",
+                    spec.workload.name(),
+                    spec.model.name(),
+                    allowed.join(", ")
+                ),
+            ));
+        }
+        match spec.workload {
+            Workload::Primes { below } => {
+                in_range("spec.workload.below", below, 2, self.max_primes_below)?
+            }
+            Workload::Sha256Chain { rounds } => {
+                in_range("spec.workload.rounds", rounds, 1, self.max_sha256_rounds)?
+            }
+            Workload::Sleep { ms } => in_range("spec.workload.ms", ms, 0, self.max_sleep_ms)?,
+            Workload::HttpCpu { ms } | Workload::HttpSleep { ms } => {
+                in_range("spec.workload.ms", ms, 0, 1_000)?
+            }
+            Workload::Program { .. } | Workload::HttpHello => {}
+        }
+        if !matches!(spec.model, ModelSpec::Threads { .. }) {
+            return Err(Invalid {
+                code: ErrorCode::Unsupported,
+                field: "spec.model.kind".into(),
+                message: format!(
+                    "the {} model is not available on this server yet; choose threads",
+                    spec.model.name()
+                ),
+            });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use app::protocol::{Sharing, ThreadStrategy};
+
+    fn threads(workload: Workload, workers: u32) -> RunSpec {
+        RunSpec {
+            model: ModelSpec::Threads {
+                strategy: ThreadStrategy::Spawn,
+                sharing: Sharing::Messages,
+            },
+            workload,
+            workers,
+        }
+    }
+
+    #[test]
+    fn a_reasonable_run_passes() {
+        let limits = Limits::default();
+        assert_eq!(
+            limits.validate(&threads(Workload::Primes { below: 20_000_000 }, 2)),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn worker_count_is_bounded_on_both_sides() {
+        let limits = Limits::default();
+        for workers in [0, 17, u32::MAX] {
+            let err = limits
+                .validate(&threads(Workload::Primes { below: 100 }, workers))
+                .unwrap_err();
+            assert_eq!(err.field, "spec.workers");
+            assert_eq!(err.code, ErrorCode::InvalidField);
+            assert_eq!(
+                err.message,
+                format!("spec.workers must be between 1 and 16, got {workers}")
+            );
+        }
+    }
+
+    #[test]
+    fn workload_sizes_are_bounded() {
+        let limits = Limits::default();
+        let cases = [
+            (Workload::Primes { below: 1 }, "spec.workload.below", "between 2 and 50000000"),
+            (
+                Workload::Primes {
+                    below: 50_000_001,
+                },
+                "spec.workload.below",
+                "between 2 and 50000000",
+            ),
+            (
+                Workload::Sha256Chain { rounds: 0 },
+                "spec.workload.rounds",
+                "between 1 and 20000000",
+            ),
+            (
+                Workload::Sleep { ms: 10_001 },
+                "spec.workload.ms",
+                "between 0 and 10000",
+            ),
+        ];
+        for (workload, field, range) in cases {
+            let err = limits.validate(&threads(workload, 1)).unwrap_err();
+            assert_eq!(err.field, field);
+            assert!(err.message.contains(range), "{}", err.message);
+        }
+    }
+
+    #[test]
+    fn a_workload_must_suit_its_model() {
+        let err = Limits::default()
+            .validate(&threads(Workload::HttpHello, 2))
+            .unwrap_err();
+        assert_eq!(err.field, "spec.workload.kind");
+        assert!(
+            err.message
+                .contains("choose one of: primes, sha256_chain, sleep"),
+            "{}",
+            err.message
+        );
+    }
+
+    #[test]
+    fn the_main_thread_has_exactly_one_worker() {
+        let spec = RunSpec {
+            model: ModelSpec::MainThread,
+            workload: Workload::Sleep { ms: 10 },
+            workers: 2,
+        };
+        let err = Limits::default().validate(&spec).unwrap_err();
+        assert_eq!(err.field, "spec.workers");
+    }
+}

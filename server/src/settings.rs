@@ -1,0 +1,102 @@
+//! Where the server listens, what it serves and how much it lets learners run.
+//!
+//! Every setting is a flag with an environment variable beside it, so the same
+//! binary works under `cargo leptos serve` (which sets `LEPTOS_SITE_ADDR` and
+//! `LEPTOS_SITE_ROOT`), from a shell, and under a service manager.
+
+use crate::engine::host::logical_cores;
+use crate::engine::limits::Limits;
+use clap::Args;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Serve the site (the default when no subcommand is given).
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on; port 0 picks a free port and prints it.
+    /// Defaults to cargo-leptos's LEPTOS_SITE_ADDR, then 127.0.0.1:3000.
+    #[arg(long, env = "SPAWNLAB_ADDR")]
+    pub addr: Option<SocketAddr>,
+
+    /// The built site (pkg/, the CSS and public/ files) to serve.
+    /// Defaults to cargo-leptos's LEPTOS_SITE_ROOT, then target/site.
+    #[arg(long, env = "SPAWNLAB_SITE_DIR")]
+    pub site_dir: Option<PathBuf>,
+
+    /// Most workers (threads or processes) one run may use.
+    #[arg(long, env = "SPAWNLAB_MAX_WORKERS", default_value_t = Limits::default().max_workers)]
+    pub max_workers: u32,
+
+    /// Runs executing at once; further runs queue. Defaults to the number of CPUs.
+    #[arg(long, env = "SPAWNLAB_MAX_RUNS")]
+    pub max_runs: Option<u32>,
+
+    /// Runs allowed to wait for a free slot; beyond this, requests are refused.
+    #[arg(long, env = "SPAWNLAB_MAX_QUEUE", default_value_t = 8)]
+    pub max_queue: u32,
+
+    /// Wall-clock seconds a run may take before it is stopped.
+    #[arg(long, env = "SPAWNLAB_RUN_DEADLINE_SECS", default_value_t = Limits::default().run_deadline.as_secs())]
+    pub run_deadline_secs: u64,
+
+    /// Extra origins allowed to open the WebSocket (for a client-only build
+    /// hosted elsewhere), comma-separated, e.g. http://127.0.0.1:8080.
+    /// The site's own origin is always allowed.
+    #[arg(long = "allow-origin", env = "SPAWNLAB_ALLOW_ORIGINS", value_delimiter = ',')]
+    pub allow_origins: Vec<String>,
+}
+
+/// Everything [`crate::startup::Application::build`] needs, resolved.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub addr: SocketAddr,
+    pub site_dir: PathBuf,
+    pub limits: Limits,
+    pub max_runs: u32,
+    pub max_queue: u32,
+    pub allow_origins: Vec<String>,
+}
+
+impl ServeArgs {
+    /// Fill in what the flags left out, from cargo-leptos's variables or the
+    /// defaults.
+    pub fn resolve(self) -> Settings {
+        let leptos_addr = std::env::var("LEPTOS_SITE_ADDR")
+            .ok()
+            .and_then(|a| a.parse().ok());
+        let leptos_root = std::env::var_os("LEPTOS_SITE_ROOT").map(PathBuf::from);
+        Settings {
+            addr: self
+                .addr
+                .or(leptos_addr)
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 3000))),
+            site_dir: self
+                .site_dir
+                .or(leptos_root)
+                .unwrap_or_else(|| PathBuf::from("target/site")),
+            limits: Limits {
+                max_workers: self.max_workers,
+                run_deadline: Duration::from_secs(self.run_deadline_secs),
+                ..Limits::default()
+            },
+            max_runs: self.max_runs.unwrap_or_else(logical_cores),
+            max_queue: self.max_queue,
+            allow_origins: self.allow_origins,
+        }
+    }
+}
+
+impl Settings {
+    /// Settings for tests and tools: a free loopback port, defaults elsewhere.
+    pub fn for_tests(site_dir: PathBuf) -> Self {
+        Settings {
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            site_dir,
+            limits: Limits::default(),
+            max_runs: logical_cores(),
+            max_queue: 8,
+            allow_origins: Vec::new(),
+        }
+    }
+}

@@ -1,0 +1,200 @@
+//! Build the server from [`Settings`], bind it, run it until it is stopped.
+//!
+//! Tests call [`Application::build`] with port 0 and read [`Application::port`];
+//! `main` does the same with the real settings.
+
+use crate::engine::{Engine, Stop, StopReason};
+use crate::session;
+use crate::settings::Settings;
+use app::{shell, App};
+use axum::extract::{FromRef, State, WebSocketUpgrade};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use futures_util::StreamExt;
+use leptos::config::LeptosOptions;
+use leptos_axum::{generate_route_list, LeptosRoutes};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+/// Frames larger than this are dropped by the WebSocket layer itself. The
+/// engine's own, smaller cap ([`crate::engine::limits::Limits::max_message_bytes`])
+/// answers with an error instead, so only abuse ever reaches this one.
+const WS_HARD_CAP: usize = 64 * 1024;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    /// Where the built site is and how Leptos names its files.
+    pub leptos_options: LeptosOptions,
+    /// Runs learners' workloads.
+    pub engine: Arc<Engine>,
+    /// Origins besides the site's own that may open the WebSocket.
+    pub allow_origins: Arc<Vec<String>>,
+    /// Requested once, on SIGINT/SIGTERM; every session watches it.
+    pub shutdown: Stop,
+}
+
+impl FromRef<AppState> for LeptosOptions {
+    fn from_ref(state: &AppState) -> Self {
+        state.leptos_options.clone()
+    }
+}
+
+/// A bound, ready-to-run server.
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    shutdown: Stop,
+}
+
+impl Application {
+    /// Bind the address and assemble the routes.
+    pub async fn build(settings: Settings) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(settings.addr).await?;
+        let mut leptos_options = leptos::config::get_configuration(None)
+            .map_err(std::io::Error::other)?
+            .leptos_options;
+        leptos_options.site_root = settings.site_dir.to_string_lossy().into();
+        leptos_options.site_addr = listener.local_addr()?;
+
+        let shutdown = Stop::new();
+        let state = AppState {
+            engine: Arc::new(Engine::new(
+                settings.limits,
+                settings.max_runs,
+                settings.max_queue,
+            )),
+            allow_origins: Arc::new(settings.allow_origins),
+            shutdown: shutdown.clone(),
+            leptos_options: leptos_options.clone(),
+        };
+        let routes = generate_route_list(App);
+        let router = Router::new()
+            .route("/healthz", get(health))
+            .route(app::protocol::WS_PATH, get(ws_route))
+            .leptos_routes(&state, routes, {
+                let options = leptos_options.clone();
+                move || shell(options.clone())
+            })
+            .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+            .with_state(state);
+        Ok(Application {
+            listener,
+            router,
+            shutdown,
+        })
+    }
+
+    /// The address actually bound (the real port when 0 was asked for).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("a bound listener has an address")
+    }
+
+    /// The port actually bound.
+    pub fn port(&self) -> u16 {
+        self.local_addr().port()
+    }
+
+    /// Serve until `signal` completes; then stop every run, let sessions say
+    /// goodbye, and return once the last connection has closed.
+    pub async fn run_until_stopped(
+        self,
+        signal: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let shutdown = self.shutdown.clone();
+        axum::serve(
+            self.listener,
+            self.router
+                .into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            signal.await;
+            tracing::info!("shutting down: stopping runs and closing connections");
+            shutdown.request(StopReason::Shutdown);
+        })
+        .await
+    }
+}
+
+async fn health(State(state): State<AppState>) -> impl IntoResponse {
+    Json(serde_json::json!({
+        "status": "ok",
+        "protocol": app::protocol::PROTOCOL_VERSION,
+        "max_workers": state.engine.limits().max_workers,
+    }))
+}
+
+async fn ws_route(
+    ws: WebSocketUpgrade,
+    headers: HeaderMap,
+    State(state): State<AppState>,
+) -> Response {
+    if let Err(origin) = check_origin(&headers, &state.allow_origins) {
+        tracing::warn!(%origin, "refused a WebSocket from a foreign origin");
+        return (
+            StatusCode::FORBIDDEN,
+            format!("origin {origin} may not open this WebSocket"),
+        )
+            .into_response();
+    }
+    ws.max_message_size(WS_HARD_CAP)
+        .max_frame_size(WS_HARD_CAP)
+        .on_upgrade(move |socket| {
+            let (sink, stream) = socket.split();
+            session::serve(state.engine, sink, stream, state.shutdown)
+        })
+}
+
+/// Browsers always send `Origin` on a WebSocket upgrade; another site's page
+/// must not be able to run work here with a visitor's browser. Clients that
+/// are not browsers (the CLI, tests, curl) send none and are let in.
+fn check_origin(headers: &HeaderMap, allowed: &[String]) -> Result<(), String> {
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return Ok(());
+    };
+    let origin = origin.to_str().unwrap_or_default();
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_default();
+    let same_site = origin
+        .split_once("://")
+        .is_some_and(|(_, authority)| !host.is_empty() && authority == host);
+    if same_site || allowed.iter().any(|a| a == origin) {
+        Ok(())
+    } else {
+        Err(origin.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn headers(origin: Option<&str>, host: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::HOST, HeaderValue::from_str(host).unwrap());
+        if let Some(o) = origin {
+            h.insert(header::ORIGIN, HeaderValue::from_str(o).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn the_sites_own_origin_may_connect() {
+        assert!(check_origin(&headers(Some("http://127.0.0.1:3000"), "127.0.0.1:3000"), &[]).is_ok());
+        assert!(check_origin(&headers(None, "127.0.0.1:3000"), &[]).is_ok());
+    }
+
+    #[test]
+    fn other_origins_need_to_be_allowed() {
+        let h = headers(Some("http://evil.example"), "127.0.0.1:3000");
+        assert_eq!(check_origin(&h, &[]), Err("http://evil.example".into()));
+        assert!(check_origin(&h, &["http://evil.example".into()]).is_ok());
+    }
+}
