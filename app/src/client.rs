@@ -44,7 +44,10 @@ mod browser {
 
     impl Connection {
         /// Connect to the site's back end.
-        pub fn open(on_event: impl Fn(ServerEvent) + 'static, on_link: impl Fn(Link) + 'static) -> Self {
+        pub fn open(
+            on_event: impl Fn(ServerEvent) + 'static,
+            on_link: impl Fn(Link) + 'static,
+        ) -> Self {
             let conn = Connection(Rc::new(Inner {
                 url: ws_url(),
                 socket: RefCell::new(None),
@@ -167,7 +170,10 @@ pub struct Connection;
 #[cfg(not(any(feature = "hydrate", feature = "csr")))]
 impl Connection {
     /// Never called while rendering on the server (effects run in the browser).
-    pub fn open(_on_event: impl Fn(ServerEvent) + 'static, _on_link: impl Fn(Link) + 'static) -> Self {
+    pub fn open(
+        _on_event: impl Fn(ServerEvent) + 'static,
+        _on_link: impl Fn(Link) + 'static,
+    ) -> Self {
         Connection
     }
 

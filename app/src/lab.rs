@@ -70,7 +70,7 @@ impl Kind {
 
 /// The worker-threads lab.
 #[component]
-pub fn ThreadsLab() -> impl IntoView {
+pub fn ThreadsLab() -> AnyView {
     let lab = RwSignal::new(LabState::default());
     let link = RwSignal::new(Link::Connecting);
     let hydrated = RwSignal::new(false);
@@ -250,6 +250,7 @@ pub fn ThreadsLab() -> impl IntoView {
             </div>
         </section>
     }
+    .into_any()
 }
 
 fn phase_text(phase: Phase) -> String {

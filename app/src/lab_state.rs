@@ -92,7 +92,8 @@ impl LabState {
     pub fn connection_lost(&mut self) {
         if self.busy() {
             self.phase = Phase::Idle;
-            self.error = Some("The connection to the server was lost, so the run was stopped.".into());
+            self.error =
+                Some("The connection to the server was lost, so the run was stopped.".into());
             self.say("Connection lost; the run was stopped.".into());
         }
     }
@@ -133,7 +134,9 @@ impl LabState {
             }
             ServerEvent::Queued { position, .. } => {
                 self.phase = Phase::Queued(position);
-                self.say(format!("The server is busy: you are number {position} in the queue."));
+                self.say(format!(
+                    "The server is busy: you are number {position} in the queue."
+                ));
             }
             ServerEvent::Started { host, .. } => {
                 if host.busy {
@@ -158,7 +161,10 @@ impl LabState {
                 ));
             }
             ServerEvent::Progress {
-                worker, done, total, ..
+                worker,
+                done,
+                total,
+                ..
             } => {
                 let row = self.row(worker);
                 row.done = done;
@@ -261,7 +267,11 @@ pub fn describe_result(result: &WorkResult) -> String {
         WorkResult::Slept { ms } => format!("slept {}", format_us(ms * 1_000)),
         WorkResult::Program {
             exit_code, output, ..
-        } => format!("exit {}: {}", exit_code.map_or("?".into(), |c| c.to_string()), output.trim()),
+        } => format!(
+            "exit {}: {}",
+            exit_code.map_or("?".into(), |c| c.to_string()),
+            output.trim()
+        ),
         WorkResult::Requests { served } => format!("{} requests", format_count(*served)),
         WorkResult::Incomplete => "stopped".into(),
     }

@@ -11,8 +11,6 @@
 //! - `client`: the browser's WebSocket connection.
 //! - `lab`: the lab component; `pages`: the pages.
 
-#![recursion_limit = "256"]
-
 pub mod lab_state;
 pub mod protocol;
 

@@ -8,7 +8,7 @@ use leptos_router::components::A;
 
 /// The three models side by side, and where to start.
 #[component]
-pub fn HomePage() -> impl IntoView {
+pub fn HomePage() -> AnyView {
     view! {
         <Title text="spawnlab — how Node.js spreads work, measured"/>
         <section class="hero">
@@ -76,11 +76,12 @@ pub fn HomePage() -> impl IntoView {
             </p>
         </section>
     }
+    .into_any()
 }
 
 /// Worker threads: what they are, what they are not, and the lab.
 #[component]
-pub fn ThreadsPage() -> impl IntoView {
+pub fn ThreadsPage() -> AnyView {
     view! {
         <Title text="Worker threads — spawnlab"/>
         <article class="model-page">
@@ -153,6 +154,7 @@ pub fn ThreadsPage() -> impl IntoView {
             </p>
         </article>
     }
+    .into_any()
 }
 
 const NODE_SNIPPET: &str = r#"// main.js

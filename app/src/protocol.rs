@@ -226,7 +226,11 @@ pub enum ServerEvent {
     /// The run waits for a free slot; `position` 1 is next.
     Queued { run: RunId, position: u32 },
     /// The run's workers are being started on this host.
-    Started { run: RunId, spec: RunSpec, host: HostInfo },
+    Started {
+        run: RunId,
+        spec: RunSpec,
+        host: HostInfo,
+    },
     /// A worker sent its first message.
     WorkerSpawned {
         run: RunId,

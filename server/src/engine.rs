@@ -88,7 +88,9 @@ impl Stop {
         let mut rx = self.0.subscribe();
         let reason = rx.wait_for(Option::is_some).await;
         // The sender lives in `self`, so the channel cannot close under us.
-        reason.map(|r| r.expect("waited for Some")).unwrap_or(StopReason::Shutdown)
+        reason
+            .map(|r| r.expect("waited for Some"))
+            .unwrap_or(StopReason::Shutdown)
     }
 
     fn outcome(&self) -> Option<Outcome> {

@@ -9,8 +9,6 @@
 //! - [`startup`]: builds the axum application and runs it until stopped.
 //! - [`settings`]: flags and environment variables.
 
-#![recursion_limit = "256"]
-
 pub mod engine;
 pub mod session;
 pub mod settings;

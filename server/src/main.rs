@@ -1,7 +1,5 @@
 //! `spawnlab`: serve the site (the default, as `cargo leptos serve` expects).
 
-#![recursion_limit = "256"]
-
 use clap::Parser;
 use spawnlab::settings::ServeArgs;
 use spawnlab::startup::Application;
@@ -27,7 +25,11 @@ async fn main() -> anyhow::Result<()> {
     let site_dir = settings.site_dir.clone();
     let app = Application::build(settings).await?;
     // Tests and scripts read this line to learn the port when asked for port 0.
-    println!("spawnlab listening on http://{} (site: {})", app.local_addr(), site_dir.display());
+    println!(
+        "spawnlab listening on http://{} (site: {})",
+        app.local_addr(),
+        site_dir.display()
+    );
     app.run_until_stopped(shutdown_signal()).await?;
     Ok(())
 }

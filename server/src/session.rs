@@ -176,7 +176,12 @@ fn parse(engine: &Engine, text: &str) -> Result<ClientMessage, ServerEvent> {
         ));
     }
     let value: serde_json::Value = serde_json::from_str(text).map_err(|err| {
-        refuse(None, ErrorCode::Malformed, None, format!("not valid JSON: {err}"))
+        refuse(
+            None,
+            ErrorCode::Malformed,
+            None,
+            format!("not valid JSON: {err}"),
+        )
     })?;
     // Name the run if the frame got as far as having an id, so the page can
     // show the error beside the right run.
@@ -186,17 +191,29 @@ fn parse(engine: &Engine, text: &str) -> Result<ClientMessage, ServerEvent> {
     // on its own first recovers the path, so the error can name the field.
     if let Some(spec) = value.get("spec") {
         if let Err(err) = serde_path_to_error::deserialize::<_, RunSpec>(spec) {
-            let field = format!("spec.{}", err.path()).trim_end_matches('.').to_string();
+            let field = format!("spec.{}", err.path())
+                .trim_end_matches('.')
+                .to_string();
             let message = format!("{field}: {}", err.inner());
             return Err(refuse(run, ErrorCode::Malformed, Some(&field), message));
         }
     }
     serde_json::from_value(value).map_err(|err| {
-        refuse(run, ErrorCode::Malformed, None, format!("not a valid request: {err}"))
+        refuse(
+            run,
+            ErrorCode::Malformed,
+            None,
+            format!("not a valid request: {err}"),
+        )
     })
 }
 
-fn refuse(run: Option<RunId>, code: ErrorCode, field: Option<&str>, message: String) -> ServerEvent {
+fn refuse(
+    run: Option<RunId>,
+    code: ErrorCode,
+    field: Option<&str>,
+    message: String,
+) -> ServerEvent {
     ServerEvent::Error {
         run,
         code,
@@ -256,12 +273,14 @@ mod tests {
     fn start(shutdown: Stop) -> (Client, tokio::task::JoinHandle<()>) {
         let (to_server, server_in) = mpsc::unbounded_channel();
         let (server_out, from_server) = mpsc::unbounded_channel();
-        let stream = Box::pin(futures_util::stream::unfold(server_in, |mut rx| async move {
-            rx.recv().await.map(|frame| (frame, rx))
-        }));
-        let sink = Box::pin(futures_util::sink::unfold(server_out, |tx, msg: Message| async move {
-            tx.send(msg).map(|()| tx)
-        }));
+        let stream = Box::pin(futures_util::stream::unfold(
+            server_in,
+            |mut rx| async move { rx.recv().await.map(|frame| (frame, rx)) },
+        ));
+        let sink = Box::pin(futures_util::sink::unfold(
+            server_out,
+            |tx, msg: Message| async move { tx.send(msg).map(|()| tx) },
+        ));
         let engine = Arc::new(Engine::new(Limits::default(), 2, 4));
         let task = tokio::spawn(serve(engine, sink, stream, shutdown));
         (
@@ -298,7 +317,10 @@ mod tests {
 
         client.send(r#"{"type":"start","id":4,"spec":{"model":{"kind":"threads"},"workload":{"kind":"primes","below":100},"workers":"two"}}"#);
         let ServerEvent::Error {
-            run, code, field, message,
+            run,
+            code,
+            field,
+            message,
         } = client.next().await
         else {
             panic!("expected an error");
@@ -306,7 +328,10 @@ mod tests {
         assert_eq!(run, Some(4));
         assert_eq!(code, ErrorCode::Malformed);
         assert_eq!(field.as_deref(), Some("spec.workers"));
-        assert!(message.starts_with("spec.workers: invalid type"), "{message}");
+        assert!(
+            message.starts_with("spec.workers: invalid type"),
+            "{message}"
+        );
 
         client.send(&"x".repeat(5000));
         let ServerEvent::Error { code, message, .. } = client.next().await else {
@@ -323,16 +348,24 @@ mod tests {
             unreachable!()
         };
         assert_eq!(run, 5);
-        assert_eq!(summary.result, app::protocol::WorkResult::Primes { count: 168 });
+        assert_eq!(
+            summary.result,
+            app::protocol::WorkResult::Primes { count: 168 }
+        );
     }
 
     #[tokio::test]
     async fn cancel_stops_a_run_and_frees_its_id() {
         let (mut client, _task) = start(Stop::new());
         client.send(SLEEP_RUN);
-        client.until(|e| matches!(e, ServerEvent::WorkerSpawned { .. })).await;
+        client
+            .until(|e| matches!(e, ServerEvent::WorkerSpawned { .. }))
+            .await;
         client.send(SLEEP_RUN);
-        let ServerEvent::Error { code, .. } = client.until(|e| matches!(e, ServerEvent::Error { .. })).await else {
+        let ServerEvent::Error { code, .. } = client
+            .until(|e| matches!(e, ServerEvent::Error { .. }))
+            .await
+        else {
             unreachable!()
         };
         assert_eq!(code, ErrorCode::DuplicateRun);
@@ -356,7 +389,9 @@ mod tests {
         let shutdown = Stop::new();
         let (mut client, task) = start(shutdown.clone());
         client.send(SLEEP_RUN);
-        client.until(|e| matches!(e, ServerEvent::WorkerSpawned { .. })).await;
+        client
+            .until(|e| matches!(e, ServerEvent::WorkerSpawned { .. }))
+            .await;
         shutdown.request(StopReason::Shutdown);
         let ServerEvent::RunFinished { summary, .. } = client
             .until(|e| matches!(e, ServerEvent::RunFinished { .. }))
@@ -365,7 +400,10 @@ mod tests {
             unreachable!()
         };
         assert_eq!(summary.outcome, app::protocol::Outcome::Cancelled);
-        assert!(matches!(client.from_server.recv().await, Some(Message::Close(_))));
+        assert!(matches!(
+            client.from_server.recv().await,
+            Some(Message::Close(_))
+        ));
         task.await.unwrap();
     }
 }

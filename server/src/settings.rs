@@ -43,7 +43,11 @@ pub struct ServeArgs {
     /// Extra origins allowed to open the WebSocket (for a client-only build
     /// hosted elsewhere), comma-separated, e.g. http://127.0.0.1:8080.
     /// The site's own origin is always allowed.
-    #[arg(long = "allow-origin", env = "SPAWNLAB_ALLOW_ORIGINS", value_delimiter = ',')]
+    #[arg(
+        long = "allow-origin",
+        env = "SPAWNLAB_ALLOW_ORIGINS",
+        value_delimiter = ','
+    )]
     pub allow_origins: Vec<String>,
 }
 

@@ -91,7 +91,9 @@ impl Application {
 
     /// The address actually bound (the real port when 0 was asked for).
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().expect("a bound listener has an address")
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
     }
 
     /// The port actually bound.
@@ -187,7 +189,11 @@ mod tests {
 
     #[test]
     fn the_sites_own_origin_may_connect() {
-        assert!(check_origin(&headers(Some("http://127.0.0.1:3000"), "127.0.0.1:3000"), &[]).is_ok());
+        assert!(check_origin(
+            &headers(Some("http://127.0.0.1:3000"), "127.0.0.1:3000"),
+            &[]
+        )
+        .is_ok());
         assert!(check_origin(&headers(None, "127.0.0.1:3000"), &[]).is_ok());
     }
 

@@ -68,7 +68,8 @@ impl Share {
             Workload::Sha256Chain { rounds } => {
                 // Each worker runs one chain, cut into equal steps.
                 let mine = split_evenly(*rounds, self.worker, self.workers);
-                (STEPS_PER_WORKLOAD / self.workers as u64).clamp(1, mine.max(1)) * self.workers as u64
+                (STEPS_PER_WORKLOAD / self.workers as u64).clamp(1, mine.max(1))
+                    * self.workers as u64
             }
             Workload::Sleep { ms } => {
                 let mine = split_evenly(*ms, self.worker, self.workers);
@@ -154,7 +155,9 @@ pub fn combine(results: Vec<WorkResult>) -> WorkResult {
             a.extend(b);
             WorkResult::Sha256Chain { digests: a }
         }
-        (WorkResult::Slept { ms: a }, WorkResult::Slept { ms: b }) => WorkResult::Slept { ms: a + b },
+        (WorkResult::Slept { ms: a }, WorkResult::Slept { ms: b }) => {
+            WorkResult::Slept { ms: a + b }
+        }
         (WorkResult::Requests { served: a }, WorkResult::Requests { served: b }) => {
             WorkResult::Requests { served: a + b }
         }
@@ -271,7 +274,16 @@ mod tests {
     fn small_prime_counts_are_exact() {
         // Below 0, 1, 2 there are no primes; below 3 there is one (2); below
         // 10 there are four; 97 is the 25th prime, so below 100 there are 25.
-        for (below, count) in [(0, 0), (1, 0), (2, 0), (3, 1), (10, 4), (100, 25), (101, 25), (102, 26)] {
+        for (below, count) in [
+            (0, 0),
+            (1, 0),
+            (2, 0),
+            (3, 1),
+            (10, 4),
+            (100, 25),
+            (101, 25),
+            (102, 26),
+        ] {
             assert_eq!(
                 run_all(Workload::Primes { below }, 1),
                 WorkResult::Primes { count },
@@ -293,7 +305,8 @@ mod tests {
         // Worker 0's chain of 1,000 rounds, checked with Python:
         // h = hashlib.sha256(b"spawnlab:0").digest()
         // for _ in range(1000): h = hashlib.sha256(h).digest()
-        let WorkResult::Sha256Chain { digests } = run_all(Workload::Sha256Chain { rounds: 1_000 }, 1)
+        let WorkResult::Sha256Chain { digests } =
+            run_all(Workload::Sha256Chain { rounds: 1_000 }, 1)
         else {
             panic!("not a chain result");
         };
@@ -302,7 +315,8 @@ mod tests {
 
     #[test]
     fn sha256_chains_are_split_into_one_chain_per_worker() {
-        let WorkResult::Sha256Chain { digests } = run_all(Workload::Sha256Chain { rounds: 2_001 }, 2)
+        let WorkResult::Sha256Chain { digests } =
+            run_all(Workload::Sha256Chain { rounds: 2_001 }, 2)
         else {
             panic!("not a chain result");
         };

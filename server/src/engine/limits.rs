@@ -196,11 +196,13 @@ mod tests {
     fn workload_sizes_are_bounded() {
         let limits = Limits::default();
         let cases = [
-            (Workload::Primes { below: 1 }, "spec.workload.below", "between 2 and 50000000"),
             (
-                Workload::Primes {
-                    below: 50_000_001,
-                },
+                Workload::Primes { below: 1 },
+                "spec.workload.below",
+                "between 2 and 50000000",
+            ),
+            (
+                Workload::Primes { below: 50_000_001 },
                 "spec.workload.below",
                 "between 2 and 50000000",
             ),

@@ -20,8 +20,15 @@ use std::time::{Duration, Instant};
 /// What a worker thread tells its coordinator.
 enum WorkerMessage {
     /// First thing a thread does: "I am running".
-    Ready { worker: u32, tid: u32 },
-    Progress { worker: u32, done: u64, total: u64 },
+    Ready {
+        worker: u32,
+        tid: u32,
+    },
+    Progress {
+        worker: u32,
+        done: u64,
+        total: u64,
+    },
     Done {
         worker: u32,
         cpu: Duration,
@@ -209,11 +216,7 @@ mod tests {
     use crate::engine::StopReason;
     use tokio::sync::mpsc::unbounded_channel;
 
-    async fn collect(
-        workload: Workload,
-        workers: u32,
-        stop: Stop,
-    ) -> (ModelRun, Vec<ServerEvent>) {
+    async fn collect(workload: Workload, workers: u32, stop: Stop) -> (ModelRun, Vec<ServerEvent>) {
         let (tx, mut rx) = unbounded_channel();
         let run = run(9, workload, workers, &tx, &stop).await.unwrap();
         drop(tx);
@@ -268,7 +271,11 @@ mod tests {
         // stop ends this within the bound below.
         let (run, events) = collect(Workload::Sleep { ms: 10_000 }, 2, stop).await;
         stopper.await.unwrap();
-        assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
         assert_eq!(run.results, vec![None, None]);
         assert_eq!(run.baseline_wall, None);
         assert!(!events

@@ -1,0 +1,77 @@
+# spawnlab — the two commands a newcomer needs:
+#
+#   make serve   install what is missing, then `cargo leptos serve` on :3000
+#   make test    install what is missing (and Chromium), then every check
+#
+# Every install step checks for the exact version first and does nothing
+# when it is already there, so only the first run is slow.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+
+CARGO_LEPTOS_VERSION := 0.3.10
+WASM_BINDGEN_VERSION := 0.2.130
+TRUNK_VERSION        := 0.21.14
+BINARYEN_VERSION     := 132
+
+# cargo install puts tools here; make sure this shell finds them.
+BIN := $(or $(CARGO_HOME),$(HOME)/.cargo)/bin
+export PATH := $(BIN):$(PATH)
+# wasm-opt comes from npm's binaryen (never Debian's, which breaks hydration).
+BINARYEN_DIR := $(HOME)/.local/share/spawnlab/binaryen-$(BINARYEN_VERSION)
+
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+
+.PHONY: serve test tools browser lint site build
+
+## make serve: build the site in debug mode and serve it on http://127.0.0.1:3000
+serve: tools
+	cargo leptos serve
+
+## make test: formatting, lints, the site and client-only builds, every test
+test: tools browser lint site build
+	cargo test --workspace
+
+## The toolchain cargo-leptos and Trunk need, each at its pinned version.
+tools:
+	@rustup target list --installed | grep -qx wasm32-unknown-unknown \
+	  || rustup target add wasm32-unknown-unknown
+	@cargo leptos --version 2>/dev/null | grep -qx 'cargo-leptos $(CARGO_LEPTOS_VERSION)' \
+	  || { echo "installing cargo-leptos $(CARGO_LEPTOS_VERSION) (about 12 minutes)"; \
+	       cargo install cargo-leptos --version $(CARGO_LEPTOS_VERSION) --locked; }
+	@# --locked fails for this version (a yanked webpki-roots), so it is left off.
+	@wasm-bindgen --version 2>/dev/null | grep -qx 'wasm-bindgen $(WASM_BINDGEN_VERSION)' \
+	  || { echo "installing wasm-bindgen-cli $(WASM_BINDGEN_VERSION) (about 3 minutes)"; \
+	       cargo install wasm-bindgen-cli --version $(WASM_BINDGEN_VERSION); }
+	@trunk --version 2>/dev/null | grep -qx 'trunk $(TRUNK_VERSION)' \
+	  || { echo "installing trunk $(TRUNK_VERSION) (about 5 minutes)"; \
+	       cargo install trunk --version $(TRUNK_VERSION) --locked; }
+	@wasm-opt --version 2>/dev/null | grep -q '^wasm-opt version $(BINARYEN_VERSION) ' \
+	  || { echo "installing wasm-opt from npm binaryen@$(BINARYEN_VERSION).0.0"; \
+	       npm install --silent --no-audit --no-fund --prefix "$(BINARYEN_DIR)" binaryen@$(BINARYEN_VERSION).0.0; \
+	       ln -sf "$(BINARYEN_DIR)/node_modules/binaryen/bin/wasm-opt" "$(BIN)/wasm-opt"; }
+
+## Debian's Chromium and its WebDriver, for the browser tests.
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null \
+	  || { echo "installing chromium and chromium-driver from Debian (about a minute)"; \
+	       $(SUDO) apt-get update -qq; \
+	       DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium chromium-driver >/dev/null; }
+
+## Formatting and lints, for the server build and for the browser build.
+lint: tools
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+	cargo clippy -p app --lib --target wasm32-unknown-unknown --no-default-features --features hydrate -- -D warnings
+	cargo clippy -p app --lib --target wasm32-unknown-unknown --no-default-features --features csr -- -D warnings
+
+## The hydrating bundle and CSS in target/site, and the client-only bundle in
+## target/trunk-dist. The server binary is built by cargo itself (below), so
+## plain `cargo test` and this step never rebuild each other's artifacts.
+site: tools
+	cargo leptos build --frontend-only
+	trunk build --release
+
+## The server binary the end-to-end tests start.
+build:
+	cargo build --workspace

@@ -1,0 +1,176 @@
+//! The WebSocket route, driven by a real client against a real server bound
+//! to a loopback port: validation, a full run, cancel and disconnect.
+
+use app::protocol::{
+    ClientMessage, ErrorCode, ModelSpec, Outcome, RunSpec, ServerEvent, WorkResult, Workload,
+};
+use spawnlab_tests::{eventually, http_get, spawn_app, WsClient};
+use std::time::Duration;
+
+fn threads(workload: Workload, workers: u32) -> RunSpec {
+    RunSpec {
+        model: ModelSpec::Threads {
+            strategy: Default::default(),
+            sharing: Default::default(),
+        },
+        workload,
+        workers,
+    }
+}
+
+fn finished(ev: &ServerEvent) -> bool {
+    matches!(ev, ServerEvent::RunFinished { .. })
+}
+
+/// Threads of this process whose names mark them as engine workers.
+fn live_worker_threads() -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .filter(|name| name.starts_with("spawnlab-worke"))
+        .count()
+}
+
+#[tokio::test]
+async fn a_bad_request_then_a_good_one_on_the_same_connection() -> anyhow::Result<()> {
+    let app = spawn_app().await;
+    let (mut ws, hello) = WsClient::connect(&app.ws_url()).await?;
+    let ServerEvent::Hello { limits, .. } = hello else {
+        panic!("the first frame is hello, got {hello:?}");
+    };
+
+    // Out of range: the error names the field and the allowed range.
+    ws.send(&ClientMessage::Start {
+        id: 1,
+        spec: threads(
+            Workload::Primes { below: 1_000_000 },
+            limits.max_workers + 1,
+        ),
+    })
+    .await?;
+    match ws.next().await? {
+        ServerEvent::Error {
+            run,
+            code,
+            field,
+            message,
+        } => {
+            assert_eq!(run, Some(1));
+            assert_eq!(code, ErrorCode::InvalidField);
+            assert_eq!(field.as_deref(), Some("spec.workers"));
+            assert_eq!(message, "spec.workers must be between 1 and 16, got 17");
+        }
+        other => panic!("expected an error, got {other:?}"),
+    }
+
+    // Not a request at all.
+    ws.send_text(r#"{"type":"start","id":2,"spec":{"model":{"kind":"threads"},"workload":{"kind":"rm -rf /"},"workers":1}}"#)
+        .await?;
+    match ws.next().await? {
+        ServerEvent::Error {
+            code,
+            field,
+            message,
+            ..
+        } => {
+            assert_eq!(code, ErrorCode::Malformed);
+            assert_eq!(field.as_deref(), Some("spec.workload.kind"));
+            assert!(message.contains("unknown variant `rm -rf /`"), "{message}");
+        }
+        other => panic!("expected an error, got {other:?}"),
+    }
+
+    // The same connection still runs a good request to the end.
+    ws.send(&ClientMessage::Start {
+        id: 1,
+        spec: threads(Workload::Primes { below: 1_000_000 }, 2),
+    })
+    .await?;
+    let events = ws.until(finished).await?;
+    assert!(matches!(events[0], ServerEvent::Accepted { run: 1 }));
+    let ServerEvent::Started { host, .. } = &events[1] else {
+        panic!("accepted is followed by started, got {:?}", events[1]);
+    };
+    assert!(host.logical_cores >= 1);
+
+    let spawned: Vec<u32> = events
+        .iter()
+        .filter_map(|e| match e {
+            ServerEvent::WorkerSpawned { worker, .. } => Some(*worker),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(spawned.len(), 2);
+    let per_worker: u64 = events
+        .iter()
+        .filter_map(|e| match e {
+            ServerEvent::WorkerFinished {
+                result: WorkResult::Primes { count },
+                ..
+            } => Some(*count),
+            _ => None,
+        })
+        .sum();
+    assert_eq!(per_worker, 78_498, "the workers' counts add up");
+    assert!(events
+        .iter()
+        .any(|e| matches!(e, ServerEvent::Progress { worker: 1, .. })));
+    assert!(events
+        .iter()
+        .any(|e| matches!(e, ServerEvent::BaselineFinished { .. })));
+
+    let Some(ServerEvent::RunFinished { run, summary }) = events.last() else {
+        unreachable!()
+    };
+    assert_eq!(*run, 1);
+    assert_eq!(summary.outcome, Outcome::Completed);
+    assert_eq!(summary.result, WorkResult::Primes { count: 78_498 });
+    assert!(summary.baseline_wall_us.is_some());
+    assert!(summary.speedup.is_some_and(|s| s > 0.0));
+    Ok(())
+}
+
+#[tokio::test]
+async fn cancel_and_disconnect_stop_the_threads() -> anyhow::Result<()> {
+    let app = spawn_app().await;
+    let long = threads(Workload::Sleep { ms: 10_000 }, 4);
+
+    let (mut ws, _) = WsClient::connect(&app.ws_url()).await?;
+    ws.send(&ClientMessage::Start {
+        id: 7,
+        spec: long.clone(),
+    })
+    .await?;
+    ws.until(|e| matches!(e, ServerEvent::WorkerSpawned { worker: 3, .. }))
+        .await?;
+    ws.send(&ClientMessage::Cancel { id: 7 }).await?;
+    let events = ws.until(finished).await?;
+    let Some(ServerEvent::RunFinished { summary, .. }) = events.last() else {
+        unreachable!()
+    };
+    assert_eq!(summary.outcome, Outcome::Cancelled);
+    assert_eq!(summary.result, WorkResult::Incomplete);
+
+    // A learner who closes the tab mid-run: the server stops the work.
+    ws.send(&ClientMessage::Start { id: 8, spec: long }).await?;
+    ws.until(|e| matches!(e, ServerEvent::WorkerSpawned { worker: 3, .. }))
+        .await?;
+    assert!(live_worker_threads() >= 4);
+    drop(ws);
+    eventually(Duration::from_secs(5), "the workers to exit", || async {
+        Ok((live_worker_threads() == 0).then_some(()))
+    })
+    .await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_health_endpoint_answers() -> anyhow::Result<()> {
+    let app = spawn_app().await;
+    let (status, body) = http_get(app.addr, "/healthz").await?;
+    assert_eq!(status, 200);
+    let json: serde_json::Value = serde_json::from_str(&body)?;
+    assert_eq!(json["status"], "ok");
+    app.shutdown().await?;
+    Ok(())
+}
