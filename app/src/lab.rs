@@ -6,7 +6,7 @@
 
 use crate::client::{Connection, Link};
 use crate::lab_state::{describe_result, format_us, LabState, Phase, WorkerRow};
-use crate::protocol::{ClientMessage, HostInfo, ModelSpec, RunSpec, RunSummary, Workload};
+use crate::protocol::{ClientMessage, HostInfo, ModelSpec, Outcome, RunSpec, RunSummary, Workload};
 use leptos::prelude::*;
 
 /// The compute workloads a thread lab offers.
@@ -154,7 +154,11 @@ pub fn ThreadsLab() -> AnyView {
                     "Everything else on this page reads fine without it."
                 </p>
             </noscript>
-            <form class="controls" on:submit=start>
+            // The server is the one judge of what is allowed (the CLI and the
+            // page get the same message naming the field and its range), so
+            // the browser's own checks are turned off; min/max still shape
+            // the number spinners.
+            <form class="controls" on:submit=start novalidate>
                 <div class="field">
                     <label for="workload">"Workload"</label>
                     <select
@@ -313,10 +317,13 @@ fn WorkerTable(lab: RwSignal<LabState>) -> impl IntoView {
 fn Summary(summary: RunSummary, host: Option<HostInfo>) -> impl IntoView {
     let outcome = format!("{:?}", summary.outcome).to_lowercase();
     let outcome_attr = outcome.clone();
-    let speedup = summary
-        .speedup
-        .map(|s| format!("{s:.2}×"))
-        .unwrap_or_else(|| "not measured (the run did not complete)".into());
+    let speedup = match (summary.speedup, summary.outcome) {
+        (Some(s), _) => format!("{s:.2}×"),
+        (None, Outcome::Completed) => {
+            "not measured: the one-thread baseline did not finish before the deadline".into()
+        }
+        (None, _) => "not measured: the run did not complete".into(),
+    };
     view! {
         <section id="summary" class="summary" data-outcome=outcome_attr aria-labelledby="summary-title">
             <h3 id="summary-title">"Summary: " {outcome}</h3>

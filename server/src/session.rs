@@ -94,7 +94,7 @@ where
                         None => Some(refuse(Some(id), ErrorCode::UnknownRun, Some("id"),
                             format!("there is no active run {id} on this connection"))),
                     },
-                    Err(ev) => Some(ev),
+                    Err(ev) => Some(*ev),
                 };
                 if let Some(ev) = reply {
                     if send(&mut sink, &ev).await.is_err() {
@@ -162,10 +162,10 @@ fn forget(runs: &mut HashMap<RunId, (u64, Stop)>, id: RunId, ticket: u64) {
 
 /// Turn a text frame into a request, or into the error event that explains
 /// what is wrong with it.
-fn parse(engine: &Engine, text: &str) -> Result<ClientMessage, ServerEvent> {
+fn parse(engine: &Engine, text: &str) -> Result<ClientMessage, Box<ServerEvent>> {
     let max = engine.limits().max_message_bytes as usize;
     if text.len() > max {
-        return Err(refuse(
+        return Err(Box::new(refuse(
             None,
             ErrorCode::TooLarge,
             None,
@@ -173,7 +173,7 @@ fn parse(engine: &Engine, text: &str) -> Result<ClientMessage, ServerEvent> {
                 "a request may be at most {max} bytes; this one was {}",
                 text.len()
             ),
-        ));
+        )));
     }
     let value: serde_json::Value = serde_json::from_str(text).map_err(|err| {
         refuse(
@@ -195,16 +195,21 @@ fn parse(engine: &Engine, text: &str) -> Result<ClientMessage, ServerEvent> {
                 .trim_end_matches('.')
                 .to_string();
             let message = format!("{field}: {}", err.inner());
-            return Err(refuse(run, ErrorCode::Malformed, Some(&field), message));
+            return Err(Box::new(refuse(
+                run,
+                ErrorCode::Malformed,
+                Some(&field),
+                message,
+            )));
         }
     }
     serde_json::from_value(value).map_err(|err| {
-        refuse(
+        Box::new(refuse(
             run,
             ErrorCode::Malformed,
             None,
             format!("not a valid request: {err}"),
-        )
+        ))
     })
 }
 

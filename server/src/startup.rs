@@ -18,12 +18,17 @@ use leptos_axum::{generate_route_list, LeptosRoutes};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::TcpListener;
+use tokio_util::task::TaskTracker;
 
 /// Frames larger than this are dropped by the WebSocket layer itself. The
 /// engine's own, smaller cap ([`crate::engine::limits::Limits::max_message_bytes`])
 /// answers with an error instead, so only abuse ever reaches this one.
 const WS_HARD_CAP: usize = 64 * 1024;
+
+/// How long shutdown waits for sessions to stop their runs and say goodbye.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -36,6 +41,9 @@ pub struct AppState {
     pub allow_origins: Arc<Vec<String>>,
     /// Requested once, on SIGINT/SIGTERM; every session watches it.
     pub shutdown: Stop,
+    /// Open WebSocket sessions. Upgraded connections leave hyper's own
+    /// bookkeeping, so shutdown waits for them here.
+    pub sessions: TaskTracker,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -49,6 +57,7 @@ pub struct Application {
     listener: TcpListener,
     router: Router,
     shutdown: Stop,
+    sessions: TaskTracker,
 }
 
 impl Application {
@@ -62,7 +71,9 @@ impl Application {
         leptos_options.site_addr = listener.local_addr()?;
 
         let shutdown = Stop::new();
+        let sessions = TaskTracker::new();
         let state = AppState {
+            sessions: sessions.clone(),
             engine: Arc::new(Engine::new(
                 settings.limits,
                 settings.max_runs,
@@ -86,6 +97,7 @@ impl Application {
             listener,
             router,
             shutdown,
+            sessions,
         })
     }
 
@@ -101,8 +113,9 @@ impl Application {
         self.local_addr().port()
     }
 
-    /// Serve until `signal` completes; then stop every run, let sessions say
-    /// goodbye, and return once the last connection has closed.
+    /// Serve until `signal` completes; then stop accepting, stop every run,
+    /// let sessions tell their learners, and return once they have closed
+    /// (or after [`SHUTDOWN_GRACE`]).
     pub async fn run_until_stopped(
         self,
         signal: impl Future<Output = ()> + Send + 'static,
@@ -118,7 +131,18 @@ impl Application {
             tracing::info!("shutting down: stopping runs and closing connections");
             shutdown.request(StopReason::Shutdown);
         })
-        .await
+        .await?;
+        self.sessions.close();
+        if tokio::time::timeout(SHUTDOWN_GRACE, self.sessions.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "{} sessions still open after {SHUTDOWN_GRACE:?}; exiting anyway",
+                self.sessions.len()
+            );
+        }
+        Ok(())
     }
 }
 
@@ -147,7 +171,9 @@ async fn ws_route(
         .max_frame_size(WS_HARD_CAP)
         .on_upgrade(move |socket| {
             let (sink, stream) = socket.split();
-            session::serve(state.engine, sink, stream, state.shutdown)
+            state
+                .sessions
+                .track_future(session::serve(state.engine, sink, stream, state.shutdown))
         })
 }
 

@@ -397,6 +397,20 @@ where
         }
     };
     let outcome = test(client.clone()).await;
+    if outcome.is_err() {
+        // Leave evidence for whoever reads the failure.
+        let dir = workspace_root().join("target/browser-failures");
+        if std::fs::create_dir_all(&dir).is_ok() {
+            let stamp = format!("{}-{port}", std::process::id());
+            if let Ok(png) = client.screenshot().await {
+                let _ = std::fs::write(dir.join(format!("{stamp}.png")), png);
+            }
+            if let Ok(html) = client.source().await {
+                let _ = std::fs::write(dir.join(format!("{stamp}.html")), html);
+            }
+            eprintln!("browser state saved in {}/{stamp}.*", dir.display());
+        }
+    }
     let _ = client.close().await;
     drop(browser);
     outcome
