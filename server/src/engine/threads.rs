@@ -36,6 +36,33 @@ enum WorkerMessage {
     },
 }
 
+/// Workers report after every step (hundreds a second); the page needs a
+/// few updates a second to draw smooth bars. This lets through a worker's
+/// progress at most every [`PROGRESS_EVERY`], and always its last step.
+struct ProgressGate {
+    last: Vec<Option<Instant>>,
+}
+
+/// Shortest gap between two progress events of one worker.
+const PROGRESS_EVERY: Duration = Duration::from_millis(50);
+
+impl ProgressGate {
+    fn new(workers: u32) -> Self {
+        ProgressGate {
+            last: vec![None; workers as usize],
+        }
+    }
+
+    fn pass(&mut self, worker: u32, last_step: bool) -> bool {
+        let slot = &mut self.last[worker as usize];
+        let due = slot.is_none_or(|t| t.elapsed() >= PROGRESS_EVERY);
+        if due || last_step {
+            *slot = Some(Instant::now());
+        }
+        due || last_step
+    }
+}
+
 /// What one pass over the workers measured.
 struct Pass {
     wall: Duration,
@@ -57,6 +84,7 @@ pub async fn run(
         let send = |ev| {
             let _ = events.send(ev);
         };
+        let mut progress = ProgressGate::new(workers);
         let pass = run_pass(&workload, workers, &stop, |msg, latency| match msg {
             WorkerMessage::Ready { worker, tid } => send(ServerEvent::WorkerSpawned {
                 run: id,
@@ -69,12 +97,16 @@ pub async fn run(
                 worker,
                 done,
                 total,
-            } => send(ServerEvent::Progress {
-                run: id,
-                worker,
-                done,
-                total,
-            }),
+            } => {
+                if progress.pass(worker, done == total) {
+                    send(ServerEvent::Progress {
+                        run: id,
+                        worker,
+                        done,
+                        total,
+                    })
+                }
+            }
             WorkerMessage::Done {
                 worker,
                 cpu,
@@ -254,6 +286,15 @@ mod tests {
             .any(|e| matches!(e, ServerEvent::BaselineFinished { .. })));
         assert!(run.baseline_wall.is_some());
         assert!(events.iter().all(|e| e.run() == Some(9)));
+    }
+
+    #[test]
+    fn progress_is_thinned_but_the_last_step_always_passes() {
+        let mut gate = ProgressGate::new(2);
+        assert!(gate.pass(0, false), "the first report passes");
+        assert!(!gate.pass(0, false), "an immediate second one does not");
+        assert!(gate.pass(1, false), "workers are gated separately");
+        assert!(gate.pass(0, true), "the last step always passes");
     }
 
     #[tokio::test]
