@@ -13,6 +13,8 @@ pub struct WorkerRow {
     pub pid: u32,
     pub tid: Option<u32>,
     pub start_latency_us: Option<u64>,
+    /// Median and 99th percentile of the small-message round trips, in ns.
+    pub round_trip_ns: Option<(u64, u64)>,
     pub done: u64,
     pub total: u64,
     pub wall_us: Option<u64>,
@@ -170,7 +172,20 @@ impl LabState {
                 row.done = done;
                 row.total = total;
             }
-            ServerEvent::RoundTrips { .. } | ServerEvent::Heartbeat { .. } => {}
+            ServerEvent::RoundTrips {
+                worker,
+                count,
+                p50_ns,
+                p99_ns,
+                ..
+            } => {
+                self.row(worker).round_trip_ns = Some((p50_ns, p99_ns));
+                self.say(format!(
+                    "Worker {worker} answered {count} messages: a round trip takes {} (median).",
+                    format_us(p50_ns / 1_000)
+                ));
+            }
+            ServerEvent::Heartbeat { .. } => {}
             ServerEvent::WorkerFinished {
                 worker,
                 wall_us,
@@ -267,11 +282,14 @@ pub fn describe_result(result: &WorkResult) -> String {
         WorkResult::Slept { ms } => format!("slept {}", format_us(ms * 1_000)),
         WorkResult::Program {
             exit_code, output, ..
-        } => format!(
-            "exit {}: {}",
-            exit_code.map_or("?".into(), |c| c.to_string()),
-            output.trim()
-        ),
+        } => {
+            let first = output.lines().next().unwrap_or_default();
+            let status = exit_code.map_or("no exit code".into(), |c| format!("exit {c}"));
+            match output.lines().count().saturating_sub(1) {
+                0 => format!("{status}: {first}"),
+                more => format!("{status}: {first} (+{more} more lines)"),
+            }
+        }
         WorkResult::Requests { served } => format!("{} requests", format_count(*served)),
         WorkResult::Incomplete => "stopped".into(),
     }

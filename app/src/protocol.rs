@@ -206,7 +206,7 @@ impl Workload {
 pub enum Program {
     /// `uname -a`
     Uname,
-    /// `ls -l public/`
+    /// `ls -l <site>`: the files the server serves (public/ and the bundle).
     ListPublic,
     /// `python3 --version`
     PythonVersion,
@@ -356,6 +356,8 @@ pub struct Limits {
     pub max_sha256_rounds: u64,
     /// Longest sleep, in milliseconds.
     pub max_sleep_ms: u64,
+    /// Most ping-pong messages before a child process works.
+    pub max_round_trips: u32,
     /// Wall-clock deadline of a run, in milliseconds.
     pub run_deadline_ms: u64,
     /// Largest incoming frame, in bytes.

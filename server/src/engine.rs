@@ -10,13 +10,21 @@
 //! - [`catalogue`]: the workloads and how one is split between workers.
 //! - [`limits`]: every bound a request must fit, and its validation.
 //! - [`threads`]: the worker-threads model.
+//! - [`process`]: the child-process model (and allow-listed programs), over
+//!   the line-delimited channel in [`ipc`]; [`spawn`] starts every process
+//!   in its run's process group, armed to die with the server.
+//! - [`report`]: what workers say, turned into the protocol's events.
 //! - [`host`]: what machine the figures come from.
 //! - [`measure`]: per-thread and per-process clocks.
 
 pub mod catalogue;
 pub mod host;
+pub mod ipc;
 pub mod limits;
 pub mod measure;
+pub mod process;
+pub mod report;
+pub mod spawn;
 pub mod threads;
 
 use app::protocol::{
@@ -114,6 +122,67 @@ pub struct ModelRun {
     pub baseline_wall: Option<std::time::Duration>,
 }
 
+/// What one pass over a run's workers measured.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pass {
+    /// Start of the first spawn to the end of the last worker.
+    pub wall: std::time::Duration,
+    /// CPU time of all workers together.
+    pub cpu: std::time::Duration,
+    /// Each worker's result, in worker order; `None` for a worker that stopped.
+    pub results: Vec<Option<WorkResult>>,
+}
+
+impl Pass {
+    fn complete(&self) -> bool {
+        self.results.iter().all(Option::is_some)
+    }
+
+    /// The run's result, without a baseline (nothing to compare with).
+    pub fn alone(self) -> ModelRun {
+        ModelRun {
+            wall: self.wall,
+            cpu: self.cpu,
+            results: self.results,
+            baseline_wall: None,
+        }
+    }
+
+    /// The run's result with its one-worker baseline, so the speedup is
+    /// measured: a one-worker pass is its own baseline; otherwise, if the
+    /// pass completed and nobody asked to stop, `one_worker` runs the same
+    /// job on a single worker, announced by `baseline_*` events.
+    pub fn with_baseline(
+        self,
+        id: RunId,
+        workers: u32,
+        events: &EventSink,
+        stop: &Stop,
+        one_worker: impl FnOnce() -> Result<Pass, String>,
+    ) -> Result<ModelRun, String> {
+        let baseline_wall = if workers == 1 {
+            Some(self.wall)
+        } else if self.complete() && !stop.is_requested() {
+            let _ = events.send(ServerEvent::BaselineStarted { run: id });
+            let baseline = one_worker()?;
+            baseline.complete().then(|| {
+                let _ = events.send(ServerEvent::BaselineFinished {
+                    run: id,
+                    wall_us: measure::micros(baseline.wall),
+                    cpu_us: measure::micros(baseline.cpu),
+                });
+                baseline.wall
+            })
+        } else {
+            None
+        };
+        Ok(ModelRun {
+            baseline_wall,
+            ..self.alone()
+        })
+    }
+}
+
 /// Runs requests within the configured limits.
 #[derive(Debug)]
 pub struct Engine {
@@ -124,6 +193,8 @@ pub struct Engine {
     waiting: AtomicU32,
     /// Most runs allowed to wait.
     max_queue: u32,
+    /// The worker binary and the directory `list_public` lists.
+    paths: process::Paths,
 }
 
 impl Engine {
@@ -135,7 +206,25 @@ impl Engine {
             slots: Arc::new(Semaphore::new(max_concurrent_runs.max(1) as usize)),
             waiting: AtomicU32::new(0),
             max_queue,
+            paths: process::Paths {
+                // Re-execute ourselves, as Node's fork() starts another node.
+                worker_binary: std::env::current_exe().unwrap_or_else(|_| "spawnlab".into()),
+                list_dir: "public".into(),
+            },
         }
+    }
+
+    /// Have the `list_public` program list `dir` (the site being served).
+    pub fn with_list_dir(mut self, dir: std::path::PathBuf) -> Self {
+        self.paths.list_dir = dir;
+        self
+    }
+
+    /// Start worker processes from `binary` instead of this executable (for
+    /// tests, whose executable is the test harness).
+    pub fn with_worker_binary(mut self, binary: std::path::PathBuf) -> Self {
+        self.paths.worker_binary = binary;
+        self
     }
 
     /// The bounds requests are checked against.
@@ -200,6 +289,18 @@ impl Engine {
         let result = match spec.model {
             ModelSpec::Threads { .. } => {
                 threads::run(id, spec.workload.clone(), spec.workers, &events, &stop).await
+            }
+            ModelSpec::ChildProcess { round_trips } => {
+                process::run(
+                    id,
+                    spec.workload.clone(),
+                    spec.workers,
+                    round_trips,
+                    self.paths.clone(),
+                    &events,
+                    &stop,
+                )
+                .await
             }
             ref other => Err(format!("the {} model is not available", other.name())),
         };

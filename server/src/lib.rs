@@ -8,7 +8,9 @@
 //! - [`session`]: one WebSocket connection, translating frames to engine calls.
 //! - [`startup`]: builds the axum application and runs it until stopped.
 //! - [`settings`]: flags and environment variables.
+//! - [`cli`]: `spawnlab run`, any lab from the terminal.
 
+pub mod cli;
 pub mod engine;
 pub mod session;
 pub mod settings;

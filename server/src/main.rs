@@ -1,27 +1,74 @@
-//! `spawnlab`: serve the site (the default, as `cargo leptos serve` expects).
+//! `spawnlab`: serve the site (the default, as `cargo leptos serve` expects),
+//! run a lab from the terminal (`spawnlab run`), or — started by the server
+//! itself — act as one of its worker processes.
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
+use spawnlab::cli::{self, RunArgs};
+use spawnlab::engine::process::{child_main, CHILD_COMMAND};
 use spawnlab::settings::ServeArgs;
 use spawnlab::startup::Application;
+use std::process::ExitCode;
 
 /// A teaching site about how Node.js spreads work across processes and
 /// threads, with labs that really run.
 #[derive(Parser)]
-#[command(name = "spawnlab", version, about)]
+#[command(
+    name = "spawnlab",
+    version,
+    about,
+    args_conflicts_with_subcommands = true
+)]
 struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
     #[command(flatten)]
     serve: ServeArgs,
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,spawnlab=info".into()),
-        )
-        .init();
-    let settings = Cli::parse().serve.resolve();
+#[derive(Subcommand)]
+enum Command {
+    /// Run one lab in the terminal and print what it measured.
+    Run(Box<RunArgs>),
+    /// A child-process worker, started by the server over a pipe.
+    #[command(name = CHILD_COMMAND, hide = true)]
+    Child,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        // Workers stay single-threaded and small: no async runtime, no logging.
+        Some(Command::Child) => child_main(),
+        Some(Command::Run(args)) => {
+            runtime().block_on(cli::run(*args, cli.serve.resolve().site_dir))
+        }
+        None => {
+            tracing_subscriber::fmt()
+                .with_env_filter(
+                    tracing_subscriber::EnvFilter::try_from_default_env()
+                        .unwrap_or_else(|_| "info,spawnlab=info".into()),
+                )
+                .init();
+            match runtime().block_on(serve(cli.serve)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("spawnlab: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("the async runtime starts")
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let settings = args.resolve();
     let site_dir = settings.site_dir.clone();
     let app = Application::build(settings).await?;
     // Tests and scripts read this line to learn the port when asked for port 0.

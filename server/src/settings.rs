@@ -60,6 +60,8 @@ pub struct Settings {
     pub max_runs: u32,
     pub max_queue: u32,
     pub allow_origins: Vec<String>,
+    /// The binary worker processes run; `None` for this executable.
+    pub worker_binary: Option<PathBuf>,
 }
 
 impl ServeArgs {
@@ -87,13 +89,15 @@ impl ServeArgs {
             max_runs: self.max_runs.unwrap_or_else(logical_cores),
             max_queue: self.max_queue,
             allow_origins: self.allow_origins,
+            worker_binary: None,
         }
     }
 }
 
 impl Settings {
-    /// Settings for tests and tools: a free loopback port, defaults elsewhere.
-    pub fn for_tests(site_dir: PathBuf) -> Self {
+    /// Settings for tests: a free loopback port, the built site, workers
+    /// started from the real `spawnlab` binary, defaults elsewhere.
+    pub fn for_tests(site_dir: PathBuf, worker_binary: PathBuf) -> Self {
         Settings {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             site_dir,
@@ -101,6 +105,7 @@ impl Settings {
             max_runs: logical_cores(),
             max_queue: 8,
             allow_origins: Vec::new(),
+            worker_binary: Some(worker_binary),
         }
     }
 }

@@ -74,11 +74,14 @@ impl Application {
         let sessions = TaskTracker::new();
         let state = AppState {
             sessions: sessions.clone(),
-            engine: Arc::new(Engine::new(
-                settings.limits,
-                settings.max_runs,
-                settings.max_queue,
-            )),
+            engine: Arc::new({
+                let engine = Engine::new(settings.limits, settings.max_runs, settings.max_queue)
+                    .with_list_dir(settings.site_dir.clone());
+                match settings.worker_binary {
+                    Some(binary) => engine.with_worker_binary(binary),
+                    None => engine,
+                }
+            }),
             allow_origins: Arc::new(settings.allow_origins),
             shutdown: shutdown.clone(),
             leptos_options: leptos_options.clone(),
@@ -185,13 +188,22 @@ fn check_origin(headers: &HeaderMap, allowed: &[String]) -> Result<(), String> {
         return Ok(());
     };
     let origin = origin.to_str().unwrap_or_default();
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or_default();
-    let same_site = origin
-        .split_once("://")
-        .is_some_and(|(_, authority)| !host.is_empty() && authority == host);
+    // Behind a proxy (Trunk's dev server, nginx) `Host` names the back end and
+    // the page's own host travels in `X-Forwarded-Host`. A page cannot set
+    // that header on a WebSocket, so trusting it does not let a foreign page in.
+    let hosts = [header::HOST.as_str(), "x-forwarded-host"].map(|name| {
+        headers
+            .get(name)
+            .and_then(|h| h.to_str().ok())
+            .and_then(|h| h.split(',').next())
+            .map(str::trim)
+            .unwrap_or_default()
+    });
+    let same_site = origin.split_once("://").is_some_and(|(_, authority)| {
+        hosts
+            .iter()
+            .any(|host| !host.is_empty() && authority == *host)
+    });
     if same_site || allowed.iter().any(|a| a == origin) {
         Ok(())
     } else {
@@ -221,6 +233,17 @@ mod tests {
         )
         .is_ok());
         assert!(check_origin(&headers(None, "127.0.0.1:3000"), &[]).is_ok());
+    }
+
+    #[test]
+    fn a_proxied_page_is_recognised_by_its_forwarded_host() {
+        let mut h = headers(Some("http://127.0.0.1:8080"), "127.0.0.1");
+        assert!(check_origin(&h, &[]).is_err());
+        h.insert(
+            "x-forwarded-host",
+            HeaderValue::from_static("127.0.0.1:8080"),
+        );
+        assert!(check_origin(&h, &[]).is_ok());
     }
 
     #[test]

@@ -46,9 +46,20 @@ pub struct TestApp {
     task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
 
+/// Settings for an in-process test server: port 0, the built site, workers
+/// from the real binary. Adjust and pass to [`spawn_app_with`].
+pub fn test_settings() -> Settings {
+    Settings::for_tests(site_dir(), server_binary())
+}
+
 /// Start the application in this process, as `main` would, on port 0.
 pub async fn spawn_app() -> TestApp {
-    let app = Application::build(Settings::for_tests(site_dir()))
+    spawn_app_with(test_settings()).await
+}
+
+/// [`spawn_app`] with adjusted settings.
+pub async fn spawn_app_with(settings: Settings) -> TestApp {
+    let app = Application::build(settings)
         .await
         .expect("the server binds a loopback port");
     let addr = app.local_addr();
@@ -277,6 +288,12 @@ impl ServerProcess {
         format!("ws://{}{}", self.addr, app::protocol::WS_PATH)
     }
 
+    /// SIGKILL the server: no cleanup code of its own runs.
+    pub fn kill_hard(&mut self) -> Result<std::process::ExitStatus> {
+        self.child.kill()?;
+        Ok(self.child.wait()?)
+    }
+
     /// Send SIGTERM and wait up to `within` for the exit status.
     pub fn terminate(&mut self, within: Duration) -> Result<std::process::ExitStatus> {
         signal(self.child.id() as i32, libc::SIGTERM);
@@ -300,6 +317,67 @@ impl Drop for ServerProcess {
             let _ = self.child.wait();
         }
     }
+}
+
+/// One process, as `/proc/<pid>/stat` describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcInfo {
+    pub pid: u32,
+    pub ppid: u32,
+    pub pgid: u32,
+    /// R, S, D, Z (zombie), …
+    pub state: char,
+}
+
+/// Every process on the host, from `/proc`.
+pub fn processes() -> Vec<ProcInfo> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|entry| {
+        let pid: u32 = entry.ok()?.file_name().to_str()?.parse().ok()?;
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // The command name is in parentheses and may contain spaces.
+        let mut rest = stat[stat.rfind(')')? + 2..].split_whitespace();
+        let state = rest.next()?.chars().next()?;
+        let ppid = rest.next()?.parse().ok()?;
+        let pgid = rest.next()?.parse().ok()?;
+        Some(ProcInfo {
+            pid,
+            ppid,
+            pgid,
+            state,
+        })
+    })
+    .collect()
+}
+
+/// Processes still alive (zombies count: nobody has reaped them) in `pgid`.
+pub fn group_members(pgid: u32) -> Vec<ProcInfo> {
+    processes().into_iter().filter(|p| p.pgid == pgid).collect()
+}
+
+/// Children of `pid`, zombies included.
+pub fn children_of(pid: u32) -> Vec<ProcInfo> {
+    processes().into_iter().filter(|p| p.ppid == pid).collect()
+}
+
+/// True while `pid` exists and is not a zombie.
+pub fn is_running(pid: u32) -> bool {
+    processes().iter().any(|p| p.pid == pid && p.state != 'Z')
+}
+
+/// Wait until `pgid` has no members left; fail listing them otherwise. Two
+/// seconds is long for a killed process and short for the tests' workloads,
+/// which all run far longer if nobody stops them.
+pub async fn group_is_gone(pgid: u32) -> Result<()> {
+    eventually(
+        Duration::from_secs(2),
+        "the run's processes to be gone",
+        || async { Ok(group_members(pgid).is_empty().then_some(())) },
+    )
+    .await
+    .with_context(|| format!("still alive in group {pgid}: {:?}", group_members(pgid)))
 }
 
 fn signal(pid: i32, sig: i32) {

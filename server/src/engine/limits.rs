@@ -4,7 +4,7 @@
 //! before [`Limits::validate`] has passed it. A refusal names the field, as a
 //! dotted path into the request, and the range that field allows.
 
-use app::protocol::{self, ErrorCode, ModelSpec, RunSpec, Workload};
+use app::protocol::{self, ErrorCode, ModelSpec, RunSpec, Sharing, ThreadStrategy, Workload};
 use std::time::Duration;
 
 /// Configurable bounds. The defaults keep the largest run of each workload
@@ -20,6 +20,8 @@ pub struct Limits {
     pub max_sha256_rounds: u64,
     /// Longest sleep.
     pub max_sleep_ms: u64,
+    /// Most ping-pong messages a child process answers before working.
+    pub max_round_trips: u32,
     /// Wall-clock time a run may take, baseline included, before it is stopped.
     pub run_deadline: Duration,
     /// Largest WebSocket frame read as a request; bigger ones are refused
@@ -34,6 +36,7 @@ impl Default for Limits {
             max_primes_below: 50_000_000,
             max_sha256_rounds: 20_000_000,
             max_sleep_ms: 10_000,
+            max_round_trips: 10_000,
             run_deadline: Duration::from_secs(30),
             max_message_bytes: 4096,
         }
@@ -81,6 +84,7 @@ impl Limits {
             max_primes_below: self.max_primes_below,
             max_sha256_rounds: self.max_sha256_rounds,
             max_sleep_ms: self.max_sleep_ms,
+            max_round_trips: self.max_round_trips,
             run_deadline_ms: self.run_deadline.as_millis() as u64,
             max_message_bytes: self.max_message_bytes,
         }
@@ -106,6 +110,14 @@ impl Limits {
                 1,
                 self.max_workers.into(),
             )?,
+        }
+        if let ModelSpec::ChildProcess { round_trips } = spec.model {
+            in_range(
+                "spec.model.round_trips",
+                round_trips.into(),
+                0,
+                self.max_round_trips.into(),
+            )?;
         }
         let compute = ["primes", "sha256_chain", "sleep"];
         let allowed: &[&str] = match &spec.model {
@@ -137,15 +149,41 @@ impl Limits {
             }
             Workload::Program { .. } | Workload::HttpHello => {}
         }
-        if !matches!(spec.model, ModelSpec::Threads { .. }) {
-            return Err(Invalid {
-                code: ErrorCode::Unsupported,
-                field: "spec.model.kind".into(),
-                message: format!(
-                    "the {} model is not available on this server yet; choose threads",
-                    spec.model.name()
-                ),
-            });
+        let unsupported = |field: &str, message: String| Invalid {
+            code: ErrorCode::Unsupported,
+            field: field.into(),
+            message,
+        };
+        match spec.model {
+            ModelSpec::Threads {
+                strategy: ThreadStrategy::Spawn,
+                sharing: Sharing::Messages,
+            }
+            | ModelSpec::ChildProcess { .. } => {}
+            ModelSpec::Threads {
+                strategy: ThreadStrategy::Pool,
+                ..
+            } => {
+                return Err(unsupported(
+                    "spec.model.strategy",
+                    "the pool strategy is not available on this server yet; choose spawn".into(),
+                ))
+            }
+            ModelSpec::Threads { .. } => {
+                return Err(unsupported(
+                    "spec.model.sharing",
+                    "shared memory is not available on this server yet; choose messages".into(),
+                ))
+            }
+            ref other => {
+                return Err(unsupported(
+                    "spec.model.kind",
+                    format!(
+                        "the {} model is not available on this server yet; choose threads or child_process",
+                        other.name()
+                    ),
+                ))
+            }
         }
         Ok(())
     }
@@ -154,7 +192,6 @@ impl Limits {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use app::protocol::{Sharing, ThreadStrategy};
 
     fn threads(workload: Workload, workers: u32) -> RunSpec {
         RunSpec {
@@ -236,6 +273,18 @@ mod tests {
             "{}",
             err.message
         );
+    }
+
+    #[test]
+    fn models_this_server_cannot_run_are_refused_by_name() {
+        let spec = RunSpec {
+            model: ModelSpec::MainThread,
+            workload: Workload::Primes { below: 100 },
+            workers: 1,
+        };
+        let err = Limits::default().validate(&spec).unwrap_err();
+        assert_eq!(err.code, ErrorCode::Unsupported);
+        assert_eq!(err.field, "spec.model.kind");
     }
 
     #[test]

@@ -10,65 +10,14 @@
 //! When more than one worker ran, the same workload then runs on a single
 //! thread, so the reported speedup is a measurement, not `workers × 1`.
 
-use super::catalogue::{Share, Stopped};
-use super::measure::{current_tid, micros, thread_cpu_time};
-use super::{EventSink, ModelRun, Stop};
-use app::protocol::{RunId, ServerEvent, WorkResult, Workload};
+use super::catalogue::Share;
+use super::measure::{current_tid, thread_cpu_time};
+use super::report::{Reporter, Tally, WorkerReport};
+use super::spawn::lower_this_thread;
+use super::{EventSink, ModelRun, Pass, Stop};
+use app::protocol::{RunId, Workload};
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
-
-/// What a worker thread tells its coordinator.
-enum WorkerMessage {
-    /// First thing a thread does: "I am running".
-    Ready {
-        worker: u32,
-        tid: u32,
-    },
-    Progress {
-        worker: u32,
-        done: u64,
-        total: u64,
-    },
-    Done {
-        worker: u32,
-        cpu: Duration,
-        result: Result<WorkResult, Stopped>,
-    },
-}
-
-/// Workers report after every step (hundreds a second); the page needs a
-/// few updates a second to draw smooth bars. This lets through a worker's
-/// progress at most every [`PROGRESS_EVERY`], and always its last step.
-struct ProgressGate {
-    last: Vec<Option<Instant>>,
-}
-
-/// Shortest gap between two progress events of one worker.
-const PROGRESS_EVERY: Duration = Duration::from_millis(50);
-
-impl ProgressGate {
-    fn new(workers: u32) -> Self {
-        ProgressGate {
-            last: vec![None; workers as usize],
-        }
-    }
-
-    fn pass(&mut self, worker: u32, last_step: bool) -> bool {
-        let slot = &mut self.last[worker as usize];
-        let due = slot.is_none_or(|t| t.elapsed() >= PROGRESS_EVERY);
-        if due || last_step {
-            *slot = Some(Instant::now());
-        }
-        due || last_step
-    }
-}
-
-/// What one pass over the workers measured.
-struct Pass {
-    wall: Duration,
-    cpu: Duration,
-    results: Vec<Option<WorkResult>>,
-}
+use std::time::Instant;
 
 /// Run `workload` on `workers` fresh threads, streaming events for run `id`,
 /// then measure the one-thread baseline when it is worth comparing.
@@ -81,87 +30,28 @@ pub async fn run(
 ) -> Result<ModelRun, String> {
     let (events, stop) = (events.clone(), stop.clone());
     tokio::task::spawn_blocking(move || {
-        let send = |ev| {
-            let _ = events.send(ev);
-        };
-        let mut progress = ProgressGate::new(workers);
-        let pass = run_pass(&workload, workers, &stop, |msg, latency| match msg {
-            WorkerMessage::Ready { worker, tid } => send(ServerEvent::WorkerSpawned {
-                run: id,
-                worker,
-                start_latency_us: micros(latency),
-                pid: std::process::id(),
-                tid: Some(tid),
-            }),
-            WorkerMessage::Progress {
-                worker,
-                done,
-                total,
-            } => {
-                if progress.pass(worker, done == total) {
-                    send(ServerEvent::Progress {
-                        run: id,
-                        worker,
-                        done,
-                        total,
-                    })
-                }
-            }
-            WorkerMessage::Done {
-                worker,
-                cpu,
-                result,
-            } => send(ServerEvent::WorkerFinished {
-                run: id,
-                worker,
-                wall_us: micros(latency),
-                cpu_us: micros(cpu),
-                memory: None,
-                result: result.unwrap_or(WorkResult::Incomplete),
-            }),
+        let mut reporter = Reporter::new(id, workers, events.clone(), stop.clone());
+        let pass = run_pass(&workload, workers, &stop, |worker, report| {
+            reporter.report(worker, report)
         })?;
-
-        let complete = pass.results.iter().all(Option::is_some);
-        let baseline_wall = if workers == 1 {
-            // One worker is its own baseline.
-            Some(pass.wall)
-        } else if complete && !stop.is_requested() {
-            send(ServerEvent::BaselineStarted { run: id });
-            let baseline = run_pass(&workload, 1, &stop, |_, _| {})?;
-            if baseline.results.iter().all(Option::is_some) {
-                send(ServerEvent::BaselineFinished {
-                    run: id,
-                    wall_us: micros(baseline.wall),
-                    cpu_us: micros(baseline.cpu),
-                });
-                Some(baseline.wall)
-            } else {
-                None
-            }
-        } else {
-            None
-        };
-        Ok(ModelRun {
-            wall: pass.wall,
-            cpu: pass.cpu,
-            results: pass.results,
-            baseline_wall,
+        pass.with_baseline(id, workers, &events, &stop, || {
+            run_pass(&workload, 1, &stop, |_, _| {})
         })
     })
     .await
     .map_err(|e| format!("the thread coordinator failed: {e}"))?
 }
 
-/// Spawn the workers, relay their messages to `observe` together with the
-/// time since that worker was spawned, and join them all.
+/// Spawn the workers, pass their reports to `observe` stamped with the time
+/// since that worker was spawned, and join them all.
 fn run_pass(
     workload: &Workload,
     workers: u32,
     stop: &Stop,
-    mut observe: impl FnMut(WorkerMessage, Duration),
+    mut observe: impl FnMut(u32, WorkerReport),
 ) -> Result<Pass, String> {
     let (tx, rx) = mpsc::channel();
-    let started = Instant::now();
+    let mut tally = Tally::new(workers);
     let mut spawned_at = Vec::with_capacity(workers as usize);
     let mut handles = Vec::with_capacity(workers as usize);
     for worker in 0..workers {
@@ -184,68 +74,65 @@ fn run_pass(
     }
     drop(tx);
 
-    let mut results = vec![None; workers as usize];
-    let mut cpu = Duration::ZERO;
-    let mut ended = None;
-    // The loop ends when every worker has dropped its sender.
-    for msg in rx {
-        let worker = match &msg {
-            WorkerMessage::Ready { worker, .. }
-            | WorkerMessage::Progress { worker, .. }
-            | WorkerMessage::Done { worker, .. } => *worker as usize,
-        };
-        if let WorkerMessage::Done {
-            cpu: used, result, ..
-        } = &msg
-        {
-            cpu += *used;
-            results[worker] = result.clone().ok();
-            ended = Some(Instant::now());
+    // The loop ends when every worker has dropped its sender. Arrival times
+    // are stamped here, where the messages land.
+    for (worker, mut report) in rx {
+        let since_spawn = spawned_at[worker as usize].elapsed();
+        match &mut report {
+            WorkerReport::Ready { latency, .. } => *latency = since_spawn,
+            WorkerReport::Done { wall, .. } => *wall = since_spawn,
+            _ => {}
         }
-        observe(msg, spawned_at[worker].elapsed());
+        tally.note(worker, &report);
+        observe(worker, report);
     }
     for handle in handles {
         handle
             .join()
             .map_err(|_| "a worker thread panicked".to_string())?;
     }
-    Ok(Pass {
-        wall: ended.unwrap_or_else(Instant::now) - started,
-        cpu,
-        results,
-    })
+    Ok(tally.finish())
 }
 
 /// The body of one worker thread.
-fn worker_main(share: Share, tx: mpsc::Sender<WorkerMessage>, stop: Stop) {
+fn worker_main(share: Share, tx: mpsc::Sender<(u32, WorkerReport)>, stop: Stop) {
     let worker = share.worker;
+    // Below the site's own threads, so pages stay fast while a lab runs.
+    lower_this_thread();
     let cpu_start = thread_cpu_time();
     // A send fails only if the coordinator is gone; then nobody needs the work.
-    let _ = tx.send(WorkerMessage::Ready {
+    // The coordinator fills in the times when the message arrives.
+    let _ = tx.send((
         worker,
-        tid: current_tid(),
-    });
+        WorkerReport::Ready {
+            latency: Default::default(),
+            pid: std::process::id(),
+            tid: Some(current_tid()),
+        },
+    ));
     let result = share.run(
         || stop.is_requested(),
         |done, total| {
-            let _ = tx.send(WorkerMessage::Progress {
-                worker,
-                done,
-                total,
-            });
+            let _ = tx.send((worker, WorkerReport::Progress { done, total }));
         },
     );
-    let _ = tx.send(WorkerMessage::Done {
+    let _ = tx.send((
         worker,
-        cpu: thread_cpu_time() - cpu_start,
-        result,
-    });
+        WorkerReport::Done {
+            result: result.ok(),
+            cpu: thread_cpu_time() - cpu_start,
+            memory: None,
+            wall: Default::default(),
+        },
+    ));
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::engine::StopReason;
+    use app::protocol::{ServerEvent, WorkResult};
+    use std::time::Duration;
     use tokio::sync::mpsc::unbounded_channel;
 
     async fn collect(workload: Workload, workers: u32, stop: Stop) -> (ModelRun, Vec<ServerEvent>) {
@@ -286,15 +173,6 @@ mod tests {
             .any(|e| matches!(e, ServerEvent::BaselineFinished { .. })));
         assert!(run.baseline_wall.is_some());
         assert!(events.iter().all(|e| e.run() == Some(9)));
-    }
-
-    #[test]
-    fn progress_is_thinned_but_the_last_step_always_passes() {
-        let mut gate = ProgressGate::new(2);
-        assert!(gate.pass(0, false), "the first report passes");
-        assert!(!gate.pass(0, false), "an immediate second one does not");
-        assert!(gate.pass(1, false), "workers are gated separately");
-        assert!(gate.pass(0, true), "the last step always passes");
     }
 
     #[tokio::test]
