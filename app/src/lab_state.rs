@@ -310,6 +310,7 @@ mod tests {
                 result: WorkResult::Primes { count: 10 },
                 baseline_wall_us: Some(3_000_000),
                 speedup: Some(2.0),
+                main_loop_lag_us: None,
             },
         }
     }

@@ -437,6 +437,25 @@ pub struct RunSummary {
     pub baseline_wall_us: Option<u64>,
     /// `baseline_wall_us / wall_us`, when both were measured.
     pub speedup: Option<f64>,
+    /// Main thread: the longest the heartbeat was kept waiting, microseconds.
+    #[serde(default)]
+    pub main_loop_lag_us: Option<u64>,
+}
+
+impl RunSummary {
+    /// The summary of a run that produced nothing: refused, failed, or
+    /// cancelled before it started.
+    pub fn empty(outcome: Outcome) -> Self {
+        RunSummary {
+            outcome,
+            wall_us: 0,
+            cpu_us: 0,
+            result: WorkResult::Incomplete,
+            baseline_wall_us: None,
+            speedup: None,
+            main_loop_lag_us: None,
+        }
+    }
 }
 
 #[cfg(test)]

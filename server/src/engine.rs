@@ -9,6 +9,7 @@
 //!
 //! - [`catalogue`]: the workloads and how one is split between workers.
 //! - [`limits`]: every bound a request must fit, and its validation.
+//! - [`main_thread`]: the work on an event loop with a heartbeat.
 //! - [`threads`]: the worker-threads model.
 //! - [`process`]: the child-process model (and allow-listed programs), over
 //!   the line-delimited channel in [`ipc`]; [`spawn`] starts every process
@@ -21,6 +22,7 @@ pub mod catalogue;
 pub mod host;
 pub mod ipc;
 pub mod limits;
+pub mod main_thread;
 pub mod measure;
 pub mod process;
 pub mod report;
@@ -120,6 +122,8 @@ pub struct ModelRun {
     pub results: Vec<Option<WorkResult>>,
     /// The one-worker baseline's wall time, when it was measured.
     pub baseline_wall: Option<std::time::Duration>,
+    /// Main-thread model: the latest any heartbeat ran.
+    pub max_lag: Option<std::time::Duration>,
 }
 
 /// What one pass over a run's workers measured.
@@ -145,6 +149,7 @@ impl Pass {
             cpu: self.cpu,
             results: self.results,
             baseline_wall: None,
+            max_lag: None,
         }
     }
 
@@ -290,6 +295,9 @@ impl Engine {
             ModelSpec::Threads { .. } => {
                 threads::run(id, spec.workload.clone(), spec.workers, &events, &stop).await
             }
+            ModelSpec::MainThread => {
+                main_thread::run(id, spec.workload.clone(), &events, &stop).await
+            }
             ModelSpec::ChildProcess { round_trips } => {
                 process::run(
                     id,
@@ -315,14 +323,7 @@ impl Engine {
                     field: None,
                     message,
                 });
-                RunSummary {
-                    outcome: Outcome::Failed,
-                    wall_us: 0,
-                    cpu_us: 0,
-                    result: WorkResult::Incomplete,
-                    baseline_wall_us: None,
-                    speedup: None,
-                }
+                RunSummary::empty(Outcome::Failed)
             }
         };
         send(ServerEvent::RunFinished {
@@ -364,18 +365,11 @@ impl Engine {
             }
             reason = stop.requested() => Err(ServerEvent::RunFinished {
                 run: id,
-                summary: RunSummary {
-                    outcome: if reason == StopReason::Deadline {
-                        Outcome::DeadlineExceeded
-                    } else {
-                        Outcome::Cancelled
-                    },
-                    wall_us: 0,
-                    cpu_us: 0,
-                    result: WorkResult::Incomplete,
-                    baseline_wall_us: None,
-                    speedup: None,
-                },
+                summary: RunSummary::empty(if reason == StopReason::Deadline {
+                    Outcome::DeadlineExceeded
+                } else {
+                    Outcome::Cancelled
+                }),
             }),
         }
     }
@@ -416,6 +410,7 @@ fn summarize(run: ModelRun, stop: &Stop) -> RunSummary {
         speedup: baseline_wall_us
             .filter(|_| wall_us > 0)
             .map(|b| b as f64 / wall_us as f64),
+        main_loop_lag_us: run.max_lag.map(measure::micros),
     }
 }
 

@@ -159,7 +159,8 @@ impl Limits {
                 strategy: ThreadStrategy::Spawn,
                 sharing: Sharing::Messages,
             }
-            | ModelSpec::ChildProcess { .. } => {}
+            | ModelSpec::ChildProcess { .. }
+            | ModelSpec::MainThread => {}
             ModelSpec::Threads {
                 strategy: ThreadStrategy::Pool,
                 ..
@@ -179,7 +180,7 @@ impl Limits {
                 return Err(unsupported(
                     "spec.model.kind",
                     format!(
-                        "the {} model is not available on this server yet; choose threads or child_process",
+                        "the {} model is not available on this server yet; choose main_thread, threads or child_process",
                         other.name()
                     ),
                 ))
@@ -278,8 +279,14 @@ mod tests {
     #[test]
     fn models_this_server_cannot_run_are_refused_by_name() {
         let spec = RunSpec {
-            model: ModelSpec::MainThread,
-            workload: Workload::Primes { below: 100 },
+            model: ModelSpec::Cluster {
+                policy: Default::default(),
+                requests: 10,
+                concurrency: 1,
+                keep_alive: true,
+                kill: None,
+            },
+            workload: Workload::HttpHello,
             workers: 1,
         };
         let err = Limits::default().validate(&spec).unwrap_err();

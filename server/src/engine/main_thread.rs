@@ -1,0 +1,130 @@
+//! The main-thread model: the work runs on an event loop that also ticks a
+//! heartbeat, so the learner watches the heartbeat stop for as long as the
+//! work runs — what happens to every other request when a Node.js handler
+//! does CPU-heavy work on the main thread.
+//!
+//! The loop belongs to the run, not to the server: it is a single-threaded
+//! async runtime on a thread of its own, so the site stays responsive while
+//! the lab's loop is frozen. The heartbeat ticks every [`TICK`]; each tick
+//! reports how late it ran. The loop idles for [`CALM`] first, so the
+//! learner sees a steady pulse, then the work blocks it, then it idles again.
+
+use super::catalogue::Share;
+use super::measure::{current_tid, micros, thread_cpu_time};
+use super::report::{Reporter, Tally, WorkerReport};
+use super::spawn::lower_this_thread;
+use super::{EventSink, ModelRun, Stop};
+use app::protocol::{RunId, ServerEvent, Workload};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How often the heartbeat is scheduled.
+pub const TICK: Duration = Duration::from_millis(20);
+
+/// Quiet time on the loop before and after the work.
+pub const CALM: Duration = Duration::from_millis(300);
+
+/// Run `workload` on a fresh single-threaded event loop that also ticks the
+/// heartbeat, streaming events for run `id`.
+pub async fn run(
+    id: RunId,
+    workload: Workload,
+    events: &EventSink,
+    stop: &Stop,
+) -> Result<ModelRun, String> {
+    let (events, stop) = (events.clone(), stop.clone());
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("spawnlab-main-loop".into())
+        .spawn(move || {
+            lower_this_thread();
+            let result = tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .build()
+                .map_err(|e| format!("could not start the run's event loop: {e}"))
+                .map(|rt| rt.block_on(event_loop(id, workload, events, stop)));
+            let _ = done_tx.send(result);
+        })
+        .map_err(|e| format!("could not start the run's event loop thread: {e}"))?;
+    done_rx
+        .await
+        .map_err(|_| "the run's event loop died".to_string())?
+}
+
+/// The run's whole life on its loop: calm, blocked, calm again.
+async fn event_loop(id: RunId, workload: Workload, events: EventSink, stop: Stop) -> ModelRun {
+    let started = Instant::now();
+    let max_lag = Arc::new(AtomicU64::new(0));
+    let heartbeat = tokio::spawn(heartbeat(id, started, events.clone(), max_lag.clone()));
+    let mut reporter = Reporter::new(id, 1, events.clone(), stop.clone());
+    tokio::select! {
+        _ = tokio::time::sleep(CALM) => {}
+        _ = stop.requested() => {}
+    }
+    let mut tally = Tally::new(1);
+    // The work is one task on the loop, like a request handler: while it
+    // runs, nothing else on this loop can — not even the heartbeat.
+    let report = |tally: &mut Tally, reporter: &mut Reporter, r: WorkerReport| {
+        tally.note(0, &r);
+        reporter.report(0, r);
+    };
+    let work_started = Instant::now();
+    report(
+        &mut tally,
+        &mut reporter,
+        WorkerReport::Ready {
+            latency: Duration::ZERO,
+            pid: std::process::id(),
+            tid: Some(current_tid()),
+        },
+    );
+    let cpu_start = thread_cpu_time();
+    let result = Share::new(workload, 0, 1).run(
+        || stop.is_requested(),
+        |done, total| {
+            report(
+                &mut tally,
+                &mut reporter,
+                WorkerReport::Progress { done, total },
+            )
+        },
+    );
+    report(
+        &mut tally,
+        &mut reporter,
+        WorkerReport::Done {
+            result: result.ok(),
+            cpu: thread_cpu_time() - cpu_start,
+            memory: None,
+            wall: work_started.elapsed(),
+        },
+    );
+    // Let the heartbeat catch up and beat calmly again.
+    tokio::select! {
+        _ = tokio::time::sleep(CALM) => {}
+        _ = stop.requested() => {}
+    }
+    heartbeat.abort();
+    let mut run = tally.finish().alone();
+    run.max_lag = Some(Duration::from_micros(max_lag.load(Ordering::Relaxed)));
+    run
+}
+
+/// Tick every [`TICK`] and report how late each tick ran.
+async fn heartbeat(id: RunId, started: Instant, events: EventSink, max_lag: Arc<AtomicU64>) {
+    let mut due = tokio::time::Instant::now() + TICK;
+    loop {
+        tokio::time::sleep_until(due).await;
+        let lag = tokio::time::Instant::now().saturating_duration_since(due);
+        max_lag.fetch_max(micros(lag), Ordering::Relaxed);
+        let _ = events.send(ServerEvent::Heartbeat {
+            run: id,
+            at_ms: started.elapsed().as_millis() as u64,
+            lag_us: micros(lag),
+        });
+        // Schedule from now, as a timer loop in Node would: a late tick
+        // does not cause a burst of catch-up ticks.
+        due = tokio::time::Instant::now() + TICK;
+    }
+}
