@@ -1,30 +1,94 @@
-//! The lab: pick a workload, its size and the number of threads, press Run,
-//! and watch the server's measurements arrive.
+//! A lab: choose what to run and how to spread it, press Run, and watch the
+//! server's measurements arrive.
 //!
-//! The component only draws [`LabState`]; every number in it came over the
-//! WebSocket from a real run on the server.
+//! One component serves every model; [`LabModel`] decides which controls it
+//! shows and which request it sends. It only draws [`LabState`]: every
+//! number in it came over the WebSocket from a real run on the server.
+
+mod views;
 
 use crate::client::{Connection, Link};
-use crate::lab_state::{describe_result, format_us, LabState, Phase, WorkerRow};
-use crate::protocol::{ClientMessage, HostInfo, ModelSpec, Outcome, RunSpec, RunSummary, Workload};
+use crate::lab_state::{LabState, Phase};
+use crate::protocol::{
+    ClientMessage, KillWorker, ModelSpec, Program, RunSpec, SchedPolicy, Workload,
+};
 use leptos::prelude::*;
+use views::{ClusterView, HeartbeatStrip, Summary, WorkerTable};
 
-/// The compute workloads a thread lab offers.
+/// Which model a lab runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LabModel {
+    MainThread,
+    Threads,
+    ChildProcess,
+    Cluster,
+}
+
+impl LabModel {
+    /// What one worker is called on this lab's page.
+    fn worker_noun(self) -> &'static str {
+        match self {
+            LabModel::MainThread => "Loop",
+            LabModel::Threads => "Thread",
+            LabModel::ChildProcess => "Process",
+            LabModel::Cluster => "Worker",
+        }
+    }
+
+    fn kinds(self) -> &'static [Kind] {
+        match self {
+            LabModel::MainThread | LabModel::Threads => {
+                &[Kind::Primes, Kind::Sha256Chain, Kind::Sleep]
+            }
+            LabModel::ChildProcess => {
+                &[Kind::Primes, Kind::Sha256Chain, Kind::Sleep, Kind::Program]
+            }
+            LabModel::Cluster => &[Kind::HttpHello, Kind::HttpCpu, Kind::HttpSleep],
+        }
+    }
+
+    fn title(self) -> &'static str {
+        match self {
+            LabModel::MainThread => "Lab: block the event loop",
+            LabModel::Threads => "Lab: split a job across threads",
+            LabModel::ChildProcess => "Lab: split a job across child processes",
+            LabModel::Cluster => "Lab: load a cluster of HTTP workers",
+        }
+    }
+}
+
+/// The catalogue, as the lab's menu offers it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
     Primes,
     Sha256Chain,
     Sleep,
+    Program,
+    HttpHello,
+    HttpCpu,
+    HttpSleep,
 }
 
 impl Kind {
-    const ALL: [Kind; 3] = [Kind::Primes, Kind::Sha256Chain, Kind::Sleep];
+    const ALL: [Kind; 7] = [
+        Kind::Primes,
+        Kind::Sha256Chain,
+        Kind::Sleep,
+        Kind::Program,
+        Kind::HttpHello,
+        Kind::HttpCpu,
+        Kind::HttpSleep,
+    ];
 
     fn id(self) -> &'static str {
         match self {
             Kind::Primes => "primes",
             Kind::Sha256Chain => "sha256_chain",
             Kind::Sleep => "sleep",
+            Kind::Program => "program",
+            Kind::HttpHello => "http_hello",
+            Kind::HttpCpu => "http_cpu",
+            Kind::HttpSleep => "http_sleep",
         }
     }
 
@@ -33,14 +97,22 @@ impl Kind {
             Kind::Primes => "Count primes (CPU-bound)",
             Kind::Sha256Chain => "SHA-256 chain (CPU-bound)",
             Kind::Sleep => "Sleep (waiting, not computing)",
+            Kind::Program => "Run another program",
+            Kind::HttpHello => "Say hello (almost no work)",
+            Kind::HttpCpu => "Burn CPU on every request",
+            Kind::HttpSleep => "Wait on every request",
         }
     }
 
-    fn size_label(self) -> &'static str {
+    /// The size field's label; `None` when the workload has no size.
+    fn size_label(self) -> Option<&'static str> {
         match self {
-            Kind::Primes => "Count the primes below",
-            Kind::Sha256Chain => "Rounds of hashing, shared out",
-            Kind::Sleep => "Milliseconds of sleep, shared out",
+            Kind::Primes => Some("Count the primes below"),
+            Kind::Sha256Chain => Some("Rounds of hashing, shared out"),
+            Kind::Sleep => Some("Milliseconds of sleep, shared out"),
+            Kind::HttpCpu => Some("Milliseconds of CPU per request"),
+            Kind::HttpSleep => Some("Milliseconds of waiting per request"),
+            Kind::Program | Kind::HttpHello => None,
         }
     }
 
@@ -49,6 +121,9 @@ impl Kind {
             Kind::Primes => 20_000_000,
             Kind::Sha256Chain => 2_000_000,
             Kind::Sleep => 2_000,
+            Kind::HttpCpu => 1,
+            Kind::HttpSleep => 5,
+            Kind::Program | Kind::HttpHello => 0,
         }
     }
 
@@ -59,26 +134,159 @@ impl Kind {
             .unwrap_or(Kind::Primes)
     }
 
-    fn workload(self, size: u64) -> Workload {
+    fn workload(self, size: u64, program: Program) -> Workload {
         match self {
             Kind::Primes => Workload::Primes { below: size },
             Kind::Sha256Chain => Workload::Sha256Chain { rounds: size },
             Kind::Sleep => Workload::Sleep { ms: size },
+            Kind::Program => Workload::Program { program },
+            Kind::HttpHello => Workload::HttpHello,
+            Kind::HttpCpu => Workload::HttpCpu { ms: size },
+            Kind::HttpSleep => Workload::HttpSleep { ms: size },
         }
     }
 }
 
-/// The worker-threads lab.
+const PROGRAMS: [(Program, &str, &str); 4] = [
+    (Program::Uname, "uname", "uname -a"),
+    (
+        Program::ListPublic,
+        "list_public",
+        "ls -l (the site's files)",
+    ),
+    (
+        Program::PythonVersion,
+        "python_version",
+        "python3 --version",
+    ),
+    (Program::NodeVersion, "node_version", "node --version"),
+];
+
+const POLICIES: [(SchedPolicy, &str, &str); 3] = [
+    (
+        SchedPolicy::RoundRobin,
+        "round_robin",
+        "Round robin: the primary hands out connections",
+    ),
+    (
+        SchedPolicy::SharedSocket,
+        "shared_socket",
+        "Shared socket: workers race to accept",
+    ),
+    (
+        SchedPolicy::ReusePort,
+        "reuse_port",
+        "SO_REUSEPORT: the kernel hashes connections",
+    ),
+];
+
+/// Everything the learner can set, as signals.
+#[derive(Clone, Copy)]
+struct Controls {
+    kind: RwSignal<Kind>,
+    size: RwSignal<u64>,
+    workers: RwSignal<u32>,
+    program: RwSignal<Program>,
+    round_trips: RwSignal<u32>,
+    policy: RwSignal<SchedPolicy>,
+    requests: RwSignal<u32>,
+    concurrency: RwSignal<u32>,
+    keep_alive: RwSignal<bool>,
+    kill: RwSignal<bool>,
+    kill_worker: RwSignal<u32>,
+    kill_after: RwSignal<u32>,
+}
+
+impl Controls {
+    fn new(model: LabModel) -> Self {
+        let kind = model.kinds()[0];
+        Controls {
+            kind: RwSignal::new(kind),
+            size: RwSignal::new(kind.default_size()),
+            workers: RwSignal::new(if model == LabModel::MainThread { 1 } else { 2 }),
+            program: RwSignal::new(Program::Uname),
+            round_trips: RwSignal::new(if model == LabModel::ChildProcess {
+                1_000
+            } else {
+                0
+            }),
+            policy: RwSignal::new(SchedPolicy::RoundRobin),
+            requests: RwSignal::new(20_000),
+            concurrency: RwSignal::new(32),
+            keep_alive: RwSignal::new(true),
+            kill: RwSignal::new(false),
+            kill_worker: RwSignal::new(0),
+            kill_after: RwSignal::new(5_000),
+        }
+    }
+
+    /// The request these controls describe.
+    fn spec(&self, model: LabModel) -> RunSpec {
+        let model_spec = match model {
+            LabModel::MainThread => ModelSpec::MainThread,
+            LabModel::Threads => ModelSpec::Threads {
+                strategy: Default::default(),
+                sharing: Default::default(),
+            },
+            LabModel::ChildProcess => ModelSpec::ChildProcess {
+                round_trips: self.round_trips.get_untracked(),
+            },
+            LabModel::Cluster => ModelSpec::Cluster {
+                policy: self.policy.get_untracked(),
+                requests: self.requests.get_untracked(),
+                concurrency: self.concurrency.get_untracked(),
+                keep_alive: self.keep_alive.get_untracked(),
+                kill: self.kill.get_untracked().then(|| KillWorker {
+                    worker: self.kill_worker.get_untracked(),
+                    after_requests: self.kill_after.get_untracked(),
+                }),
+            },
+        };
+        RunSpec {
+            model: model_spec,
+            workload: self
+                .kind
+                .get_untracked()
+                .workload(self.size.get_untracked(), self.program.get_untracked()),
+            workers: self.workers.get_untracked(),
+        }
+    }
+}
+
+/// A labelled number input bound to `value`; unparsable text leaves the
+/// value alone, and the server judges the range.
+fn number_field<T>(id: &'static str, label: &'static str, value: RwSignal<T>) -> impl IntoView
+where
+    T: Copy + ToString + std::str::FromStr + Send + Sync + 'static,
+{
+    view! {
+        <div class="field">
+            <label for=id>{label}</label>
+            <input
+                id=id
+                type="number"
+                inputmode="numeric"
+                min="0"
+                prop:value=move || value.get().to_string()
+                on:input=move |ev| {
+                    if let Ok(v) = event_target_value(&ev).trim().parse() {
+                        value.set(v);
+                    }
+                }
+            />
+        </div>
+    }
+}
+
+/// A lab for `model`.
 #[component]
-pub fn ThreadsLab() -> AnyView {
+pub fn Lab(model: LabModel) -> AnyView {
     let lab = RwSignal::new(LabState::default());
     let link = RwSignal::new(Link::Connecting);
     let hydrated = RwSignal::new(false);
     let connection = StoredValue::new_local(None::<Connection>);
     let next_id = StoredValue::new(1u64);
-    let kind = RwSignal::new(Kind::Primes);
-    let size = RwSignal::new(Kind::Primes.default_size());
-    let workers = RwSignal::new(2u32);
+    let c = Controls::new(model);
 
     // Effects run only in the browser: this is where the socket opens, and
     // the attribute it sets tells tests (and curious learners) that the page
@@ -110,44 +318,163 @@ pub fn ThreadsLab() -> AnyView {
         next_id.set_value(id + 1);
         let msg = ClientMessage::Start {
             id,
-            spec: RunSpec {
-                model: ModelSpec::Threads {
-                    strategy: Default::default(),
-                    sharing: Default::default(),
-                },
-                workload: kind.get_untracked().workload(size.get_untracked()),
-                workers: workers.get_untracked(),
-            },
+            spec: c.spec(model),
         };
         lab.update(|s| s.begin(id));
-        let sent = connection.with_value(|c| c.as_ref().is_some_and(|c| c.send(&msg)));
+        let sent = connection.with_value(|conn| conn.as_ref().is_some_and(|conn| conn.send(&msg)));
         if !sent {
             lab.update(LabState::connection_lost);
         }
     };
     let cancel = move |_| {
         if let Some(id) = lab.with_untracked(|s| s.run) {
-            connection.with_value(|c| {
-                if let Some(c) = c {
-                    c.send(&ClientMessage::Cancel { id });
+            connection.with_value(|conn| {
+                if let Some(conn) = conn {
+                    conn.send(&ClientMessage::Cancel { id });
                 }
             });
         }
     };
-    let max_workers = move || lab.with(|s| s.limits.as_ref().map_or(16, |l| l.max_workers));
-    let max_size = move || {
-        lab.with(|s| {
-            s.limits.as_ref().map(|l| match kind.get() {
-                Kind::Primes => l.max_primes_below,
-                Kind::Sha256Chain => l.max_sha256_rounds,
-                Kind::Sleep => l.max_sleep_ms,
-            })
+
+    let workload_select = view! {
+        <div class="field">
+            <label for="workload">
+                {if model == LabModel::Cluster { "Every request" } else { "Workload" }}
+            </label>
+            <select
+                id="workload"
+                on:change=move |ev| {
+                    let k = Kind::from_id(&event_target_value(&ev));
+                    c.kind.set(k);
+                    c.size.set(k.default_size());
+                }
+            >
+                {model
+                    .kinds()
+                    .iter()
+                    .map(|&k| {
+                        view! {
+                            <option value=k.id() selected=move || c.kind.get() == k>
+                                {k.label()}
+                            </option>
+                        }
+                    })
+                    .collect_view()}
+            </select>
+        </div>
+    }
+    .into_any();
+    let size_field = move || {
+        c.kind
+            .get()
+            .size_label()
+            .map(|label| number_field("size", label, c.size).into_any())
+    };
+    let program_field = move || {
+        (c.kind.get() == Kind::Program).then(|| {
+            view! {
+                <div class="field">
+                    <label for="program">"Program (run without a shell)"</label>
+                    <select
+                        id="program"
+                        on:change=move |ev| {
+                            let id = event_target_value(&ev);
+                            if let Some((p, _, _)) = PROGRAMS.iter().find(|(_, i, _)| *i == id) {
+                                c.program.set(*p);
+                            }
+                        }
+                    >
+                        {PROGRAMS
+                            .iter()
+                            .map(|&(p, id, label)| {
+                                view! {
+                                    <option value=id selected=move || c.program.get() == p>
+                                        {label}
+                                    </option>
+                                }
+                            })
+                            .collect_view()}
+                    </select>
+                </div>
+            }
         })
+    };
+    let workers_field = (model != LabModel::MainThread).then(|| {
+        let label = match model {
+            LabModel::Threads => "Threads",
+            LabModel::ChildProcess => "Child processes",
+            _ => "Workers",
+        };
+        number_field("workers", label, c.workers).into_any()
+    });
+    let model_fields = match model {
+        LabModel::ChildProcess => Some(
+            number_field("round_trips", "Ping-pong messages per child", c.round_trips).into_any(),
+        ),
+        LabModel::Cluster => Some(
+            view! {
+                <div class="field wide">
+                    <label for="policy">"Scheduling policy"</label>
+                    <select
+                        id="policy"
+                        on:change=move |ev| {
+                            let id = event_target_value(&ev);
+                            if let Some((p, _, _)) = POLICIES.iter().find(|(_, i, _)| *i == id) {
+                                c.policy.set(*p);
+                            }
+                        }
+                    >
+                        {POLICIES
+                            .iter()
+                            .map(|&(p, id, label)| {
+                                view! {
+                                    <option value=id selected=move || c.policy.get() == p>
+                                        {label}
+                                    </option>
+                                }
+                            })
+                            .collect_view()}
+                    </select>
+                </div>
+                {number_field("requests", "Requests to send", c.requests)}
+                {number_field("concurrency", "In flight at once", c.concurrency)}
+                <div class="field check">
+                    <label>
+                        <input
+                            id="keep_alive"
+                            type="checkbox"
+                            prop:checked=move || c.keep_alive.get()
+                            on:change=move |ev| c.keep_alive.set(event_target_checked(&ev))
+                        />
+                        " Keep connections alive"
+                    </label>
+                </div>
+                <div class="field check">
+                    <label>
+                        <input
+                            id="kill"
+                            type="checkbox"
+                            prop:checked=move || c.kill.get()
+                            on:change=move |ev| c.kill.set(event_target_checked(&ev))
+                        />
+                        " Kill a worker during the load"
+                    </label>
+                </div>
+                {move || {
+                    c.kill.get().then(|| view! {
+                        {number_field("kill_worker", "Worker to kill", c.kill_worker)}
+                        {number_field("kill_after", "…after this many answers", c.kill_after)}
+                    })
+                }}
+            }
+            .into_any(),
+        ),
+        _ => None,
     };
 
     view! {
         <section class="lab" aria-labelledby="lab-title" data-hydrated=move || hydrated.get().to_string()>
-            <h2 id="lab-title">"Lab: split a job across threads"</h2>
+            <h2 id="lab-title">{model.title()}</h2>
             <noscript>
                 <p class="notice">
                     "This lab talks to the server over a WebSocket, so it needs JavaScript. "
@@ -156,63 +483,13 @@ pub fn ThreadsLab() -> AnyView {
             </noscript>
             // The server is the one judge of what is allowed (the CLI and the
             // page get the same message naming the field and its range), so
-            // the browser's own checks are turned off; min/max still shape
-            // the number spinners.
+            // the browser's own checks are turned off.
             <form class="controls" on:submit=start novalidate>
-                <div class="field">
-                    <label for="workload">"Workload"</label>
-                    <select
-                        id="workload"
-                        on:change=move |ev| {
-                            let k = Kind::from_id(&event_target_value(&ev));
-                            kind.set(k);
-                            size.set(k.default_size());
-                        }
-                    >
-                        {Kind::ALL
-                            .into_iter()
-                            .map(|k| {
-                                view! {
-                                    <option value=k.id() selected=move || kind.get() == k>
-                                        {k.label()}
-                                    </option>
-                                }
-                            })
-                            .collect_view()}
-                    </select>
-                </div>
-                <div class="field">
-                    <label for="size">{move || kind.get().size_label()}</label>
-                    <input
-                        id="size"
-                        type="number"
-                        inputmode="numeric"
-                        min="0"
-                        max=move || max_size().map(|m| m.to_string())
-                        prop:value=move || size.get().to_string()
-                        on:input=move |ev| {
-                            if let Ok(v) = event_target_value(&ev).trim().parse() {
-                                size.set(v);
-                            }
-                        }
-                    />
-                </div>
-                <div class="field">
-                    <label for="workers">"Threads"</label>
-                    <input
-                        id="workers"
-                        type="number"
-                        inputmode="numeric"
-                        min="1"
-                        max=move || max_workers().to_string()
-                        prop:value=move || workers.get().to_string()
-                        on:input=move |ev| {
-                            if let Ok(v) = event_target_value(&ev).trim().parse() {
-                                workers.set(v);
-                            }
-                        }
-                    />
-                </div>
+                {workload_select}
+                {size_field}
+                {program_field}
+                {workers_field}
+                {model_fields}
                 <div class="actions">
                     <button id="run" type="submit" disabled=move || !ready()>
                         "Run"
@@ -241,9 +518,11 @@ pub fn ThreadsLab() -> AnyView {
                 lab.with(|s| s.error.clone())
                     .map(|e| view! { <p class="error" role="alert">{e}</p> })
             }}
-            <WorkerTable lab=lab/>
+            {(model == LabModel::MainThread).then(|| view! { <HeartbeatStrip lab=lab/> })}
+            {(model == LabModel::Cluster).then(|| view! { <ClusterView lab=lab/> })}
+            <WorkerTable lab=lab noun=model.worker_noun()/>
             {move || lab.with(|s| s.summary.clone()).map(|summary| {
-                view! { <Summary summary=summary host=lab.with(|s| s.host.clone())/> }
+                view! { <Summary summary=summary host=lab.with(|s| s.host.clone()) noun=model.worker_noun()/> }
             })}
             <div class="narration" role="log" aria-live="polite" aria-label="What the run is doing">
                 {move || {
@@ -263,111 +542,6 @@ fn phase_text(phase: Phase) -> String {
         Phase::Requested => "Starting…".into(),
         Phase::Queued(n) => format!("Queued: number {n} in line."),
         Phase::Running => "Running.".into(),
-        Phase::Baseline => "Timing the one-thread baseline…".into(),
-    }
-}
-
-/// One row per thread: when it started, how far it is, what it cost.
-#[component]
-fn WorkerTable(lab: RwSignal<LabState>) -> impl IntoView {
-    let row = |w: WorkerRow| {
-        let label = format!("Thread {} progress", w.worker);
-        let percent = format!("{:.0}%", w.fraction() * 100.0);
-        view! {
-            <tr data-worker=w.worker>
-                <th scope="row">{w.worker}</th>
-                <td>{w.tid.map(|t| t.to_string()).unwrap_or_default()}</td>
-                <td class="num">{w.start_latency_us.map(format_us).unwrap_or_default()}</td>
-                <td>
-                    <progress max="1" value=w.fraction() aria-label=label></progress>
-                    " "
-                    <span class="num">{percent}</span>
-                </td>
-                <td class="num">{w.wall_us.map(format_us).unwrap_or_default()}</td>
-                <td class="num">{w.cpu_us.map(format_us).unwrap_or_default()}</td>
-                <td class="result">{w.result.as_ref().map(describe_result).unwrap_or_default()}</td>
-            </tr>
-        }
-    };
-    view! {
-        <div class="table-wrap">
-            <table class="workers">
-                <caption>"Per-thread measurements, as they arrive"</caption>
-                <thead>
-                    <tr>
-                        <th scope="col">"Thread"</th>
-                        <th scope="col">"Kernel thread id"</th>
-                        <th scope="col">"Spawn → first message"</th>
-                        <th scope="col">"Progress"</th>
-                        <th scope="col">"Wall time"</th>
-                        <th scope="col">"CPU time"</th>
-                        <th scope="col">"Result"</th>
-                    </tr>
-                </thead>
-                <tbody>
-                    {move || lab.with(|s| s.workers.clone()).into_iter().map(row).collect_view()}
-                </tbody>
-            </table>
-        </div>
-    }
-}
-
-/// The end of a run: totals, the measured speedup, and where it ran.
-#[component]
-fn Summary(summary: RunSummary, host: Option<HostInfo>) -> impl IntoView {
-    let outcome = format!("{:?}", summary.outcome).to_lowercase();
-    let outcome_attr = outcome.clone();
-    let speedup = match (summary.speedup, summary.outcome) {
-        (Some(s), _) => format!("{s:.2}×"),
-        (None, Outcome::Completed) => {
-            "not measured: the one-thread baseline did not finish before the deadline".into()
-        }
-        (None, _) => "not measured: the run did not complete".into(),
-    };
-    view! {
-        <section id="summary" class="summary" data-outcome=outcome_attr aria-labelledby="summary-title">
-            <h3 id="summary-title">"Summary: " {outcome}</h3>
-            <dl>
-                <dt>"Result"</dt>
-                <dd id="result">{describe_result(&summary.result)}</dd>
-                <dt>"Wall time, all threads"</dt>
-                <dd>{format_us(summary.wall_us)}</dd>
-                <dt>"CPU time, all threads"</dt>
-                <dd>{format_us(summary.cpu_us)}</dd>
-                <dt>"Same job on one thread"</dt>
-                <dd>{summary.baseline_wall_us.map(format_us).unwrap_or_else(|| "—".into())}</dd>
-                <dt>"Speedup over one thread (measured)"</dt>
-                <dd id="speedup">{speedup}</dd>
-            </dl>
-            {host.map(|h| view! { <HostLine host=h/> })}
-        </section>
-    }
-}
-
-/// Where the figures come from.
-#[component]
-fn HostLine(host: HostInfo) -> impl IntoView {
-    let cores = match host.physical_cores {
-        Some(p) => format!("{} logical CPUs on {p} physical cores", host.logical_cores),
-        None => format!("{} logical CPUs", host.logical_cores),
-    };
-    let memory = format!(
-        "{} GiB of memory, {} GiB free",
-        host.memory_total_bytes / (1 << 30),
-        host.memory_available_bytes / (1 << 30)
-    );
-    let load = format!(
-        "load average {:.2} / {:.2} / {:.2}",
-        host.load_average[0], host.load_average[1], host.load_average[2]
-    );
-    view! {
-        <p class="host">
-            "Measured on this server: " {host.cpu_model} ", " {cores} ", " {memory} ", " {load} "."
-            {host.busy.then(|| view! {
-                <strong class="busy">
-                    " The machine was already busy when this run started, so these times are likely slower than on a quiet machine."
-                </strong>
-            })}
-        </p>
+        Phase::Baseline => "Timing the one-worker baseline…".into(),
     }
 }

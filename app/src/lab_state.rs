@@ -4,7 +4,9 @@
 //! the way the page interprets the protocol is tested on the host like any
 //! other code. The components only draw this state.
 
-use crate::protocol::{HostInfo, Limits, Memory, RunId, RunSummary, ServerEvent, WorkResult};
+use crate::protocol::{
+    HostInfo, Limits, LoadStats, Memory, RunId, RunSummary, ServerEvent, WorkResult,
+};
 
 /// One worker's row in the lab's table.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -36,6 +38,36 @@ impl WorkerRow {
     }
 }
 
+/// One cluster tick: the load's progress at a moment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tick {
+    pub at_ms: u64,
+    pub per_worker: Vec<u64>,
+    pub completed: u64,
+    pub errors: u64,
+    pub rps: f64,
+    pub p50_us: u64,
+    pub p90_us: u64,
+    pub p99_us: u64,
+}
+
+/// A worker's death or replacement during a cluster run.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Incident {
+    Exited {
+        worker: u32,
+        pid: u32,
+        signal: Option<i32>,
+        at_ms: u64,
+    },
+    Respawned {
+        worker: u32,
+        pid: u32,
+        downtime_us: u64,
+        at_ms: u64,
+    },
+}
+
 /// Where the current run is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Phase {
@@ -64,6 +96,14 @@ pub struct LabState {
     pub workers: Vec<WorkerRow>,
     pub baseline_wall_us: Option<u64>,
     pub summary: Option<RunSummary>,
+    /// Main thread: every heartbeat, as (ms since the run began, lag in µs).
+    pub heartbeats: Vec<(u64, u64)>,
+    /// Cluster: the live figures, one entry per tick.
+    pub ticks: Vec<Tick>,
+    /// Cluster: deaths and replacements, in order.
+    pub incidents: Vec<Incident>,
+    /// Cluster: what the load generator measured, at the end.
+    pub load: Option<LoadStats>,
     /// The last error the server reported, for the page to show.
     pub error: Option<String>,
     /// Plain-language lines for the screen-reader log, newest last.
@@ -185,7 +225,75 @@ impl LabState {
                     format_us(p50_ns / 1_000)
                 ));
             }
-            ServerEvent::Heartbeat { .. } => {}
+            ServerEvent::Heartbeat { at_ms, lag_us, .. } => self.heartbeats.push((at_ms, lag_us)),
+            ServerEvent::ClusterTick {
+                at_ms,
+                per_worker,
+                completed,
+                errors,
+                rps,
+                p50_us,
+                p90_us,
+                p99_us,
+                ..
+            } => self.ticks.push(Tick {
+                at_ms,
+                per_worker,
+                completed,
+                errors,
+                rps,
+                p50_us,
+                p90_us,
+                p99_us,
+            }),
+            ServerEvent::WorkerExited {
+                worker,
+                pid,
+                signal,
+                at_ms,
+                ..
+            } => {
+                self.incidents.push(Incident::Exited {
+                    worker,
+                    pid,
+                    signal,
+                    at_ms,
+                });
+                let how = signal.map_or("exited".to_string(), |s| {
+                    format!("was killed by signal {s}")
+                });
+                self.say(format!(
+                    "Worker {worker} (pid {pid}) {how}; the primary noticed."
+                ));
+            }
+            ServerEvent::WorkerRespawned {
+                worker,
+                pid,
+                downtime_us,
+                at_ms,
+                ..
+            } => {
+                self.incidents.push(Incident::Respawned {
+                    worker,
+                    pid,
+                    downtime_us,
+                    at_ms,
+                });
+                self.say(format!(
+                    "The primary replaced worker {worker} with pid {pid} after {}.",
+                    format_us(downtime_us)
+                ));
+            }
+            ServerEvent::LoadFinished { stats, .. } => {
+                self.say(format!(
+                    "The load is done: {} of {} requests answered, {} failed, {:.0} per second.",
+                    format_count(stats.completed),
+                    format_count(stats.requests),
+                    format_count(stats.errors),
+                    stats.rps
+                ));
+                self.load = Some(stats);
+            }
             ServerEvent::WorkerFinished {
                 worker,
                 wall_us,

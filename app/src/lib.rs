@@ -22,7 +22,7 @@ use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet};
 use leptos_router::components::{Route, Router, Routes, A};
 use leptos_router::StaticSegment;
-use pages::{HomePage, NotFound, ThreadsPage};
+use pages::{ChildProcessPage, ClusterPage, HomePage, MainThreadPage, NotFound, ThreadsPage};
 
 /// The HTML document around the app, rendered on the server only.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -57,6 +57,9 @@ pub fn App() -> impl IntoView {
                 <A href="/" attr:class="brand">"spawnlab"</A>
                 <nav aria-label="Main">
                     <A href="/">"Overview"</A>
+                    <A href="/main-thread">"Main thread"</A>
+                    <A href="/child-process">"Child processes"</A>
+                    <A href="/cluster">"Cluster"</A>
                     <A href="/threads">"Worker threads"</A>
                 </nav>
             </header>
@@ -64,6 +67,9 @@ pub fn App() -> impl IntoView {
                 <Routes fallback=NotFound>
                     <Route path=StaticSegment("") view=HomePage/>
                     <Route path=StaticSegment("threads") view=ThreadsPage/>
+                    <Route path=StaticSegment("child-process") view=ChildProcessPage/>
+                    <Route path=StaticSegment("cluster") view=ClusterPage/>
+                    <Route path=StaticSegment("main-thread") view=MainThreadPage/>
                 </Routes>
             </main>
             <footer class="site-footer">

@@ -1,7 +1,7 @@
 //! The site's pages. Text is server-rendered, so every page reads fine with
 //! JavaScript off; only the labs need the browser to run.
 
-use crate::lab::ThreadsLab;
+use crate::lab::{Lab, LabModel};
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::components::A;
@@ -34,7 +34,10 @@ pub fn HomePage() -> AnyView {
                     " run any program; "<code>"fork"</code>" starts another Node.js process with a message "
                     "channel to its parent. Nothing of the parent's memory is shared."
                 </p>
-                <p class="when"><strong>"Reach for it"</strong>" to run another program, or to isolate work that might crash or leak."</p>
+                <p class="when">
+                    <strong>"Reach for it"</strong>" to run another program, or to isolate work that might crash or leak. "
+                    <A href="/child-process">"Try the child-process lab"</A>"."
+                </p>
             </article>
             <article class="model">
                 <h2><code>"cluster"</code></h2>
@@ -47,7 +50,10 @@ pub fn HomePage() -> AnyView {
                     "default (except on Windows) the primary accepts each connection and hands it to the "
                     "next worker in turn."
                 </p>
-                <p class="when"><strong>"Reach for it"</strong>" to use every core of one machine for an HTTP server."</p>
+                <p class="when">
+                    <strong>"Reach for it"</strong>" to use every core of one machine for an HTTP server. "
+                    <A href="/cluster">"Try the cluster lab"</A>"."
+                </p>
             </article>
             <article class="model">
                 <h2><code>"worker_threads"</code></h2>
@@ -65,6 +71,15 @@ pub fn HomePage() -> AnyView {
                     <A href="/threads">"Try the worker-threads lab"</A>"."
                 </p>
             </article>
+        </section>
+        <section class="why">
+            <h2>"First, the problem: one loop"</h2>
+            <p>
+                "Every callback in a Node.js process runs on the same thread. While one of them "
+                "computes, no other request is answered, no timer fires. "
+                <A href="/main-thread">"See the loop freeze"</A>
+                ", then see how each model gets the work off it."
+            </p>
         </section>
         <section class="why">
             <h2>"Why a load balancer is still needed"</h2>
@@ -128,7 +143,7 @@ pub fn ThreadsPage() -> AnyView {
                     <pre><code>{RUST_SNIPPET}</code></pre>
                 </figure>
             </div>
-            <ThreadsLab/>
+            <Lab model=LabModel::Threads/>
             <h2>"What to try"</h2>
             <ul>
                 <li>
@@ -184,6 +199,177 @@ for msg in rx {                            // ends when tx is dropped
     }
 }
 handle.join().unwrap();"#;
+
+/// The blocked main loop: why any of the three models is needed.
+#[component]
+pub fn MainThreadPage() -> AnyView {
+    view! {
+        <Title text="The blocked main thread — spawnlab"/>
+        <article class="model-page">
+            <h1>"The main thread, blocked"</h1>
+            <p class="lede">
+                "A Node.js process runs all of your JavaScript on one thread, around one event "
+                "loop. That is why it handles thousands of waiting connections cheaply — and why "
+                "one slow computation stops all of them."
+            </p>
+            <h2>"What Node.js does"</h2>
+            <p>
+                "The event loop takes one callback at a time and runs it to the end. Waiting — for "
+                "the network, a file, a timer — happens outside JavaScript, so while a request "
+                "waits the loop serves others. Computing happens inside it: a handler that spends "
+                "200 ms counting primes keeps every other request, timer and heartbeat waiting "
+                "for those 200 ms. Node's guide calls this blocking the event loop."
+            </p>
+            <aside class="misconception" aria-label="Common misconception">
+                <h3>"Common misconception: “async code never blocks”"</h3>
+                <p>
+                    "Wrapping a loop in an "<code>"async"</code>" function or a promise does not "
+                    "move it off the thread. Only the waiting is asynchronous; the computing still "
+                    "runs on the loop, start to finish."
+                </p>
+            </aside>
+            <h2>"What this server does"</h2>
+            <p>
+                "The lab starts an event loop of its own — a single-threaded async runtime on "
+                "a separate thread, so the site itself is not affected — with a heartbeat that "
+                "is due every 20 ms. After a calm 300 ms the work runs as one task on that loop; "
+                "every tick that falls due meanwhile has to wait. The strip shows each tick and "
+                "how late it ran."
+            </p>
+            <Lab model=LabModel::MainThread/>
+            <p class="source">
+                "For comparison, on a 2-core virtual machine like the one this site was built on, "
+                "a 196 ms CPU job on Node.js's main thread made a lightweight "<code>"/ping"</code>
+                " wait 560 ms at the median (800 ms at p99); with the job moved to a pool of one "
+                "worker thread, the ping took 0.58 ms (Node.js v20.20.2, measured 2026-11-26)."
+            </p>
+        </article>
+    }
+    .into_any()
+}
+
+/// Child processes: another program, or another Node.js.
+#[component]
+pub fn ChildProcessPage() -> AnyView {
+    view! {
+        <Title text="Child processes — spawnlab"/>
+        <article class="model-page">
+            <h1>"Child processes"</h1>
+            <p class="lede">
+                "A child process is a whole new program running beside yours: its own memory, "
+                "its own event loop, its own crash."
+            </p>
+            <h2>"What Node.js does"</h2>
+            <p>
+                <code>"spawn"</code>" and "<code>"execFile"</code>" start any program from an "
+                "argument list; "<code>"exec"</code>" runs a command line through a shell, which "
+                "the Node.js documentation warns against with unsanitized input. "
+                <code>"fork(file)"</code>" starts another Node.js process running "<code>"file"</code>
+                " and opens an IPC channel to it: messages are serialized (JSON by default) on "
+                "one side and parsed on the other. A parent can even pass a server or socket "
+                "handle to a child with "<code>"subprocess.send(message, handle)"</code>"."
+            </p>
+            <aside class="misconception" aria-label="Common misconception">
+                <h3>"Common misconception: “fork() copies the parent, like in C”"</h3>
+                <p>
+                    "Node's "<code>"fork()"</code>" is not POSIX "<code>"fork()"</code>". Nothing "
+                    "of the parent's memory is copied: the child is a fresh Node.js that loads "
+                    "its module from scratch and talks to the parent only through messages. The "
+                    "start-up cost is a whole new runtime, which is why it is measured below."
+                </p>
+            </aside>
+            <h2>"What this server does"</h2>
+            <p>
+                "Like "<code>"fork()"</code>", the server re-executes its own program in a "
+                "hidden worker mode, one process per worker, with a message channel over the "
+                "child's standard input and output (one JSON object per line). Each child "
+                "says “ready” as soon as it runs — that is its start latency — answers a "
+                "ping-pong of small messages to time the channel, does its share of the work, "
+                "and reports its own CPU time and memory. The “private” memory is what one more "
+                "worker really adds; the rest of its resident memory is the program file, "
+                "shared with every other copy. Other programs run from a fixed list, from an "
+                "argument vector, never through a shell."
+            </p>
+            <Lab model=LabModel::ChildProcess/>
+            <p class="source">
+                "For comparison, on a 2-core virtual machine like this one, Node.js v20.20.2 took "
+                "a median 49 ms from "<code>"fork()"</code>" to the child's first message, an "
+                "idle forked child held 41.5 MiB resident of which 6.8 MiB was its own, and a "
+                "small IPC round trip took 59.5 µs (measured 2026-11-26). An old Node.js "
+                "guideline said to assume at least 30 ms and 10 MB per new process "
+                "(nodejs/node-v0.x-archive#9223)."
+            </p>
+        </article>
+    }
+    .into_any()
+}
+
+/// Cluster: one port, several processes, and the limit of one machine.
+#[component]
+pub fn ClusterPage() -> AnyView {
+    view! {
+        <Title text="Cluster — spawnlab"/>
+        <article class="model-page">
+            <h1>"Cluster"</h1>
+            <p class="lede">
+                "A cluster is several copies of your server, each a separate process, sharing "
+                "one port, so one machine's cores all answer requests."
+            </p>
+            <h2>"What Node.js does"</h2>
+            <p>
+                "The primary process forks workers with "<code>"child_process.fork"</code>". "
+                "When a worker listens on a port, the primary is involved in one of two ways. "
+                "By default (on every platform except Windows) the primary itself listens, "
+                "accepts each connection and hands it to the next worker in turn: round robin. "
+                "The alternative ("<code>"SCHED_NONE"</code>") gives the listening socket to "
+                "the workers, which accept directly. Choose with "
+                <code>"cluster.schedulingPolicy"</code>" or "<code>"NODE_CLUSTER_SCHED_POLICY"</code>"."
+            </p>
+            <aside class="misconception" aria-label="Common misconception">
+                <h3>"Common misconception: “letting workers accept is fairer”"</h3>
+                <p>
+                    "Node's documentation warns that the shared-socket method, though faster in "
+                    "theory, is very unbalanced in practice: in its own tests over 70% of "
+                    "connections went to two of eight processes, because of how the operating "
+                    "system wakes processes. Run both below and compare the shares. Note also "
+                    "that round robin balances connections, not requests: with keep-alive, a "
+                    "connection's every request goes to the worker that got the connection."
+                </p>
+            </aside>
+            <h2>"What this server does"</h2>
+            <p>
+                "The server starts a primary process (a child of its own, so a crash there "
+                "cannot take the site down), which opens a loopback port and starts the "
+                "workers. Round robin: the primary accepts and passes each connection's file "
+                "descriptor to the next worker over a Unix socket. Shared socket: the primary "
+                "passes the listening socket itself to every worker. "<code>"SO_REUSEPORT"</code>
+                ": each worker opens its own socket on the same port and the kernel spreads "
+                "connections by a hash of their addresses — not a Node.js policy, but what "
+                "many servers do instead. A built-in load generator then sends the requests "
+                "and counts, from a response header, which worker answered each one. Kill a "
+                "worker mid-load and watch the primary notice and replace it."
+            </p>
+            <Lab model=LabModel::Cluster/>
+            <h2>"Why a load balancer is still needed"</h2>
+            <p>
+                "A cluster ends at the machine's edge: it cannot survive that machine failing, "
+                "and it cannot add a second one. A load balancer such as nginx or HAProxy in "
+                "front of several machines, each running its own cluster, takes over from there. "
+                "Workers share nothing, so anything that must survive a request (sessions, "
+                "caches) belongs outside them; Node's cluster has no sticky sessions of its own."
+            </p>
+            <p class="source">
+                "For comparison, on a 2-core virtual machine like this one with Node.js v20.20.2 "
+                "and 64 keep-alive connections from wrk: one process answered 84.5k requests/s; "
+                "a cluster of two, round robin, 87.1k with the busiest worker taking 59%; "
+                <code>"SCHED_NONE"</code>" 87.5k with the busiest at 67% (measured 2026-11-26; "
+                "wrk itself needed about a core). With a new connection per request, round robin "
+                "fell to 10.5k/s, because the primary accepts every connection and passes it on."
+            </p>
+        </article>
+    }
+    .into_any()
+}
 
 /// Anything else.
 #[component]

@@ -288,6 +288,44 @@ pub enum ServerEvent {
         wall_us: u64,
         cpu_us: u64,
     },
+    /// Cluster: live load figures, a few times a second.
+    ClusterTick {
+        run: RunId,
+        /// Time since the load began, in milliseconds.
+        at_ms: u64,
+        /// Responses so far from each worker, by worker index.
+        per_worker: Vec<u64>,
+        completed: u64,
+        errors: u64,
+        /// Responses per second over the last tick.
+        rps: f64,
+        p50_us: u64,
+        p90_us: u64,
+        p99_us: u64,
+    },
+    /// Cluster: a worker process ended (killed by the lab, or crashed).
+    WorkerExited {
+        run: RunId,
+        worker: u32,
+        pid: u32,
+        /// The signal that ended it, if one did.
+        signal: Option<i32>,
+        exit_code: Option<i32>,
+        /// Time since the load began, in milliseconds.
+        at_ms: u64,
+    },
+    /// Cluster: the primary noticed a dead worker and its replacement is
+    /// serving.
+    WorkerRespawned {
+        run: RunId,
+        worker: u32,
+        pid: u32,
+        /// Death noticed → replacement ready, in microseconds.
+        downtime_us: u64,
+        at_ms: u64,
+    },
+    /// Cluster: the load generator is done; what it saw.
+    LoadFinished { run: RunId, stats: LoadStats },
     /// The run is over, whatever the outcome.
     RunFinished { run: RunId, summary: RunSummary },
     /// Something went wrong with a request or a run. `run` is `None` when the
@@ -318,6 +356,10 @@ impl ServerEvent {
             | ServerEvent::WorkerFinished { run, .. }
             | ServerEvent::BaselineStarted { run }
             | ServerEvent::BaselineFinished { run, .. }
+            | ServerEvent::ClusterTick { run, .. }
+            | ServerEvent::WorkerExited { run, .. }
+            | ServerEvent::WorkerRespawned { run, .. }
+            | ServerEvent::LoadFinished { run, .. }
             | ServerEvent::RunFinished { run, .. } => Some(*run),
         }
     }
@@ -358,6 +400,12 @@ pub struct Limits {
     pub max_sleep_ms: u64,
     /// Most ping-pong messages before a child process works.
     pub max_round_trips: u32,
+    /// Most requests in one cluster run.
+    pub max_requests: u32,
+    /// Most cluster requests in flight at once.
+    pub max_concurrency: u32,
+    /// Longest per-request CPU burn or sleep, in milliseconds.
+    pub max_request_ms: u64,
     /// Wall-clock deadline of a run, in milliseconds.
     pub run_deadline_ms: u64,
     /// Largest incoming frame, in bytes.
@@ -379,6 +427,48 @@ pub struct HostInfo {
     /// True when the machine was already busy as the run began, so its
     /// figures are likely slower than on a quiet machine.
     pub busy: bool,
+}
+
+/// What the cluster's load generator measured.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoadStats {
+    /// Requests it sent.
+    pub requests: u64,
+    /// Requests answered with 200.
+    pub completed: u64,
+    /// Requests that failed (connection refused or reset, bad status).
+    pub errors: u64,
+    /// Answers from each worker, as the `x-worker` header named it.
+    pub per_worker: Vec<u64>,
+    /// Each worker's own count of requests it served, when it lived to tell;
+    /// `None` for a worker that was killed.
+    pub served_by_workers: Vec<Option<u64>>,
+    /// First request to last answer, in microseconds.
+    pub duration_us: u64,
+    /// Completed requests per second.
+    pub rps: f64,
+    pub latency: Latency,
+    /// Workers the primary had to replace.
+    pub respawns: u32,
+}
+
+/// Latency percentiles and a histogram for drawing, from an HDR histogram.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Latency {
+    pub p50_us: u64,
+    pub p90_us: u64,
+    pub p99_us: u64,
+    pub max_us: u64,
+    /// Buckets on a doubling scale: how many answers took at most
+    /// `upper_us` (and more than the previous bucket's bound).
+    pub buckets: Vec<Bucket>,
+}
+
+/// One histogram bucket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Bucket {
+    pub upper_us: u64,
+    pub count: u64,
 }
 
 /// Resident memory of one worker process.

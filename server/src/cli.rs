@@ -3,7 +3,7 @@
 
 use crate::engine::limits::Limits;
 use crate::engine::{Engine, Stop, StopReason};
-use app::lab_state::{describe_result, format_count, format_us, LabState};
+use app::lab_state::{describe_result, format_count, format_us, Incident, LabState};
 use app::protocol::{
     KillWorker, ModelSpec, Outcome, Program, RunSpec, RunSummary, SchedPolicy, Sharing,
     ThreadStrategy, WorkResult, Workload,
@@ -313,6 +313,72 @@ fn table(state: &LabState, spec: &RunSpec) -> String {
                 ));
             }
         }
+    }
+    if let Some(load) = &state.load {
+        let l = &load.latency;
+        line(format!(
+            "load: {} requests, {} answered, {} failed, {:.0} req/s over {}; latency p50 {} p90 {} p99 {} max {}",
+            format_count(load.requests),
+            format_count(load.completed),
+            format_count(load.errors),
+            load.rps,
+            format_us(load.duration_us),
+            format_us(l.p50_us),
+            format_us(l.p90_us),
+            format_us(l.p99_us),
+            format_us(l.max_us)
+        ));
+        let counted = |v: &[u64]| {
+            v.iter()
+                .map(|n| format_count(*n))
+                .collect::<Vec<_>>()
+                .join(" + ")
+        };
+        line(format!(
+            "answers per worker (x-worker header): {} = {}",
+            counted(&load.per_worker),
+            format_count(load.per_worker.iter().sum())
+        ));
+        // After a respawn a slot's own count covers only its replacement.
+        if load.respawns == 0 && load.served_by_workers.iter().all(Option::is_some) {
+            let own: Vec<u64> = load.served_by_workers.iter().flatten().copied().collect();
+            line(format!(
+                "requests each worker counted itself:   {} = {}",
+                counted(&own),
+                format_count(own.iter().sum())
+            ));
+        }
+    }
+    for incident in &state.incidents {
+        line(match incident {
+            Incident::Exited {
+                worker,
+                pid,
+                signal,
+                at_ms,
+            } => format!(
+                "{at_ms:>6} ms  worker {worker} (pid {pid}) ended{}",
+                signal
+                    .map(|s| format!(" by signal {s}"))
+                    .unwrap_or_default()
+            ),
+            Incident::Respawned {
+                worker,
+                pid,
+                downtime_us,
+                at_ms,
+            } => format!(
+                "{at_ms:>6} ms  worker {worker} replaced by pid {pid} after {}",
+                format_us(*downtime_us)
+            ),
+        });
+    }
+    if let Some(lag) = state.summary.as_ref().and_then(|s| s.main_loop_lag_us) {
+        line(format!(
+            "main loop: {} heartbeats; the longest wait was {}",
+            state.heartbeats.len(),
+            format_us(lag)
+        ));
     }
     if let Some(e) = &state.error {
         line(format!("error: {e}"));

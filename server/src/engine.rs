@@ -11,6 +11,8 @@
 //! - [`limits`]: every bound a request must fit, and its validation.
 //! - [`main_thread`]: the work on an event loop with a heartbeat.
 //! - [`threads`]: the worker-threads model.
+//! - [`cluster`]: a primary and HTTP workers on one port, loaded by
+//!   [`loadgen`].
 //! - [`process`]: the child-process model (and allow-listed programs), over
 //!   the line-delimited channel in [`ipc`]; [`spawn`] starts every process
 //!   in its run's process group, armed to die with the server.
@@ -19,9 +21,11 @@
 //! - [`measure`]: per-thread and per-process clocks.
 
 pub mod catalogue;
+pub mod cluster;
 pub mod host;
 pub mod ipc;
 pub mod limits;
+pub mod loadgen;
 pub mod main_thread;
 pub mod measure;
 pub mod process;
@@ -298,6 +302,25 @@ impl Engine {
             ModelSpec::MainThread => {
                 main_thread::run(id, spec.workload.clone(), &events, &stop).await
             }
+            ModelSpec::Cluster {
+                policy,
+                requests,
+                concurrency,
+                keep_alive,
+                kill,
+            } => {
+                let plan = cluster::Plan {
+                    workers: spec.workers,
+                    policy,
+                    workload: spec.workload.clone(),
+                    requests,
+                    concurrency,
+                    keep_alive,
+                    kill,
+                    binary: self.paths.worker_binary.clone(),
+                };
+                cluster::run(id, plan, &events, &stop).await
+            }
             ModelSpec::ChildProcess { round_trips } => {
                 process::run(
                     id,
@@ -310,7 +333,6 @@ impl Engine {
                 )
                 .await
             }
-            ref other => Err(format!("the {} model is not available", other.name())),
         };
         deadline.abort();
 

@@ -4,6 +4,9 @@
 
 use clap::{Parser, Subcommand};
 use spawnlab::cli::{self, RunArgs};
+use spawnlab::engine::cluster::primary::primary_main;
+use spawnlab::engine::cluster::worker::worker_main;
+use spawnlab::engine::cluster::{PRIMARY_COMMAND, WORKER_COMMAND};
 use spawnlab::engine::process::{child_main, CHILD_COMMAND};
 use spawnlab::settings::ServeArgs;
 use spawnlab::startup::Application;
@@ -32,6 +35,12 @@ enum Command {
     /// A child-process worker, started by the server over a pipe.
     #[command(name = CHILD_COMMAND, hide = true)]
     Child,
+    /// A cluster's primary, started by the server.
+    #[command(name = PRIMARY_COMMAND, hide = true)]
+    ClusterPrimary,
+    /// A cluster's HTTP worker, started by its primary.
+    #[command(name = WORKER_COMMAND, hide = true)]
+    ClusterWorker,
 }
 
 fn main() -> ExitCode {
@@ -39,6 +48,8 @@ fn main() -> ExitCode {
     match cli.command {
         // Workers stay single-threaded and small: no async runtime, no logging.
         Some(Command::Child) => child_main(),
+        Some(Command::ClusterPrimary) => primary_main(),
+        Some(Command::ClusterWorker) => worker_main(),
         Some(Command::Run(args)) => {
             runtime().block_on(cli::run(*args, cli.serve.resolve().site_dir))
         }

@@ -22,6 +22,15 @@ pub struct Limits {
     pub max_sleep_ms: u64,
     /// Most ping-pong messages a child process answers before working.
     pub max_round_trips: u32,
+    /// Most requests one cluster run sends.
+    pub max_requests: u32,
+    /// Most requests in flight at once.
+    pub max_concurrency: u32,
+    /// Longest per-request CPU burn or sleep, in milliseconds.
+    pub max_request_ms: u64,
+    /// Most CPU milliseconds a cluster run may ask for in all
+    /// (requests × burn), so it fits its deadline on one core.
+    pub max_cluster_cpu_ms: u64,
     /// Wall-clock time a run may take, baseline included, before it is stopped.
     pub run_deadline: Duration,
     /// Largest WebSocket frame read as a request; bigger ones are refused
@@ -37,6 +46,10 @@ impl Default for Limits {
             max_sha256_rounds: 20_000_000,
             max_sleep_ms: 10_000,
             max_round_trips: 10_000,
+            max_requests: 50_000,
+            max_concurrency: 256,
+            max_request_ms: 100,
+            max_cluster_cpu_ms: 20_000,
             run_deadline: Duration::from_secs(30),
             max_message_bytes: 4096,
         }
@@ -85,6 +98,9 @@ impl Limits {
             max_sha256_rounds: self.max_sha256_rounds,
             max_sleep_ms: self.max_sleep_ms,
             max_round_trips: self.max_round_trips,
+            max_requests: self.max_requests,
+            max_concurrency: self.max_concurrency,
+            max_request_ms: self.max_request_ms,
             run_deadline_ms: self.run_deadline.as_millis() as u64,
             max_message_bytes: self.max_message_bytes,
         }
@@ -119,6 +135,44 @@ impl Limits {
                 self.max_round_trips.into(),
             )?;
         }
+        if let ModelSpec::Cluster {
+            requests,
+            concurrency,
+            kill,
+            ..
+        } = spec.model
+        {
+            in_range(
+                "spec.model.requests",
+                requests.into(),
+                1,
+                self.max_requests.into(),
+            )?;
+            in_range(
+                "spec.model.concurrency",
+                concurrency.into(),
+                1,
+                self.max_concurrency.into(),
+            )?;
+            if let Some(kill) = kill {
+                in_range(
+                    "spec.model.kill.worker",
+                    kill.worker.into(),
+                    0,
+                    u64::from(spec.workers) - 1,
+                )?;
+                in_range(
+                    "spec.model.kill.after_requests",
+                    kill.after_requests.into(),
+                    0,
+                    u64::from(requests) - 1,
+                )?;
+            }
+            if let Workload::HttpCpu { ms } = spec.workload {
+                let most = (self.max_cluster_cpu_ms / u64::from(requests)).min(self.max_request_ms);
+                in_range("spec.workload.ms", ms, 0, most)?;
+            }
+        }
         let compute = ["primes", "sha256_chain", "sleep"];
         let allowed: &[&str] = match &spec.model {
             ModelSpec::Cluster { .. } => &["http_hello", "http_cpu", "http_sleep"],
@@ -145,7 +199,7 @@ impl Limits {
             }
             Workload::Sleep { ms } => in_range("spec.workload.ms", ms, 0, self.max_sleep_ms)?,
             Workload::HttpCpu { ms } | Workload::HttpSleep { ms } => {
-                in_range("spec.workload.ms", ms, 0, 1_000)?
+                in_range("spec.workload.ms", ms, 0, self.max_request_ms)?
             }
             Workload::Program { .. } | Workload::HttpHello => {}
         }
@@ -160,6 +214,7 @@ impl Limits {
                 sharing: Sharing::Messages,
             }
             | ModelSpec::ChildProcess { .. }
+            | ModelSpec::Cluster { .. }
             | ModelSpec::MainThread => {}
             ModelSpec::Threads {
                 strategy: ThreadStrategy::Pool,
@@ -174,15 +229,6 @@ impl Limits {
                 return Err(unsupported(
                     "spec.model.sharing",
                     "shared memory is not available on this server yet; choose messages".into(),
-                ))
-            }
-            ref other => {
-                return Err(unsupported(
-                    "spec.model.kind",
-                    format!(
-                        "the {} model is not available on this server yet; choose main_thread, threads or child_process",
-                        other.name()
-                    ),
                 ))
             }
         }
@@ -277,21 +323,48 @@ mod tests {
     }
 
     #[test]
-    fn models_this_server_cannot_run_are_refused_by_name() {
+    fn variants_this_server_cannot_run_are_refused_by_name() {
         let spec = RunSpec {
-            model: ModelSpec::Cluster {
-                policy: Default::default(),
-                requests: 10,
-                concurrency: 1,
-                keep_alive: true,
-                kill: None,
+            model: ModelSpec::Threads {
+                strategy: ThreadStrategy::Pool,
+                sharing: Sharing::Messages,
             },
-            workload: Workload::HttpHello,
+            workload: Workload::Primes { below: 100 },
             workers: 1,
         };
         let err = Limits::default().validate(&spec).unwrap_err();
         assert_eq!(err.code, ErrorCode::Unsupported);
-        assert_eq!(err.field, "spec.model.kind");
+        assert_eq!(err.field, "spec.model.strategy");
+    }
+
+    #[test]
+    fn a_cluster_run_is_bounded_to_fit_its_deadline() {
+        let cluster = |requests, kill| RunSpec {
+            model: ModelSpec::Cluster {
+                policy: Default::default(),
+                requests,
+                concurrency: 32,
+                keep_alive: true,
+                kill,
+            },
+            workload: Workload::HttpCpu { ms: 10 },
+            workers: 2,
+        };
+        let limits = Limits::default();
+        assert_eq!(limits.validate(&cluster(2_000, None)), Ok(()));
+        // 20,000 requests × 10 ms is 200 s of CPU: too much for one run.
+        let err = limits.validate(&cluster(20_000, None)).unwrap_err();
+        assert_eq!(err.field, "spec.workload.ms");
+        assert_eq!(
+            err.message,
+            "spec.workload.ms must be between 0 and 1, got 10"
+        );
+        let kill = Some(app::protocol::KillWorker {
+            worker: 2,
+            after_requests: 10,
+        });
+        let err = limits.validate(&cluster(2_000, kill)).unwrap_err();
+        assert_eq!(err.field, "spec.model.kill.worker");
     }
 
     #[test]
