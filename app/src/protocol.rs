@@ -385,6 +385,8 @@ pub enum ErrorCode {
     Busy,
     /// The run failed on the server; the message says how.
     RunFailed,
+    /// The server is stopping: runs are ended and the connection will close.
+    ShuttingDown,
 }
 
 /// Server-side limits, sent in [`ServerEvent::Hello`].

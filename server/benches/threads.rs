@@ -31,7 +31,7 @@ async fn main() {
         "{:>7} {:>12} {:>12} {:>14} {:>9} {:>16}",
         "threads", "wall ms", "cpu ms", "baseline ms", "speedup", "spawn→ready µs"
     );
-    let engine = Engine::new(Limits::default(), 1, 0);
+    let engine = Engine::new(Limits::default(), 1, 17, 0);
     for workers in [1, 2, 4, 8] {
         let spec = RunSpec {
             model: ModelSpec::Threads {

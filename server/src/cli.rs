@@ -178,7 +178,8 @@ pub async fn run(args: RunArgs, list_dir: PathBuf) -> ExitCode {
         run_deadline: Duration::from_secs(args.deadline_secs),
         ..Limits::default()
     };
-    let engine = Engine::new(limits, 1, 0).with_list_dir(list_dir);
+    let workers = limits.max_workers + 1;
+    let engine = Engine::new(limits, 1, workers, 0).with_list_dir(list_dir);
     if let Err(invalid) = engine.validate(&spec) {
         // Flags are named like the protocol's fields: spec.workers is --workers.
         eprintln!("error: {}", invalid.message);

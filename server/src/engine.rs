@@ -9,6 +9,7 @@
 //!
 //! - [`catalogue`]: the workloads and how one is split between workers.
 //! - [`limits`]: every bound a request must fit, and its validation.
+//! - [`admission`]: run slots, the worker budget and the waiting line.
 //! - [`main_thread`]: the work on an event loop with a heartbeat.
 //! - [`threads`]: the worker-threads model.
 //! - [`cluster`]: a primary and HTTP workers on one port, loaded by
@@ -20,6 +21,7 @@
 //! - [`host`]: what machine the figures come from.
 //! - [`measure`]: per-thread and per-process clocks.
 
+pub mod admission;
 pub mod catalogue;
 pub mod cluster;
 pub mod host;
@@ -37,9 +39,8 @@ use app::protocol::{
     ErrorCode, ModelSpec, Outcome, RunId, RunSpec, RunSummary, ServerEvent, WorkResult,
 };
 use limits::{Invalid, Limits};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
-use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, watch};
 
 /// Where a run's events go. Unbounded because worker threads must never
 /// block on a slow browser; each run sends a few hundred events at most.
@@ -196,25 +197,25 @@ impl Pass {
 #[derive(Debug)]
 pub struct Engine {
     limits: Limits,
-    /// One permit per run allowed to execute at once.
-    slots: Arc<Semaphore>,
-    /// Runs waiting for a slot, for queue positions and the queue cap.
-    waiting: AtomicU32,
-    /// Most runs allowed to wait.
-    max_queue: u32,
+    /// Run slots, the worker budget and the waiting line.
+    admission: admission::Admission,
     /// The worker binary and the directory `list_public` lists.
     paths: process::Paths,
 }
 
 impl Engine {
-    /// An engine that runs at most `max_concurrent_runs` at once and lets at
-    /// most `max_queue` more wait.
-    pub fn new(limits: Limits, max_concurrent_runs: u32, max_queue: u32) -> Self {
+    /// An engine that runs at most `max_concurrent_runs` at once, with at
+    /// most `max_live_workers` workers among them, and lets at most
+    /// `max_queue` more wait.
+    pub fn new(
+        limits: Limits,
+        max_concurrent_runs: u32,
+        max_live_workers: u32,
+        max_queue: u32,
+    ) -> Self {
         Engine {
             limits,
-            slots: Arc::new(Semaphore::new(max_concurrent_runs.max(1) as usize)),
-            waiting: AtomicU32::new(0),
-            max_queue,
+            admission: admission::Admission::new(max_concurrent_runs, max_live_workers, max_queue),
             paths: process::Paths {
                 // Re-execute ourselves, as Node's fork() starts another node.
                 worker_binary: std::env::current_exe().unwrap_or_else(|_| "spawnlab".into()),
@@ -270,11 +271,38 @@ impl Engine {
             });
             return None;
         }
-        let _permit = match self.admit(id, &events, &stop).await {
-            Ok(permit) => permit,
-            Err(refusal) => {
-                send(refusal);
+        let workers = match spec.model {
+            // The primary is a process too.
+            ModelSpec::Cluster { .. } => spec.workers + 1,
+            _ => spec.workers,
+        };
+        let queued = |position| send(ServerEvent::Queued { run: id, position });
+        let _pass = match self.admission.enter(workers, queued, &stop).await {
+            Ok(pass) => pass,
+            Err(admission::Refusal::QueueFull(n)) => {
+                send(ServerEvent::Error {
+                    run: Some(id),
+                    code: ErrorCode::Busy,
+                    field: None,
+                    message: format!(
+                        "the server is busy: {n} runs are already waiting, the most it queues; \
+                         try again in a moment"
+                    ),
+                });
                 return None;
+            }
+            Err(admission::Refusal::Stopped(reason)) => {
+                let outcome = if reason == StopReason::Deadline {
+                    Outcome::DeadlineExceeded
+                } else {
+                    Outcome::Cancelled
+                };
+                let summary = RunSummary::empty(outcome);
+                send(ServerEvent::RunFinished {
+                    run: id,
+                    summary: summary.clone(),
+                });
+                return Some(summary);
             }
         };
         send(ServerEvent::Accepted { run: id });
@@ -354,60 +382,6 @@ impl Engine {
         });
         Some(summary)
     }
-
-    /// Wait for a free slot, telling the learner their place in the queue.
-    async fn admit(
-        &self,
-        id: RunId,
-        events: &EventSink,
-        stop: &Stop,
-    ) -> Result<OwnedSemaphorePermit, ServerEvent> {
-        if let Ok(permit) = self.slots.clone().try_acquire_owned() {
-            return Ok(permit);
-        }
-        let position = self.waiting.fetch_add(1, Ordering::SeqCst) + 1;
-        let _leave = scopeguard(|| {
-            self.waiting.fetch_sub(1, Ordering::SeqCst);
-        });
-        if position > self.max_queue {
-            return Err(ServerEvent::Error {
-                run: Some(id),
-                code: ErrorCode::Busy,
-                field: None,
-                message: format!(
-                    "the server is busy: {} runs are already waiting, the most it queues; try again in a moment",
-                    self.max_queue
-                ),
-            });
-        }
-        let _ = events.send(ServerEvent::Queued { run: id, position });
-        tokio::select! {
-            permit = self.slots.clone().acquire_owned() => {
-                Ok(permit.expect("the semaphore is never closed"))
-            }
-            reason = stop.requested() => Err(ServerEvent::RunFinished {
-                run: id,
-                summary: RunSummary::empty(if reason == StopReason::Deadline {
-                    Outcome::DeadlineExceeded
-                } else {
-                    Outcome::Cancelled
-                }),
-            }),
-        }
-    }
-}
-
-/// Runs `f` when dropped, so a counter is restored on every path out.
-fn scopeguard<F: FnOnce()>(f: F) -> impl Drop {
-    struct Guard<F: FnOnce()>(Option<F>);
-    impl<F: FnOnce()> Drop for Guard<F> {
-        fn drop(&mut self) {
-            if let Some(f) = self.0.take() {
-                f();
-            }
-        }
-    }
-    Guard(Some(f))
 }
 
 fn summarize(run: ModelRun, stop: &Stop) -> RunSummary {

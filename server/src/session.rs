@@ -8,8 +8,10 @@
 //! A bad frame never ends the session. It gets an `error` event naming the
 //! field and what it allows, and the next frame is read as if nothing happened.
 
-use crate::engine::{Engine, Stop, StopReason};
-use app::protocol::{ClientMessage, ErrorCode, RunId, RunSpec, ServerEvent, PROTOCOL_VERSION};
+use crate::engine::{Engine, EventSink, Stop, StopReason};
+use app::protocol::{
+    ClientMessage, ErrorCode, Outcome, RunId, RunSpec, RunSummary, ServerEvent, PROTOCOL_VERSION,
+};
 use axum::extract::ws::Message;
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use std::collections::HashMap;
@@ -17,8 +19,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
-/// Runs one connection may have at once, running or queued: enough to queue
-/// the next experiment while one runs, not enough to hog the server.
+/// Runs one connection may have at once: one running and one queued behind
+/// it — enough to line up the next experiment, not enough to hog the server.
 pub const MAX_RUNS_PER_CONNECTION: usize = 2;
 
 /// How long a closing session waits for its stopped runs to report.
@@ -37,6 +39,7 @@ where
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(RunId, u64)>();
     let mut runs: HashMap<RunId, (u64, Stop)> = HashMap::new();
     let mut tickets = 0u64;
+    let turn = Arc::new(tokio::sync::Mutex::new(()));
 
     let hello = ServerEvent::Hello {
         version: PROTOCOL_VERSION,
@@ -78,9 +81,13 @@ where
                             tickets += 1;
                             runs.insert(id, (tickets, stop.clone()));
                             let (engine, events, done) = (engine.clone(), events.clone(), done_tx.clone());
-                            let ticket = tickets;
+                            let (ticket, turn) = (tickets, turn.clone());
                             tokio::spawn(async move {
-                                engine.run(id, spec, events, stop).await;
+                                // One run at a time per connection: a second
+                                // one waits here for the first to end.
+                                if let Some(_turn) = take_turn(turn, id, &events, &stop).await {
+                                    engine.run(id, spec, events, stop).await;
+                                }
                                 let _ = done.send((id, ticket));
                             });
                             None
@@ -116,6 +123,14 @@ where
         stop.request(reason);
     }
     if reason == StopReason::Shutdown {
+        let notice = refuse(
+            None,
+            ErrorCode::ShuttingDown,
+            None,
+            "the server is shutting down: running labs are stopped and this connection will close"
+                .into(),
+        );
+        let _ = send(&mut sink, &notice).await;
         // Let the learner see their runs end before the socket closes.
         let drained = tokio::time::timeout(DRAIN, async {
             while !runs.is_empty() {
@@ -157,6 +172,33 @@ async fn forward<W: Sink<Message> + Unpin>(
 fn forget(runs: &mut HashMap<RunId, (u64, Stop)>, id: RunId, ticket: u64) {
     if runs.get(&id).is_some_and(|(t, _)| *t == ticket) {
         runs.remove(&id);
+    }
+}
+
+/// Wait for this connection's previous run to end, saying so; `None` if
+/// the run was stopped while it waited (its `run_finished` is sent here).
+async fn take_turn(
+    turn: Arc<tokio::sync::Mutex<()>>,
+    id: RunId,
+    events: &EventSink,
+    stop: &Stop,
+) -> Option<tokio::sync::OwnedMutexGuard<()>> {
+    if let Ok(guard) = turn.clone().try_lock_owned() {
+        return Some(guard);
+    }
+    let _ = events.send(ServerEvent::Queued {
+        run: id,
+        position: 1,
+    });
+    tokio::select! {
+        guard = turn.lock_owned() => Some(guard),
+        _ = stop.requested() => {
+            let _ = events.send(ServerEvent::RunFinished {
+                run: id,
+                summary: RunSummary::empty(Outcome::Cancelled),
+            });
+            None
+        }
     }
 }
 
@@ -286,7 +328,7 @@ mod tests {
             server_out,
             |tx, msg: Message| async move { tx.send(msg).map(|()| tx) },
         ));
-        let engine = Arc::new(Engine::new(Limits::default(), 2, 4));
+        let engine = Arc::new(Engine::new(Limits::default(), 2, 40, 4));
         let task = tokio::spawn(serve(engine, sink, stream, shutdown));
         (
             Client {
@@ -390,6 +432,47 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_connection_runs_one_at_a_time_with_one_more_in_line() {
+        let (mut client, _task) = start(Stop::new());
+        client.send(SLEEP_RUN);
+        client
+            .until(|e| matches!(e, ServerEvent::WorkerSpawned { .. }))
+            .await;
+        let second = SLEEP_RUN.replace(r#""id":1"#, r#""id":2"#);
+        client.send(&second);
+        let queued = client.until(|e| e.run() == Some(2)).await;
+        assert_eq!(
+            queued,
+            ServerEvent::Queued {
+                run: 2,
+                position: 1
+            }
+        );
+        client.send(&SLEEP_RUN.replace(r#""id":1"#, r#""id":3"#));
+        let refused = client.until(|e| e.run() == Some(3)).await;
+        assert!(
+            matches!(
+                refused,
+                ServerEvent::Error {
+                    code: ErrorCode::Busy,
+                    ..
+                }
+            ),
+            "{refused:?}"
+        );
+        client.send(r#"{"type":"cancel","id":1}"#);
+        let next = client
+            .until(|e| matches!(e, ServerEvent::Accepted { .. }))
+            .await;
+        assert_eq!(
+            next,
+            ServerEvent::Accepted { run: 2 },
+            "the queued run starts"
+        );
+        client.send(r#"{"type":"cancel","id":2}"#);
+    }
+
+    #[tokio::test]
     async fn shutdown_ends_runs_and_closes_the_socket() {
         let shutdown = Stop::new();
         let (mut client, task) = start(shutdown.clone());
@@ -398,6 +481,16 @@ mod tests {
             .until(|e| matches!(e, ServerEvent::WorkerSpawned { .. }))
             .await;
         shutdown.request(StopReason::Shutdown);
+        let notice = client
+            .until(|e| matches!(e, ServerEvent::Error { .. }))
+            .await;
+        assert!(matches!(
+            notice,
+            ServerEvent::Error {
+                code: ErrorCode::ShuttingDown,
+                ..
+            }
+        ));
         let ServerEvent::RunFinished { summary, .. } = client
             .until(|e| matches!(e, ServerEvent::RunFinished { .. }))
             .await

@@ -32,6 +32,11 @@ pub struct ServeArgs {
     #[arg(long, env = "SPAWNLAB_MAX_RUNS")]
     pub max_runs: Option<u32>,
 
+    /// Worker threads and processes alive at once, across all runs; a run
+    /// that would exceed it waits in the queue.
+    #[arg(long, env = "SPAWNLAB_MAX_LIVE_WORKERS", default_value_t = 40)]
+    pub max_live_workers: u32,
+
     /// Runs allowed to wait for a free slot; beyond this, requests are refused.
     #[arg(long, env = "SPAWNLAB_MAX_QUEUE", default_value_t = 8)]
     pub max_queue: u32,
@@ -58,6 +63,7 @@ pub struct Settings {
     pub site_dir: PathBuf,
     pub limits: Limits,
     pub max_runs: u32,
+    pub max_live_workers: u32,
     pub max_queue: u32,
     pub allow_origins: Vec<String>,
     /// The binary worker processes run; `None` for this executable.
@@ -87,6 +93,7 @@ impl ServeArgs {
                 ..Limits::default()
             },
             max_runs: self.max_runs.unwrap_or_else(logical_cores),
+            max_live_workers: self.max_live_workers,
             max_queue: self.max_queue,
             allow_origins: self.allow_origins,
             worker_binary: None,
@@ -103,6 +110,7 @@ impl Settings {
             site_dir,
             limits: Limits::default(),
             max_runs: logical_cores(),
+            max_live_workers: 40,
             max_queue: 8,
             allow_origins: Vec::new(),
             worker_binary: Some(worker_binary),

@@ -75,8 +75,13 @@ impl Application {
         let state = AppState {
             sessions: sessions.clone(),
             engine: Arc::new({
-                let engine = Engine::new(settings.limits, settings.max_runs, settings.max_queue)
-                    .with_list_dir(settings.site_dir.clone());
+                let engine = Engine::new(
+                    settings.limits,
+                    settings.max_runs,
+                    settings.max_live_workers,
+                    settings.max_queue,
+                )
+                .with_list_dir(settings.site_dir.clone());
                 match settings.worker_binary {
                     Some(binary) => engine.with_worker_binary(binary),
                     None => engine,

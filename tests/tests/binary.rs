@@ -2,8 +2,8 @@
 //! address and site from flags, pages served, a clean exit on SIGTERM that
 //! first tells connected learners their runs were stopped.
 
-use app::protocol::{ClientMessage, ModelSpec, Outcome, RunSpec, ServerEvent, Workload};
-use spawnlab_tests::{http_get, ServerProcess, WsClient};
+use app::protocol::{ClientMessage, ErrorCode, ModelSpec, Outcome, RunSpec, ServerEvent, Workload};
+use spawnlab_tests::{children_of, http_get, ServerProcess, WsClient};
 use std::time::Duration;
 
 #[tokio::test]
@@ -33,6 +33,20 @@ async fn serves_pages_from_flags_and_stops_cleanly_on_sigterm() -> anyhow::Resul
     let (status, _) = http_get(server.addr, "/no-such-page").await?;
     assert_eq!(status, 404);
 
+    // Bad parameters: refused by name, and nothing is started.
+    let (mut ws, _) = WsClient::connect(&server.ws_url()).await?;
+    ws.send_text(r#"{"type":"start","id":9,"spec":{"model":{"kind":"child_process"},"workload":{"kind":"primes","below":1000},"workers":40}}"#)
+        .await?;
+    let ServerEvent::Error { field, .. } = ws.next().await? else {
+        panic!("a bad request gets an error");
+    };
+    assert_eq!(field.as_deref(), Some("spec.workers"));
+    assert!(
+        children_of(server.pid()).is_empty(),
+        "no process was started"
+    );
+    drop(ws);
+
     // A run in progress when the operator stops the server.
     let (mut ws, _) = WsClient::connect(&server.ws_url()).await?;
     ws.send(&ClientMessage::Start {
@@ -49,6 +63,7 @@ async fn serves_pages_from_flags_and_stops_cleanly_on_sigterm() -> anyhow::Resul
     .await?;
     ws.until(|e| matches!(e, ServerEvent::WorkerSpawned { worker: 1, .. }))
         .await?;
+    let server_pid = server.pid();
 
     let terminate = tokio::task::spawn_blocking(move || {
         let status = server.terminate(Duration::from_secs(10));
@@ -57,6 +72,16 @@ async fn serves_pages_from_flags_and_stops_cleanly_on_sigterm() -> anyhow::Resul
     let events = ws
         .until(|e| matches!(e, ServerEvent::RunFinished { .. }))
         .await?;
+    let told = events.iter().any(|e| {
+        matches!(
+            e,
+            ServerEvent::Error {
+                code: ErrorCode::ShuttingDown,
+                ..
+            }
+        )
+    });
+    assert!(told, "the learner is told why the run stopped");
     let Some(ServerEvent::RunFinished { summary, .. }) = events.last() else {
         unreachable!()
     };
@@ -64,5 +89,9 @@ async fn serves_pages_from_flags_and_stops_cleanly_on_sigterm() -> anyhow::Resul
     assert!(ws.closed().await, "the server closes the socket");
     let (_server, status) = terminate.await?;
     assert!(status?.success(), "a clean exit after SIGTERM");
+    assert!(
+        children_of(server_pid).is_empty(),
+        "nothing outlived the server"
+    );
     Ok(())
 }
