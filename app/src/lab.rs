@@ -10,7 +10,8 @@ mod views;
 use crate::client::{Connection, Link};
 use crate::lab_state::{LabState, Phase};
 use crate::protocol::{
-    ClientMessage, KillWorker, ModelSpec, Program, RunSpec, SchedPolicy, Workload,
+    ClientMessage, KillWorker, ModelSpec, Program, RunSpec, SchedPolicy, Sharing, ThreadStrategy,
+    Workload,
 };
 use leptos::prelude::*;
 use views::{ClusterView, HeartbeatStrip, Summary, WorkerTable};
@@ -180,6 +181,58 @@ const POLICIES: [(SchedPolicy, &str, &str); 3] = [
     ),
 ];
 
+const STRATEGIES: [(ThreadStrategy, &str, &str); 2] = [
+    (ThreadStrategy::Spawn, "spawn", "New threads for every run"),
+    (
+        ThreadStrategy::Pool,
+        "pool",
+        "A pool, started once and reused",
+    ),
+];
+
+const SHARINGS: [(Sharing, &str, &str); 2] = [
+    (Sharing::Messages, "messages", "Messages on a channel"),
+    (
+        Sharing::SharedMemory,
+        "shared_memory",
+        "Shared memory (atomics), no messages",
+    ),
+];
+
+/// A labelled menu over `options` (value, id, label), bound to `value`.
+fn choice<T>(
+    id: &'static str,
+    label: &'static str,
+    value: RwSignal<T>,
+    options: &'static [(T, &'static str, &'static str)],
+) -> AnyView
+where
+    T: Copy + PartialEq + Send + Sync + 'static,
+{
+    view! {
+        <div class="field">
+            <label for=id>{label}</label>
+            <select
+                id=id
+                on:change=move |ev| {
+                    let picked = event_target_value(&ev);
+                    if let Some((v, _, _)) = options.iter().find(|(_, i, _)| *i == picked) {
+                        value.set(*v);
+                    }
+                }
+            >
+                {options
+                    .iter()
+                    .map(|&(v, i, text)| {
+                        view! { <option value=i selected=move || value.get() == v>{text}</option> }
+                    })
+                    .collect_view()}
+            </select>
+        </div>
+    }
+    .into_any()
+}
+
 /// Everything the learner can set, as signals.
 #[derive(Clone, Copy)]
 struct Controls {
@@ -189,6 +242,8 @@ struct Controls {
     program: RwSignal<Program>,
     round_trips: RwSignal<u32>,
     policy: RwSignal<SchedPolicy>,
+    strategy: RwSignal<ThreadStrategy>,
+    sharing: RwSignal<Sharing>,
     requests: RwSignal<u32>,
     concurrency: RwSignal<u32>,
     keep_alive: RwSignal<bool>,
@@ -211,6 +266,8 @@ impl Controls {
                 0
             }),
             policy: RwSignal::new(SchedPolicy::RoundRobin),
+            strategy: RwSignal::new(ThreadStrategy::Spawn),
+            sharing: RwSignal::new(Sharing::Messages),
             requests: RwSignal::new(20_000),
             concurrency: RwSignal::new(32),
             keep_alive: RwSignal::new(true),
@@ -225,8 +282,8 @@ impl Controls {
         let model_spec = match model {
             LabModel::MainThread => ModelSpec::MainThread,
             LabModel::Threads => ModelSpec::Threads {
-                strategy: Default::default(),
-                sharing: Default::default(),
+                strategy: self.strategy.get_untracked(),
+                sharing: self.sharing.get_untracked(),
             },
             LabModel::ChildProcess => ModelSpec::ChildProcess {
                 round_trips: self.round_trips.get_untracked(),
@@ -372,31 +429,12 @@ pub fn Lab(model: LabModel) -> AnyView {
     };
     let program_field = move || {
         (c.kind.get() == Kind::Program).then(|| {
-            view! {
-                <div class="field">
-                    <label for="program">"Program (run without a shell)"</label>
-                    <select
-                        id="program"
-                        on:change=move |ev| {
-                            let id = event_target_value(&ev);
-                            if let Some((p, _, _)) = PROGRAMS.iter().find(|(_, i, _)| *i == id) {
-                                c.program.set(*p);
-                            }
-                        }
-                    >
-                        {PROGRAMS
-                            .iter()
-                            .map(|&(p, id, label)| {
-                                view! {
-                                    <option value=id selected=move || c.program.get() == p>
-                                        {label}
-                                    </option>
-                                }
-                            })
-                            .collect_view()}
-                    </select>
-                </div>
-            }
+            choice(
+                "program",
+                "Program (run without a shell)",
+                c.program,
+                &PROGRAMS,
+            )
         })
     };
     let workers_field = (model != LabModel::MainThread).then(|| {
@@ -408,34 +446,19 @@ pub fn Lab(model: LabModel) -> AnyView {
         number_field("workers", label, c.workers).into_any()
     });
     let model_fields = match model {
+        LabModel::Threads => Some(
+            view! {
+                {choice("strategy", "Threads come from", c.strategy, &STRATEGIES)}
+                {choice("sharing", "Workers report through", c.sharing, &SHARINGS)}
+            }
+            .into_any(),
+        ),
         LabModel::ChildProcess => Some(
             number_field("round_trips", "Ping-pong messages per child", c.round_trips).into_any(),
         ),
         LabModel::Cluster => Some(
             view! {
-                <div class="field wide">
-                    <label for="policy">"Scheduling policy"</label>
-                    <select
-                        id="policy"
-                        on:change=move |ev| {
-                            let id = event_target_value(&ev);
-                            if let Some((p, _, _)) = POLICIES.iter().find(|(_, i, _)| *i == id) {
-                                c.policy.set(*p);
-                            }
-                        }
-                    >
-                        {POLICIES
-                            .iter()
-                            .map(|&(p, id, label)| {
-                                view! {
-                                    <option value=id selected=move || c.policy.get() == p>
-                                        {label}
-                                    </option>
-                                }
-                            })
-                            .collect_view()}
-                    </select>
-                </div>
+                {choice("policy", "Scheduling policy", c.policy, &POLICIES)}
                 {number_field("requests", "Requests to send", c.requests)}
                 {number_field("concurrency", "In flight at once", c.concurrency)}
                 <div class="field check">

@@ -22,6 +22,8 @@ pub struct WorkerRow {
     pub wall_us: Option<u64>,
     pub cpu_us: Option<u64>,
     pub memory: Option<Memory>,
+    /// Messages the worker sent its coordinator, where counted.
+    pub messages: Option<u64>,
     pub result: Option<WorkResult>,
 }
 
@@ -299,6 +301,7 @@ impl LabState {
                 wall_us,
                 cpu_us,
                 memory,
+                messages,
                 result,
                 ..
             } => {
@@ -306,6 +309,7 @@ impl LabState {
                 row.wall_us = Some(wall_us);
                 row.cpu_us = Some(cpu_us);
                 row.memory = memory;
+                row.messages = messages;
                 row.result = Some(result);
                 self.say(format!(
                     "Worker {worker} finished in {} using {} of CPU.",

@@ -277,6 +277,10 @@ pub enum ServerEvent {
         /// Resident memory, for processes; `None` for threads, which share
         /// the server's address space.
         memory: Option<Memory>,
+        /// Threads: messages the worker sent its coordinator (0 when it wrote
+        /// to shared memory instead); `None` where not counted.
+        #[serde(default)]
+        messages: Option<u64>,
         result: WorkResult,
     },
     /// Threads with more than one worker: the same workload on one thread, so

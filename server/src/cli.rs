@@ -280,13 +280,13 @@ fn table(state: &LabState, spec: &RunSpec) -> String {
         ));
     }
     line(format!(
-        "{:>6} {:>8} {:>10} {:>19} {:>10} {:>10} {:>17}  result",
-        "worker", "pid", "start", "round trip p50/p99", "wall", "cpu", "rss / anon"
+        "{:>6} {:>8} {:>10} {:>19} {:>10} {:>10} {:>17} {:>8}  result",
+        "worker", "pid", "start", "round trip p50/p99", "wall", "cpu", "rss / anon", "messages"
     ));
     let or_dash = |v: Option<String>| v.unwrap_or_else(|| "-".into());
     for r in &state.workers {
         line(format!(
-            "{:>6} {:>8} {:>10} {:>19} {:>10} {:>10} {:>17}  {}",
+            "{:>6} {:>8} {:>10} {:>19} {:>10} {:>10} {:>17} {:>8}  {}",
             r.worker,
             r.tid.unwrap_or(r.pid),
             or_dash(r.start_latency_us.map(format_us)),
@@ -301,6 +301,7 @@ fn table(state: &LabState, spec: &RunSpec) -> String {
                 r.memory
                     .map(|m| format!("{} / {}", mib(m.rss_bytes), mib(m.anon_bytes)))
             ),
+            or_dash(r.messages.map(format_count)),
             or_dash(r.result.as_ref().map(describe_result))
         ));
     }

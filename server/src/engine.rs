@@ -324,8 +324,11 @@ impl Engine {
             })
         };
         let result = match spec.model {
-            ModelSpec::Threads { .. } => {
-                threads::run(id, spec.workload.clone(), spec.workers, &events, &stop).await
+            ModelSpec::Threads { strategy, sharing } => {
+                let style = threads::Style { strategy, sharing };
+                let pool_size = self.limits.max_workers;
+                let workload = spec.workload.clone();
+                threads::run(id, workload, spec.workers, style, pool_size, &events, &stop).await
             }
             ModelSpec::MainThread => {
                 main_thread::run(id, spec.workload.clone(), &events, &stop).await

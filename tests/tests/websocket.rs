@@ -175,3 +175,72 @@ async fn the_health_endpoint_answers() -> anyhow::Result<()> {
     app.shutdown().await?;
     Ok(())
 }
+
+/// The workers' kernel thread ids in a finished run's events.
+fn tids(events: &[ServerEvent]) -> std::collections::BTreeSet<u32> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            ServerEvent::WorkerSpawned { tid, .. } => *tid,
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_pool_reuses_its_threads_and_shared_memory_sends_no_messages() -> anyhow::Result<()> {
+    use app::protocol::{Sharing, ThreadStrategy};
+    let app = spawn_app().await;
+    let (mut ws, _) = WsClient::connect(&app.ws_url()).await?;
+    let spec = |strategy, sharing| RunSpec {
+        model: ModelSpec::Threads { strategy, sharing },
+        workload: Workload::Primes { below: 200_000 },
+        workers: 3,
+    };
+    let mut runs = Vec::new();
+    for (id, strategy, sharing) in [
+        (1, ThreadStrategy::Pool, Sharing::Messages),
+        (2, ThreadStrategy::Pool, Sharing::SharedMemory),
+        (3, ThreadStrategy::Spawn, Sharing::SharedMemory),
+        (4, ThreadStrategy::Spawn, Sharing::Messages),
+    ] {
+        ws.send(&ClientMessage::Start {
+            id,
+            spec: spec(strategy, sharing),
+        })
+        .await?;
+        let events = ws.until(finished).await?;
+        let Some(ServerEvent::RunFinished { summary, .. }) = events.last() else {
+            unreachable!()
+        };
+        assert_eq!(
+            summary.result,
+            WorkResult::Primes { count: 17_984 },
+            "{strategy:?} {sharing:?}"
+        );
+        let messages: Vec<u64> = events
+            .iter()
+            .filter_map(|e| match e {
+                ServerEvent::WorkerFinished { messages, .. } => *messages,
+                _ => None,
+            })
+            .collect();
+        assert_eq!(messages.len(), 3);
+        match sharing {
+            Sharing::SharedMemory => assert_eq!(messages, vec![0, 0, 0]),
+            // Ready, one progress message per step, and the result.
+            Sharing::Messages => assert!(messages.iter().all(|&m| m > 2), "{messages:?}"),
+        }
+        runs.push(tids(&events));
+    }
+    // The pool's threads outlive a run and serve the next one; spawned
+    // threads are new every time.
+    let pool: std::collections::BTreeSet<u32> = runs[0].union(&runs[1]).copied().collect();
+    assert!(pool.len() <= 16, "at most the pool's size");
+    assert!(runs[2].is_disjoint(&pool) && runs[3].is_disjoint(&runs[2]));
+    assert!(
+        !runs[1].is_disjoint(&runs[0]),
+        "the second pool run reused a thread"
+    );
+    Ok(())
+}

@@ -37,6 +37,7 @@ pub fn WorkerTable(lab: RwSignal<LabState>, noun: &'static str) -> AnyView {
                 <td class="num">{w.cpu_us.map(format_us)}</td>
                 <td class="num">{memory.unwrap_or_else(|| "—".into())}</td>
                 <td class="num">{trip.unwrap_or_else(|| "—".into())}</td>
+                <td class="num">{w.messages.map(format_count).unwrap_or_else(|| "—".into())}</td>
                 <td class="result">{w.result.as_ref().map(describe_result)}</td>
             </tr>
         }
@@ -55,6 +56,7 @@ pub fn WorkerTable(lab: RwSignal<LabState>, noun: &'static str) -> AnyView {
                         <th scope="col">"CPU time"</th>
                         <th scope="col">"Memory (resident / private)"</th>
                         <th scope="col">"Round trip p50 / p99"</th>
+                        <th scope="col">"Messages sent"</th>
                         <th scope="col">"Result"</th>
                     </tr>
                 </thead>

@@ -308,6 +308,7 @@ pub async fn run(
             wall_us: micros(duration),
             cpu_us: worker_cpu,
             memory: memory.get(worker).copied().flatten(),
+            messages: None,
             result: result.clone(),
         });
         results.push(Some(result));

@@ -4,7 +4,7 @@
 //! before [`Limits::validate`] has passed it. A refusal names the field, as a
 //! dotted path into the request, and the range that field allows.
 
-use app::protocol::{self, ErrorCode, ModelSpec, RunSpec, Sharing, ThreadStrategy, Workload};
+use app::protocol::{self, ErrorCode, ModelSpec, RunSpec, Workload};
 use std::time::Duration;
 
 /// Configurable bounds. The defaults keep the largest run of each workload
@@ -203,35 +203,6 @@ impl Limits {
             }
             Workload::Program { .. } | Workload::HttpHello => {}
         }
-        let unsupported = |field: &str, message: String| Invalid {
-            code: ErrorCode::Unsupported,
-            field: field.into(),
-            message,
-        };
-        match spec.model {
-            ModelSpec::Threads {
-                strategy: ThreadStrategy::Spawn,
-                sharing: Sharing::Messages,
-            }
-            | ModelSpec::ChildProcess { .. }
-            | ModelSpec::Cluster { .. }
-            | ModelSpec::MainThread => {}
-            ModelSpec::Threads {
-                strategy: ThreadStrategy::Pool,
-                ..
-            } => {
-                return Err(unsupported(
-                    "spec.model.strategy",
-                    "the pool strategy is not available on this server yet; choose spawn".into(),
-                ))
-            }
-            ModelSpec::Threads { .. } => {
-                return Err(unsupported(
-                    "spec.model.sharing",
-                    "shared memory is not available on this server yet; choose messages".into(),
-                ))
-            }
-        }
         Ok(())
     }
 }
@@ -243,8 +214,8 @@ mod tests {
     fn threads(workload: Workload, workers: u32) -> RunSpec {
         RunSpec {
             model: ModelSpec::Threads {
-                strategy: ThreadStrategy::Spawn,
-                sharing: Sharing::Messages,
+                strategy: app::protocol::ThreadStrategy::Spawn,
+                sharing: app::protocol::Sharing::Messages,
             },
             workload,
             workers,
@@ -320,21 +291,6 @@ mod tests {
             "{}",
             err.message
         );
-    }
-
-    #[test]
-    fn variants_this_server_cannot_run_are_refused_by_name() {
-        let spec = RunSpec {
-            model: ModelSpec::Threads {
-                strategy: ThreadStrategy::Pool,
-                sharing: Sharing::Messages,
-            },
-            workload: Workload::Primes { below: 100 },
-            workers: 1,
-        };
-        let err = Limits::default().validate(&spec).unwrap_err();
-        assert_eq!(err.code, ErrorCode::Unsupported);
-        assert_eq!(err.field, "spec.model.strategy");
     }
 
     #[test]

@@ -98,6 +98,7 @@ async fn event_loop(id: RunId, workload: Workload, events: EventSink, stop: Stop
             cpu: thread_cpu_time() - cpu_start,
             memory: None,
             wall: work_started.elapsed(),
+            messages: None,
         },
     );
     // Let the heartbeat catch up and beat calmly again.

@@ -215,6 +215,7 @@ fn not_installed(program: Program) -> WorkerReport {
         cpu: Duration::ZERO,
         memory: None,
         wall: Duration::ZERO,
+        messages: None,
     }
 }
 
@@ -344,6 +345,7 @@ fn drive_child(
                         cpu: Duration::from_micros(cpu_us),
                         memory: Some(memory),
                         wall: spawned_at.elapsed(),
+                        messages: None,
                     },
                 ));
                 return Ok(());
@@ -403,6 +405,7 @@ fn drive_program(
             cpu,
             memory: None,
             wall,
+            messages: None,
         },
     ));
     Ok(())

@@ -32,6 +32,8 @@ pub enum WorkerReport {
         memory: Option<Memory>,
         /// Spawn to this report.
         wall: Duration,
+        /// Messages it sent its coordinator, where that is counted.
+        messages: Option<u64>,
     },
     /// It ended without reporting: killed, crashed, or broke the channel.
     Lost {
@@ -110,12 +112,14 @@ impl Reporter {
                 cpu,
                 memory,
                 wall,
+                messages,
             } => self.send(ServerEvent::WorkerFinished {
                 run,
                 worker,
                 wall_us: micros(wall),
                 cpu_us: micros(cpu),
                 memory,
+                messages,
                 result: result.unwrap_or(WorkResult::Incomplete),
             }),
             WorkerReport::Lost { wall, why } => {
@@ -133,6 +137,7 @@ impl Reporter {
                     wall_us: micros(wall),
                     cpu_us: 0,
                     memory: None,
+                    messages: None,
                     result: WorkResult::Incomplete,
                 });
             }

@@ -1,90 +1,192 @@
 //! The worker-threads model: N OS threads in the server process, each doing
-//! one share of the workload and reporting over a channel.
+//! one share of the workload.
 //!
-//! This is the counterpart of Node's `new Worker()` + `postMessage`: each
-//! thread sends a first message as soon as it runs (its start latency is
-//! spawn → that message's arrival), then progress, then its result. The
-//! coordinator is a plain blocking thread rather than an async task, so the
-//! arrival times it records are not delayed by the async scheduler.
+//! This is the counterpart of Node's `new Worker()` + `postMessage`. Two
+//! choices mirror the ones a Node.js programmer makes:
 //!
-//! When more than one worker ran, the same workload then runs on a single
-//! thread, so the reported speedup is a measurement, not `workers × 1`.
+//! - **strategy**: spawn fresh threads for every run, or hand the shares to a
+//!   pool of threads started once and kept (Node's docs advise a pool, since
+//!   creating a worker costs more than a small task saves);
+//! - **sharing**: report through messages on a channel (each a separate
+//!   allocation handed across, like `postMessage`), or write progress and
+//!   results into one shared board of atomics that the coordinator reads
+//!   (like a `SharedArrayBuffer` with `Atomics`): no messages at all.
+//!
+//! Either way a worker's start latency is spawn (or hand-off to the pool) →
+//! its first sign of life, and the coordinator — a plain blocking thread, so
+//! the times it records are not delayed by the async scheduler — turns what
+//! it learns into the same reports. When more than one worker ran, the same
+//! workload then runs on a single worker of the same kind, so the speedup is
+//! a measurement, not `workers × 1`.
 
 use super::catalogue::Share;
 use super::measure::{current_tid, thread_cpu_time};
 use super::report::{Reporter, Tally, WorkerReport};
 use super::spawn::lower_this_thread;
 use super::{EventSink, ModelRun, Pass, Stop};
-use app::protocol::{RunId, Workload};
-use std::sync::mpsc;
-use std::time::Instant;
+use app::protocol::{RunId, Sharing, ThreadStrategy, WorkResult, Workload};
+use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
-/// Run `workload` on `workers` fresh threads, streaming events for run `id`,
-/// then measure the one-thread baseline when it is worth comparing.
+/// How often the coordinator reads the shared board.
+const BOARD_POLL: Duration = Duration::from_millis(5);
+
+/// How a run's threads are started and how they report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Style {
+    pub strategy: ThreadStrategy,
+    pub sharing: Sharing,
+}
+
+/// The pool, started on first use with one thread per allowed worker and
+/// kept for the life of the server.
+fn pool(size: u32) -> &'static rayon::ThreadPool {
+    static POOL: OnceLock<rayon::ThreadPool> = OnceLock::new();
+    POOL.get_or_init(|| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(size.max(1) as usize)
+            .thread_name(|i| format!("spawnlab-pool-{i}"))
+            .start_handler(|_| lower_this_thread())
+            .build()
+            .expect("the worker pool starts")
+    })
+}
+
+/// Run `workload` on `workers` threads in `style`, streaming events for run
+/// `id`, then measure the one-worker baseline when it is worth comparing.
+/// `pool_size` sizes the pool the first time one is needed.
 pub async fn run(
     id: RunId,
     workload: Workload,
     workers: u32,
+    style: Style,
+    pool_size: u32,
     events: &EventSink,
     stop: &Stop,
 ) -> Result<ModelRun, String> {
     let (events, stop) = (events.clone(), stop.clone());
     tokio::task::spawn_blocking(move || {
         let mut reporter = Reporter::new(id, workers, events.clone(), stop.clone());
-        let pass = run_pass(&workload, workers, &stop, |worker, report| {
+        let job = Job {
+            workload: &workload,
+            style,
+            pool_size,
+        };
+        let pass = run_pass(&job, workers, &stop, |worker, report| {
             reporter.report(worker, report)
         })?;
         pass.with_baseline(id, workers, &events, &stop, || {
-            run_pass(&workload, 1, &stop, |_, _| {})
+            run_pass(&job, 1, &stop, |_, _| {})
         })
     })
     .await
     .map_err(|e| format!("the thread coordinator failed: {e}"))?
 }
 
-/// Spawn the workers, pass their reports to `observe` stamped with the time
-/// since that worker was spawned, and join them all.
+struct Job<'a> {
+    workload: &'a Workload,
+    style: Style,
+    pool_size: u32,
+}
+
+/// Where a worker puts what it has to say.
+#[derive(Clone)]
+enum Outbox {
+    Channel(mpsc::Sender<(u32, WorkerReport)>),
+    Board(Arc<Board>),
+}
+
+/// The shared-memory variant's board: one row of atomics per worker,
+/// written by that worker, read by the coordinator.
+struct Board {
+    rows: Vec<Row>,
+    /// Results that do not fit in a number (digests), stored once, at the end.
+    results: Vec<Mutex<Option<WorkResult>>>,
+}
+
+#[derive(Default)]
+struct Row {
+    /// Nanoseconds from the run's epoch to the worker's first instruction,
+    /// plus one (0 means "not yet").
+    ready_ns: AtomicU64,
+    tid: AtomicU64,
+    done: AtomicU64,
+    total: AtomicU64,
+    cpu_ns: AtomicU64,
+    stopped: AtomicBool,
+    finished: AtomicBool,
+}
+
+/// One pass over the workers: start them, relay what they say to `observe`
+/// (stamped with the time since that worker was started), wait for all.
 fn run_pass(
-    workload: &Workload,
+    job: &Job,
     workers: u32,
     stop: &Stop,
     mut observe: impl FnMut(u32, WorkerReport),
 ) -> Result<Pass, String> {
-    let (tx, rx) = mpsc::channel();
     let mut tally = Tally::new(workers);
-    let mut spawned_at = Vec::with_capacity(workers as usize);
-    let mut handles = Vec::with_capacity(workers as usize);
+    let epoch = Instant::now();
+    let (tx, rx) = mpsc::channel();
+    let board = Arc::new(Board {
+        rows: (0..workers).map(|_| Row::default()).collect(),
+        results: (0..workers).map(|_| Mutex::new(None)).collect(),
+    });
+    let outbox = match job.style.sharing {
+        Sharing::Messages => Outbox::Channel(tx),
+        Sharing::SharedMemory => Outbox::Board(board.clone()),
+    };
+    let mut started_at = Vec::with_capacity(workers as usize);
+    let mut handles = Vec::new();
     for worker in 0..workers {
-        let share = Share::new(workload.clone(), worker, workers);
-        let (worker_tx, worker_stop) = (tx.clone(), stop.clone());
-        spawned_at.push(Instant::now());
-        let handle = std::thread::Builder::new()
-            .name(format!("spawnlab-worker-{worker}"))
-            .spawn(move || worker_main(share, worker_tx, worker_stop));
-        match handle {
-            Ok(handle) => handles.push(handle),
-            Err(e) => {
-                // Stop the ones already running before giving up.
-                stop.request(super::StopReason::Cancelled);
-                drop(tx);
-                handles.into_iter().for_each(|h| drop(h.join()));
-                return Err(format!("could not start worker thread {worker}: {e}"));
+        let share = Share::new(job.workload.clone(), worker, workers);
+        let (worker_outbox, worker_stop) = (outbox.clone(), stop.clone());
+        let body = move || worker_main(share, worker_outbox, worker_stop, epoch);
+        started_at.push(Instant::now());
+        match job.style.strategy {
+            ThreadStrategy::Pool => pool(job.pool_size).spawn(body),
+            ThreadStrategy::Spawn => {
+                let spawned = std::thread::Builder::new()
+                    .name(format!("spawnlab-worker-{worker}"))
+                    .spawn(body);
+                match spawned {
+                    Ok(handle) => handles.push(handle),
+                    Err(e) => {
+                        // Stop the ones already running before giving up.
+                        stop.request(super::StopReason::Cancelled);
+                        drop(outbox);
+                        handles.into_iter().for_each(|h| drop(h.join()));
+                        return Err(format!("could not start worker thread {worker}: {e}"));
+                    }
+                }
             }
         }
     }
-    drop(tx);
+    drop(outbox);
 
-    // The loop ends when every worker has dropped its sender. Arrival times
-    // are stamped here, where the messages land.
-    for (worker, mut report) in rx {
-        let since_spawn = spawned_at[worker as usize].elapsed();
+    let mut deliver = |worker: u32, mut report: WorkerReport, since_start: Duration| {
         match &mut report {
-            WorkerReport::Ready { latency, .. } => *latency = since_spawn,
-            WorkerReport::Done { wall, .. } => *wall = since_spawn,
+            WorkerReport::Ready { latency, .. } => *latency = since_start,
+            WorkerReport::Done { wall, .. } => *wall = since_start,
             _ => {}
         }
         tally.note(worker, &report);
         observe(worker, report);
+    };
+    match job.style.sharing {
+        // Arrival times are stamped here, where the messages land; the loop
+        // ends when every worker has dropped its sender.
+        Sharing::Messages => {
+            for (worker, report) in rx {
+                deliver(worker, report, started_at[worker as usize].elapsed());
+            }
+        }
+        Sharing::SharedMemory => {
+            drop(rx);
+            read_board(&board, epoch, &started_at, &mut deliver);
+        }
     }
     for handle in handles {
         handle
@@ -94,37 +196,132 @@ fn run_pass(
     Ok(tally.finish())
 }
 
-/// The body of one worker thread.
-fn worker_main(share: Share, tx: mpsc::Sender<(u32, WorkerReport)>, stop: Stop) {
+/// Poll the board until every worker has finished, turning what changed
+/// into reports. Times come from the board itself, so polling adds nothing
+/// to the start latency it reports.
+fn read_board(
+    board: &Board,
+    epoch: Instant,
+    started_at: &[Instant],
+    deliver: &mut impl FnMut(u32, WorkerReport, Duration),
+) {
+    let n = board.rows.len();
+    let mut seen_ready = vec![false; n];
+    let mut seen_done = vec![0u64; n];
+    let mut finished = vec![false; n];
+    while finished.iter().any(|f| !f) {
+        std::thread::sleep(BOARD_POLL);
+        for (w, row) in board.rows.iter().enumerate() {
+            if finished[w] {
+                continue;
+            }
+            let since_start = |ns_from_epoch: u64| {
+                (epoch + Duration::from_nanos(ns_from_epoch))
+                    .saturating_duration_since(started_at[w])
+            };
+            let ready = row.ready_ns.load(Ordering::Acquire);
+            if ready > 0 && !seen_ready[w] {
+                seen_ready[w] = true;
+                let report = WorkerReport::Ready {
+                    latency: Duration::ZERO,
+                    pid: std::process::id(),
+                    tid: Some(row.tid.load(Ordering::Relaxed) as u32),
+                };
+                deliver(w as u32, report, since_start(ready - 1));
+            }
+            let done = row.done.load(Ordering::Relaxed);
+            if done != seen_done[w] {
+                seen_done[w] = done;
+                let total = row.total.load(Ordering::Relaxed);
+                deliver(
+                    w as u32,
+                    WorkerReport::Progress { done, total },
+                    Duration::ZERO,
+                );
+            }
+            if row.finished.load(Ordering::Acquire) {
+                finished[w] = true;
+                let result = (!row.stopped.load(Ordering::Relaxed))
+                    .then(|| {
+                        board.results[w]
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .take()
+                    })
+                    .flatten();
+                let report = WorkerReport::Done {
+                    result,
+                    cpu: Duration::from_nanos(row.cpu_ns.load(Ordering::Relaxed)),
+                    memory: None,
+                    wall: Duration::ZERO,
+                    messages: Some(0),
+                };
+                deliver(w as u32, report, started_at[w].elapsed());
+            }
+        }
+    }
+}
+
+/// The body of one worker, on a fresh thread or a pool thread.
+fn worker_main(share: Share, outbox: Outbox, stop: Stop, epoch: Instant) {
     let worker = share.worker;
+    let i = worker as usize;
     // Below the site's own threads, so pages stay fast while a lab runs.
     lower_this_thread();
     let cpu_start = thread_cpu_time();
-    // A send fails only if the coordinator is gone; then nobody needs the work.
-    // The coordinator fills in the times when the message arrives.
-    let _ = tx.send((
-        worker,
-        WorkerReport::Ready {
-            latency: Default::default(),
+    let messages = Cell::new(0u64);
+    let say = |report: WorkerReport| {
+        if let Outbox::Channel(tx) = &outbox {
+            messages.set(messages.get() + 1);
+            // A send fails only if the coordinator is gone; then nobody
+            // needs the work.
+            let _ = tx.send((worker, report));
+        }
+    };
+    match &outbox {
+        Outbox::Board(board) => {
+            let row = &board.rows[i];
+            row.tid.store(current_tid().into(), Ordering::Relaxed);
+            row.ready_ns
+                .store(epoch.elapsed().as_nanos() as u64 + 1, Ordering::Release);
+        }
+        // The coordinator fills in the times when the message arrives.
+        Outbox::Channel(_) => say(WorkerReport::Ready {
+            latency: Duration::ZERO,
             pid: std::process::id(),
             tid: Some(current_tid()),
-        },
-    ));
+        }),
+    }
     let result = share.run(
         || stop.is_requested(),
-        |done, total| {
-            let _ = tx.send((worker, WorkerReport::Progress { done, total }));
+        |done, total| match &outbox {
+            Outbox::Board(board) => {
+                board.rows[i].total.store(total, Ordering::Relaxed);
+                board.rows[i].done.store(done, Ordering::Relaxed);
+            }
+            Outbox::Channel(_) => say(WorkerReport::Progress { done, total }),
         },
     );
-    let _ = tx.send((
-        worker,
-        WorkerReport::Done {
-            result: result.ok(),
-            cpu: thread_cpu_time() - cpu_start,
-            memory: None,
-            wall: Default::default(),
-        },
-    ));
+    let cpu = thread_cpu_time() - cpu_start;
+    match &outbox {
+        Outbox::Board(board) => {
+            let row = &board.rows[i];
+            row.cpu_ns.store(cpu.as_nanos() as u64, Ordering::Relaxed);
+            row.stopped.store(result.is_err(), Ordering::Relaxed);
+            *board.results[i].lock().unwrap_or_else(|p| p.into_inner()) = result.ok();
+            row.finished.store(true, Ordering::Release);
+        }
+        Outbox::Channel(_) => {
+            let report = WorkerReport::Done {
+                result: result.ok(),
+                cpu,
+                memory: None,
+                wall: Duration::ZERO,
+                messages: Some(messages.get() + 1),
+            };
+            say(report);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -137,7 +334,13 @@ mod tests {
 
     async fn collect(workload: Workload, workers: u32, stop: Stop) -> (ModelRun, Vec<ServerEvent>) {
         let (tx, mut rx) = unbounded_channel();
-        let run = run(9, workload, workers, &tx, &stop).await.unwrap();
+        let style = Style {
+            strategy: ThreadStrategy::Spawn,
+            sharing: Sharing::Messages,
+        };
+        let run = run(9, workload, workers, style, 16, &tx, &stop)
+            .await
+            .unwrap();
         drop(tx);
         let mut events = Vec::new();
         while let Some(ev) = rx.recv().await {
