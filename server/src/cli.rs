@@ -28,9 +28,10 @@ pub struct RunArgs {
     #[arg(long)]
     pub workload: Option<String>,
 
-    /// Threads, processes or cluster workers sharing the work.
-    #[arg(long, default_value_t = 2)]
-    pub workers: u32,
+    /// Threads, processes or cluster workers sharing the work (default 2;
+    /// the main thread always has 1).
+    #[arg(long)]
+    pub workers: Option<u32>,
 
     /// primes: count the primes below this.
     #[arg(long, default_value_t = 20_000_000)]
@@ -157,10 +158,14 @@ impl RunArgs {
                 ))
             }
         };
+        let workers = self.workers.unwrap_or(match self.model {
+            ModelKind::MainThread => 1,
+            _ => 2,
+        });
         Ok(RunSpec {
             model,
             workload,
-            workers: self.workers,
+            workers,
         })
     }
 }
