@@ -389,9 +389,11 @@ impl Engine {
 
 fn summarize(run: ModelRun, stop: &Stop) -> RunSummary {
     let complete = run.results.iter().all(Option::is_some);
-    let outcome = match stop.outcome() {
-        Some(outcome) if !complete => outcome,
-        _ => Outcome::Completed,
+    let outcome = match (complete, stop.outcome()) {
+        (true, _) => Outcome::Completed,
+        (false, Some(stopped)) => stopped,
+        // A worker ended without its result and nobody asked it to: it died.
+        (false, None) => Outcome::Failed,
     };
     let result = if complete {
         catalogue::combine(run.results.into_iter().flatten().collect())

@@ -23,15 +23,18 @@ fn finished(ev: &ServerEvent) -> bool {
     matches!(ev, ServerEvent::RunFinished { .. })
 }
 
-/// The worker pids of a run, from its `worker_spawned` events.
+/// The worker pids of a run, in worker order, from its `worker_spawned`
+/// events (which arrive in whatever order the workers start).
 fn pids(events: &[ServerEvent]) -> Vec<u32> {
-    events
+    let mut by_worker: Vec<(u32, u32)> = events
         .iter()
         .filter_map(|e| match e {
-            ServerEvent::WorkerSpawned { pid, .. } => Some(*pid),
+            ServerEvent::WorkerSpawned { worker, pid, .. } => Some((*worker, *pid)),
             _ => None,
         })
-        .collect()
+        .collect();
+    by_worker.sort_unstable();
+    by_worker.into_iter().map(|(_, pid)| pid).collect()
 }
 
 /// Start `spec` and wait until all `workers` have said they are ready;
@@ -214,5 +217,37 @@ async fn workers_die_with_the_server_however_it_ends() -> anyhow::Result<()> {
     server.kill_hard()?;
     let dead = || async { Ok(workers.iter().all(|pid| !is_running(*pid)).then_some(())) };
     eventually(Duration::from_secs(3), "the orphaned worker to die", dead).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_crashed_child_fails_the_run_and_the_rest_are_reaped() -> anyhow::Result<()> {
+    let app = spawn_app().await;
+    let (mut ws, _) = WsClient::connect(&app.ws_url()).await?;
+    let seen =
+        start_and_wait_ready(&mut ws, 1, children(Workload::Sleep { ms: 10_000 }, 2, 0)).await;
+    let workers = pids(&seen);
+    // Something outside the server kills one worker.
+    // SAFETY: kill(2) on a worker process this test's server started.
+    unsafe {
+        libc::kill(workers[1] as i32, libc::SIGKILL);
+    }
+    let events = ws.until(finished).await?;
+    let error = events.iter().find_map(|e| match e {
+        ServerEvent::Error { message, .. } => Some(message.clone()),
+        _ => None,
+    });
+    assert!(
+        error
+            .as_deref()
+            .is_some_and(|m| m.starts_with("worker 1 ended without finishing")),
+        "{error:?}"
+    );
+    let Some(ServerEvent::RunFinished { summary, .. }) = events.last() else {
+        unreachable!()
+    };
+    assert_eq!(summary.outcome, Outcome::Failed);
+    assert_eq!(summary.result, WorkResult::Incomplete);
+    group_is_gone(workers[0]).await?;
     Ok(())
 }
