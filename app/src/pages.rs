@@ -126,12 +126,15 @@ pub fn ThreadsPage() -> AnyView {
             </aside>
             <h2>"What this server does"</h2>
             <p>
-                "The lab below starts real operating-system threads inside this server's process, "
-                "one per worker you ask for. Each thread sends a first message as soon as it runs "
-                "(that is the start latency shown), then progress, then its result, over a channel. "
-                "CPU time is read from each thread's own CPU clock. When more than one thread ran, "
-                "the server then runs the same job on a single thread, so the speedup you see is "
-                "measured, not assumed."
+                "The lab below runs real operating-system threads inside this server's process, "
+                "one per worker you ask for: new ones for every run, or threads taken from a pool "
+                "that was started once and is kept (compare their start latencies). Each worker "
+                "reports either through messages on a channel — a first one as soon as it runs, "
+                "then progress, then its result — or by writing into one shared board of atomic "
+                "counters that the server reads, sending no messages at all. CPU time is read "
+                "from each thread's own CPU clock. When more than one thread ran, the server then "
+                "runs the same job on a single thread, so the speedup you see is measured, not "
+                "assumed."
             </p>
             <div class="side-by-side">
                 <figure>
