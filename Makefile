@@ -65,11 +65,12 @@ lint: tools
 	cargo clippy -p app --lib --target wasm32-unknown-unknown --no-default-features --features hydrate -- -D warnings
 	cargo clippy -p app --lib --target wasm32-unknown-unknown --no-default-features --features csr -- -D warnings
 
-## The hydrating bundle and CSS in target/site, and the client-only bundle in
-## target/trunk-dist. The server binary is built by cargo itself (below), so
-## plain `cargo test` and this step never rebuild each other's artifacts.
+## The site exactly as `make serve` builds it (hydrating bundle and CSS in
+## target/site, and the server), and the client-only bundle in
+## target/trunk-dist. cargo-leptos builds its server under target/leptos,
+## apart from the workspace's, so neither rebuilds the other.
 site: tools
-	cargo leptos build --frontend-only
+	cargo leptos build
 	trunk build --release
 
 ## The server binary the end-to-end tests start.

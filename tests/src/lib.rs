@@ -7,7 +7,7 @@
 //! nothing running behind it.
 //!
 //! The browser and binary tests need what `make test` builds first: the site
-//! in `target/site` (`cargo leptos build --frontend-only`) and the binary
+//! in `target/site` (`cargo leptos build`) and the binary
 //! (`cargo build --workspace`).
 
 use anyhow::{bail, Context, Result};
