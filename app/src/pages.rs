@@ -72,6 +72,7 @@ pub fn HomePage() -> AnyView {
                 </p>
             </article>
         </section>
+        <DecisionHelper/>
         <section class="why">
             <h2>"First, the problem: one loop"</h2>
             <p>
@@ -92,6 +93,95 @@ pub fn HomePage() -> AnyView {
         </section>
     }
     .into_any()
+}
+
+/// The needs a learner may come with, and where each one leads.
+const NEEDS: [(&str, &str, &str, &str); 5] = [
+    (
+        "program",
+        "Run another program (a shell tool, a Python script)",
+        "A child process: spawn or execFile it with an argument list. Avoid exec with anything a user typed: it goes through a shell.",
+        "/child-process",
+    ),
+    (
+        "isolate",
+        "Keep a crash or a leak away from the server",
+        "A child process (fork): its memory and its crashes are its own, and you talk to it by messages.",
+        "/child-process",
+    ),
+    (
+        "http",
+        "Use every core of one machine for an HTTP server",
+        "A cluster: one process per core sharing the port, with the primary handing out connections.",
+        "/cluster",
+    ),
+    (
+        "crunch",
+        "Crunch numbers without freezing the server",
+        "Worker threads, from a pool: the computation leaves the event loop, and starting a thread costs far less than a process.",
+        "/threads",
+    ),
+    (
+        "machines",
+        "Serve more than one machine can",
+        "A load balancer (nginx, HAProxy) in front of several machines, each of which may run a cluster.",
+        "/cluster",
+    ),
+];
+
+/// Asks what the learner needs and points to the model and its lab. With
+/// JavaScript off, every answer is listed instead.
+#[component]
+fn DecisionHelper() -> impl IntoView {
+    let need = RwSignal::new(None::<usize>);
+    view! {
+        <section class="helper" aria-labelledby="helper-title">
+            <h2 id="helper-title">"Which one do I need?"</h2>
+            <fieldset>
+                <legend>"What are you trying to do?"</legend>
+                {NEEDS
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (id, question, _, _))| {
+                        view! {
+                            <label class="choice">
+                                <input
+                                    type="radio"
+                                    name="need"
+                                    value=*id
+                                    on:change=move |_| need.set(Some(i))
+                                />
+                                " "
+                                {*question}
+                            </label>
+                        }
+                    })
+                    .collect_view()}
+            </fieldset>
+            <p class="answer" aria-live="polite">
+                {move || {
+                    need.get()
+                        .map(|i| {
+                            let (_, _, answer, href) = NEEDS[i];
+                            view! { {answer} " " <A href=href>"Open its lab"</A> }
+                        })
+                }}
+            </p>
+            <noscript>
+                <dl class="answers">
+                    {NEEDS
+                        .iter()
+                        .map(|(_, question, answer, href)| {
+                            view! {
+                                <dt>{*question}</dt>
+                                <dd>{*answer} " " <a href=*href>"Open its lab"</a></dd>
+                            }
+                        })
+                        .collect_view()}
+                </dl>
+            </noscript>
+        </section>
+    }
 }
 
 /// Worker threads: what they are, what they are not, and the lab.
