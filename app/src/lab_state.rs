@@ -370,6 +370,30 @@ pub fn format_us(us: u64) -> String {
     }
 }
 
+/// A duration in nanoseconds, at a scale a reader takes in at a glance.
+pub fn format_ns(ns: u64) -> String {
+    if ns < 1_000 {
+        format!("{ns} ns")
+    } else if ns < 100_000 {
+        format!("{:.1} µs", ns as f64 / 1_000.0)
+    } else {
+        format_us(ns / 1_000)
+    }
+}
+
+/// A size in bytes, in binary units: 1536 → "1.5 KiB".
+pub fn format_bytes(bytes: u64) -> String {
+    const KIB: f64 = 1024.0;
+    let b = bytes as f64;
+    if b < KIB {
+        format!("{bytes} B")
+    } else if b < KIB * KIB {
+        format!("{:.1} KiB", b / KIB)
+    } else {
+        format!("{:.1} MiB", b / (KIB * KIB))
+    }
+}
+
 /// A whole number with thousands separators: 20000000 → "20,000,000".
 pub fn format_count(n: u64) -> String {
     let digits = n.to_string();
@@ -490,5 +514,11 @@ mod tests {
         assert_eq!(format_us(999), "999 µs");
         assert_eq!(format_us(1_500), "1.5 ms");
         assert_eq!(format_us(2_345_678), "2.35 s");
+        assert_eq!(format_ns(850), "850 ns");
+        assert_eq!(format_ns(13_240), "13.2 µs");
+        assert_eq!(format_ns(6_100_000), "6.1 ms");
+        assert_eq!(format_bytes(512), "512 B");
+        assert_eq!(format_bytes(1_536), "1.5 KiB");
+        assert_eq!(format_bytes(9_122_611), "8.7 MiB");
     }
 }

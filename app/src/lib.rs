@@ -10,18 +10,22 @@
 //! - [`lab_state`]: what a lab knows about its run, folded from events.
 //! - `client`: the browser's WebSocket connection.
 //! - `lab`: the lab component; `pages`: the pages.
+//! - [`compare`]: the compare page and the server function behind its figures.
 
 pub mod lab_state;
 pub mod protocol;
+
+pub mod compare;
 
 mod client;
 mod lab;
 mod pages;
 
+use compare::ComparePage;
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet};
 use leptos_router::components::{Route, Router, Routes, A};
-use leptos_router::StaticSegment;
+use leptos_router::{SsrMode, StaticSegment};
 use pages::{ChildProcessPage, ClusterPage, HomePage, MainThreadPage, NotFound, ThreadsPage};
 
 /// The HTML document around the app, rendered on the server only.
@@ -50,6 +54,10 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
+    // Effects run only in the browser, once the page is live: the marker
+    // tells a reader (and the browser tests) that hydration is done.
+    let hydrated = RwSignal::new(false);
+    Effect::new(move || hydrated.set(true));
     view! {
         <Router>
             <a class="skip" href="#main">"Skip to content"</a>
@@ -61,15 +69,18 @@ pub fn App() -> impl IntoView {
                     <A href="/child-process">"Child processes"</A>
                     <A href="/cluster">"Cluster"</A>
                     <A href="/threads">"Worker threads"</A>
+                    <A href="/compare">"Compare"</A>
                 </nav>
             </header>
-            <main id="main">
+            <main id="main" data-hydrated=move || hydrated.get().to_string()>
                 <Routes fallback=NotFound>
                     <Route path=StaticSegment("") view=HomePage/>
                     <Route path=StaticSegment("threads") view=ThreadsPage/>
                     <Route path=StaticSegment("child-process") view=ChildProcessPage/>
                     <Route path=StaticSegment("cluster") view=ClusterPage/>
                     <Route path=StaticSegment("main-thread") view=MainThreadPage/>
+                    // In order, so the measured table is in the HTML itself.
+                    <Route path=StaticSegment("compare") view=ComparePage ssr=SsrMode::InOrder/>
                 </Routes>
             </main>
             <footer class="site-footer">

@@ -554,6 +554,85 @@ impl RunSummary {
     }
 }
 
+/// The compare page's measured figures: one calibration pass that runs the
+/// same jobs through every model on this host. Served by the `calibration`
+/// server function rather than the WebSocket, since it is shared by every
+/// visitor and cached.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Calibration {
+    /// The machine, as it was when the pass began.
+    pub host: HostInfo,
+    /// When the pass finished, in seconds since the Unix epoch.
+    pub finished_unix_s: u64,
+    /// How long the whole pass took, in milliseconds.
+    pub took_ms: u64,
+    /// The CPU-bound job every model ran, in words.
+    pub job: String,
+    /// One column per model: main thread, worker threads, child process,
+    /// cluster.
+    pub models: Vec<ModelFigures>,
+}
+
+/// One model's measured row values.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelFigures {
+    /// The model's wire name, as [`ModelSpec::name`] gives it.
+    pub model: String,
+    /// Spawn → first sign of life of one worker.
+    pub start: Figure,
+    /// One small message there and back.
+    pub round_trip: Figure,
+    /// What one more worker costs in memory.
+    pub memory: Figure,
+    /// Wall time of the shared CPU-bound job.
+    pub job_wall: Figure,
+    /// The job on two workers against one, measured.
+    pub speedup: Figure,
+    /// Requests per second for a hello-world over HTTP.
+    pub hello_rps: Figure,
+}
+
+/// One cell of the comparison table: a measured value (or none, when the
+/// model has no such figure) and how it was obtained.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Figure {
+    pub value: Option<f64>,
+    pub unit: Unit,
+    /// How it was measured, or why this model has no such figure.
+    pub how: String,
+}
+
+/// The unit of a [`Figure`]'s value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Unit {
+    Micros,
+    Nanos,
+    Bytes,
+    Ratio,
+    PerSecond,
+}
+
+impl Figure {
+    /// A measured value.
+    pub fn measured(value: f64, unit: Unit, how: impl Into<String>) -> Self {
+        Figure {
+            value: Some(value),
+            unit,
+            how: how.into(),
+        }
+    }
+
+    /// No value: this model has no such figure, and `why` says so.
+    pub fn none(unit: Unit, why: impl Into<String>) -> Self {
+        Figure {
+            value: None,
+            unit,
+            how: why.into(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

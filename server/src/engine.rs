@@ -18,10 +18,12 @@
 //!   the line-delimited channel in [`ipc`]; [`spawn`] starts every process
 //!   in its run's process group, armed to die with the server.
 //! - [`report`]: what workers say, turned into the protocol's events.
+//! - [`calibrate`]: the compare page's figures, every model run once.
 //! - [`host`]: what machine the figures come from.
 //! - [`measure`]: per-thread and per-process clocks.
 
 pub mod admission;
+pub mod calibrate;
 pub mod catalogue;
 pub mod cluster;
 pub mod host;

@@ -3,9 +3,11 @@
 //! Tests call [`Application::build`] with port 0 and read [`Application::port`];
 //! `main` does the same with the real settings.
 
+use crate::engine::calibrate::Calibrator;
 use crate::engine::{Engine, Stop, StopReason};
 use crate::session;
 use crate::settings::Settings;
+use app::compare::CalibrationSource;
 use app::{shell, App};
 use axum::extract::{FromRef, State, WebSocketUpgrade};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -14,6 +16,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use futures_util::StreamExt;
 use leptos::config::LeptosOptions;
+use leptos::prelude::provide_context;
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use std::future::Future;
 use std::net::SocketAddr;
@@ -72,21 +75,27 @@ impl Application {
 
         let shutdown = Stop::new();
         let sessions = TaskTracker::new();
+        let engine = Arc::new({
+            let engine = Engine::new(
+                settings.limits,
+                settings.max_runs,
+                settings.max_live_workers,
+                settings.max_queue,
+            )
+            .with_list_dir(settings.site_dir.clone());
+            match settings.worker_binary {
+                Some(binary) => engine.with_worker_binary(binary),
+                None => engine,
+            }
+        });
+        let calibrator = Arc::new(Calibrator::new(engine.clone(), shutdown.clone()));
+        let figures = CalibrationSource(Arc::new(move |rerun| {
+            let calibrator = calibrator.clone();
+            Box::pin(async move { calibrator.get(rerun).await })
+        }));
         let state = AppState {
             sessions: sessions.clone(),
-            engine: Arc::new({
-                let engine = Engine::new(
-                    settings.limits,
-                    settings.max_runs,
-                    settings.max_live_workers,
-                    settings.max_queue,
-                )
-                .with_list_dir(settings.site_dir.clone());
-                match settings.worker_binary {
-                    Some(binary) => engine.with_worker_binary(binary),
-                    None => engine,
-                }
-            }),
+            engine,
             allow_origins: Arc::new(settings.allow_origins),
             shutdown: shutdown.clone(),
             leptos_options: leptos_options.clone(),
@@ -95,7 +104,7 @@ impl Application {
         let router = Router::new()
             .route("/healthz", get(health))
             .route(app::protocol::WS_PATH, get(ws_route))
-            .leptos_routes(&state, routes, {
+            .leptos_routes_with_context(&state, routes, move || provide_context(figures.clone()), {
                 let options = leptos_options.clone();
                 move || shell(options.clone())
             })

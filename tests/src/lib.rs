@@ -177,8 +177,30 @@ impl WsClient {
 /// A plain HTTP/1.1 GET: status code and body. No client library, so the
 /// test sees exactly what a browser with JavaScript off would receive.
 pub async fn http_get(addr: SocketAddr, path: &str) -> Result<(u16, String)> {
+    http_request(addr, "GET", path, None).await
+}
+
+/// A plain HTTP/1.1 POST of a form body, as a server function call is made.
+pub async fn http_post_form(addr: SocketAddr, path: &str, form: &str) -> Result<(u16, String)> {
+    http_request(addr, "POST", path, Some(form)).await
+}
+
+async fn http_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    form: Option<&str>,
+) -> Result<(u16, String)> {
     let mut stream = TcpStream::connect(addr).await?;
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    if let Some(form) = form {
+        request.push_str(&format!(
+            "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n",
+            form.len()
+        ));
+    }
+    request.push_str("\r\n");
+    request.push_str(form.unwrap_or_default());
     stream.write_all(request.as_bytes()).await?;
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).await?;
@@ -456,6 +478,11 @@ where
         "goog:chromeOptions".into(),
         serde_json::json!({ "binary": chromium_binary(), "args": args }),
     );
+    // Keep the page's console, for [`console_errors`].
+    caps.insert(
+        "goog:loggingPrefs".into(),
+        serde_json::json!({ "browser": "ALL" }),
+    );
     let url = format!("http://127.0.0.1:{port}");
     let mut attempt = 0;
     let client = loop {
@@ -492,6 +519,40 @@ where
     let _ = client.close().await;
     drop(browser);
     outcome
+}
+
+/// The page's console messages at level error (SEVERE) since the last call:
+/// script errors, failed loads, panics of the wasm app.
+pub async fn console_errors(c: &fantoccini::Client) -> Result<Vec<String>> {
+    let log = c.issue_cmd(BrowserLog).await?;
+    Ok(log
+        .as_array()
+        .context("the browser log is a list")?
+        .iter()
+        .filter(|entry| entry["level"] == "SEVERE")
+        .map(|entry| entry["message"].as_str().unwrap_or_default().to_string())
+        .collect())
+}
+
+/// ChromeDriver's browser-log command, which WebDriver itself lacks.
+#[derive(Debug)]
+struct BrowserLog;
+
+impl fantoccini::wd::WebDriverCompatibleCommand for BrowserLog {
+    fn endpoint(
+        &self,
+        base_url: &url::Url,
+        session_id: Option<&str>,
+    ) -> std::result::Result<url::Url, url::ParseError> {
+        base_url.join(&format!(
+            "session/{}/se/log",
+            session_id.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
+        (http::Method::POST, Some(r#"{"type":"browser"}"#.into()))
+    }
 }
 
 fn chromium_binary() -> String {

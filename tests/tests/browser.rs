@@ -1,9 +1,10 @@
-//! The lab in a real headless Chromium: the page hydrates, a bad request is
-//! explained on the page, and a run started from the page streams per-thread
-//! rows and a measured summary.
+//! The site in a real headless Chromium: every page hydrates without console
+//! errors, a bad request is explained on the page, a run started from each
+//! lab streams its rows and a measured summary, and the compare page shows
+//! figures measured on this host.
 
 use fantoccini::{Client, Locator};
-use spawnlab_tests::{eventually, with_browser, ServerProcess};
+use spawnlab_tests::{console_errors, eventually, with_browser, ServerProcess};
 use std::time::Duration;
 
 async fn text(c: &Client, css: &str) -> anyhow::Result<Option<String>> {
@@ -196,10 +197,11 @@ async fn every_model_runs_from_its_page() -> anyhow::Result<()> {
     .await
 }
 
-/// Every page renders, hydrates, and is saved as a picture at a desktop and
-/// a phone width under target/screenshots, so the design can be looked at.
+/// Every page renders, hydrates with nothing on the console at error level,
+/// and is saved as a picture at a desktop and a phone width under
+/// target/screenshots, so the design can be looked at.
 #[tokio::test]
-async fn every_page_renders_and_is_photographed() -> anyhow::Result<()> {
+async fn every_page_hydrates_cleanly_and_is_photographed() -> anyhow::Result<()> {
     let server = ServerProcess::start(&[])?;
     let base = server.url("");
     let dir = spawnlab_tests::workspace_root().join("target/screenshots");
@@ -211,25 +213,91 @@ async fn every_page_renders_and_is_photographed() -> anyhow::Result<()> {
             ("child-process", "/child-process", "Child processes"),
             ("cluster", "/cluster", "Cluster"),
             ("threads", "/threads", "Worker threads"),
+            ("compare", "/compare", "The models side by side"),
+            ("not-found", "/no-such-page", "There is no page here"),
         ] {
             for width in [1280, 375] {
                 c.set_window_size(width, 900).await?;
                 c.goto(&format!("{base}{path}")).await?;
                 let h1 =
-                    eventually(Duration::from_secs(10), "the heading", || text(&c, "h1")).await?;
+                    eventually(Duration::from_secs(60), "the heading", || text(&c, "h1")).await?;
                 assert!(h1.starts_with(heading), "{path}: {h1}");
-                if path != "/" {
-                    eventually(Duration::from_secs(20), "hydration", || {
-                        exists(&c, ".lab[data-hydrated='true']")
+                eventually(Duration::from_secs(20), "hydration", || {
+                    exists(&c, "main[data-hydrated='true']")
+                })
+                .await?;
+                if path != "/" && path != "/compare" && name != "not-found" {
+                    eventually(Duration::from_secs(20), "the lab's connection", || {
+                        exists(&c, ".link[data-link='open']")
                     })
                     .await?;
                 }
+                let errors = console_errors(&c).await?;
+                // The unknown page answers 404, which the console reports.
+                let errors: Vec<_> = errors
+                    .into_iter()
+                    .filter(|e| !(name == "not-found" && e.contains("404")))
+                    .collect();
+                assert!(errors.is_empty(), "{path} at {width}px: {errors:#?}");
                 std::fs::write(
                     dir.join(format!("{name}-{width}.png")),
                     c.screenshot().await?,
                 )?;
             }
         }
+        Ok(())
+    })
+    .await
+}
+
+/// The compare page's table is filled with figures measured on this host,
+/// each with how it was measured, and its chart draws the shared job.
+#[tokio::test]
+async fn the_compare_page_shows_figures_from_this_host() -> anyhow::Result<()> {
+    let server = ServerProcess::start(&[])?;
+    let url = server.url("/compare");
+    with_browser(|c| async move {
+        c.goto(&url).await?;
+        let wait = Duration::from_secs(60);
+        eventually(wait, "the measured table", || {
+            exists(&c, ".compare-table[data-finished]")
+        })
+        .await?;
+        let rows = c.find_all(Locator::Css(".measured-rows tr")).await?;
+        assert_eq!(rows.len(), 6, "six measured rows");
+        let mut measured = 0;
+        for row in rows {
+            for cell in row.find_all(Locator::Css("td")).await? {
+                let figure = cell.find(Locator::Css("strong")).await?.text().await?;
+                let how = cell.find(Locator::Css(".how")).await?.text().await?;
+                assert!(!how.is_empty(), "a cell without its method: {figure}");
+                if figure != "—" {
+                    measured += 1;
+                }
+            }
+        }
+        // Start, round trip and memory for the three worker models, the job
+        // on three, the speedup on three, hello on two.
+        assert!(measured >= 17, "{measured} measured cells");
+        let caption = text(&c, ".compare-table caption")
+            .await?
+            .unwrap_or_default();
+        assert!(caption.starts_with("Measured on "), "{caption}");
+        let bars = c.find_all(Locator::Css(".chart rect.job-bar")).await?;
+        assert_eq!(bars.len(), 3, "the job on the loop, threads and processes");
+
+        // Measuring again within the minute keeps the figures and the page.
+        eventually(wait, "hydration", || {
+            exists(&c, "main[data-hydrated='true']")
+        })
+        .await?;
+        c.find(Locator::Css(".rerun button")).await?.click().await?;
+        eventually(wait, "the table after a re-run", || {
+            exists(&c, ".compare-table[data-finished]")
+        })
+        .await?;
+        let errors = console_errors(&c).await?;
+        assert!(errors.is_empty(), "{errors:#?}");
         Ok(())
     })
     .await

@@ -1,0 +1,461 @@
+//! The compare page's figures: the same jobs run through every model on this
+//! host, once, and kept.
+//!
+//! Each figure comes from a real run through [`Engine::run`] — admitted,
+//! bounded and reaped like a learner's — folded with the same
+//! [`LabState`] the page uses, or from a small direct measurement where the
+//! lab has none (a thread's message round trip, a thread's memory). Every
+//! figure carries a sentence saying how it was measured.
+
+use super::{threads, Engine, Stop};
+use crate::engine::StopReason;
+use app::lab_state::{format_count, LabState};
+use app::protocol::{
+    Calibration, Figure, ModelFigures, ModelSpec, Outcome, RunSpec, SchedPolicy, ServerEvent,
+    Sharing, ThreadStrategy, Unit, Workload,
+};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+use tokio::sync::{mpsc, Mutex};
+
+/// The CPU-bound job every model runs: long enough that starting workers
+/// does not dominate, short enough that the whole pass takes seconds.
+pub const JOB_BELOW: u64 = 3_000_000;
+/// Workers for the parallel runs: this machine's two cores are the point.
+pub const WORKERS: u32 = 2;
+/// Small messages each child answers, for its round-trip figure.
+pub const CHILD_ROUND_TRIPS: u32 = 200;
+/// Thread round trips timed directly.
+pub const THREAD_ROUND_TRIPS: usize = 1_000;
+/// Idle threads started to weigh one.
+pub const WEIGHED_THREADS: usize = 16;
+/// Hello-world requests per cluster run, and how many are in flight.
+pub const HELLO_REQUESTS: u32 = 4_000;
+pub const HELLO_CONCURRENCY: u32 = 16;
+/// CPU per request, and requests, for the cluster's speedup.
+pub const CPU_MS: u64 = 2;
+pub const CPU_REQUESTS: u32 = 400;
+pub const CPU_CONCURRENCY: u32 = 8;
+/// A re-run asked for sooner than this after the last pass gets the last
+/// pass: the figures are shared by everyone, and a pass loads both cores.
+pub const MIN_RERUN_GAP: Duration = Duration::from_secs(60);
+
+/// Measures once, on first request, and hands everyone the same figures.
+pub struct Calibrator {
+    engine: Arc<Engine>,
+    /// Stops a pass in progress when the server shuts down.
+    shutdown: Stop,
+    /// The last pass. Held across a pass, so visitors who arrive while it
+    /// runs wait for it instead of starting their own.
+    last: Mutex<Option<(Instant, Calibration)>>,
+}
+
+impl Calibrator {
+    pub fn new(engine: Arc<Engine>, shutdown: Stop) -> Self {
+        Calibrator {
+            engine,
+            shutdown,
+            last: Mutex::new(None),
+        }
+    }
+
+    /// The figures: measured now if there are none yet, or if `rerun` is
+    /// asked and the last pass is at least [`MIN_RERUN_GAP`] old.
+    pub async fn get(&self, rerun: bool) -> Result<Calibration, String> {
+        let mut last = self.last.lock().await;
+        if let Some((at, figures)) = &*last {
+            if !rerun || at.elapsed() < MIN_RERUN_GAP {
+                return Ok(figures.clone());
+            }
+        }
+        let figures = calibrate(&self.engine, &self.shutdown).await?;
+        *last = Some((Instant::now(), figures.clone()));
+        Ok(figures)
+    }
+}
+
+/// One full pass over every model.
+pub async fn calibrate(engine: &Engine, shutdown: &Stop) -> Result<Calibration, String> {
+    let began = Instant::now();
+    let job = Workload::Primes { below: JOB_BELOW };
+    let run = |model, workload, workers| {
+        measure(
+            engine,
+            RunSpec {
+                model,
+                workload,
+                workers,
+            },
+            shutdown,
+        )
+    };
+
+    let main = run(ModelSpec::MainThread, job.clone(), 1).await?;
+    let threads = run(
+        ModelSpec::Threads {
+            strategy: ThreadStrategy::Spawn,
+            sharing: Sharing::Messages,
+        },
+        job.clone(),
+        WORKERS,
+    )
+    .await?;
+    let children = run(
+        ModelSpec::ChildProcess {
+            round_trips: CHILD_ROUND_TRIPS,
+        },
+        job.clone(),
+        WORKERS,
+    )
+    .await?;
+    let cluster = |workload, workers, requests, concurrency| {
+        run(
+            ModelSpec::Cluster {
+                policy: SchedPolicy::RoundRobin,
+                requests,
+                concurrency,
+                keep_alive: true,
+                kill: None,
+            },
+            workload,
+            workers,
+        )
+    };
+    let hello_alone = cluster(Workload::HttpHello, 1, HELLO_REQUESTS, HELLO_CONCURRENCY).await?;
+    let hello = cluster(
+        Workload::HttpHello,
+        WORKERS,
+        HELLO_REQUESTS,
+        HELLO_CONCURRENCY,
+    )
+    .await?;
+    let cpu_ms = Workload::HttpCpu { ms: CPU_MS };
+    let cpu_alone = cluster(cpu_ms.clone(), 1, CPU_REQUESTS, CPU_CONCURRENCY).await?;
+    let cpu = cluster(cpu_ms, WORKERS, CPU_REQUESTS, CPU_CONCURRENCY).await?;
+    let (thread_trips, thread_bytes) = tokio::task::spawn_blocking(|| {
+        (
+            threads::round_trips(THREAD_ROUND_TRIPS),
+            threads::resident_bytes_per_thread(WEIGHED_THREADS),
+        )
+    })
+    .await
+    .map_err(|e| format!("the thread measurements failed: {e}"))?;
+
+    let job_words = format!("count the primes below {}", format_count(JOB_BELOW));
+    let host = main.host.clone().ok_or("the first run reported no host")?;
+    Ok(Calibration {
+        host,
+        finished_unix_s: SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+        took_ms: began.elapsed().as_millis() as u64,
+        models: vec![
+            main_figures(&main, &hello_alone, &job_words),
+            thread_figures(&threads, &thread_trips, thread_bytes, &job_words),
+            child_figures(&children, &job_words),
+            cluster_figures(&hello, &cpu_alone, &cpu),
+        ],
+        job: job_words,
+    })
+}
+
+/// Run `spec` to the end and fold its events, as the page would.
+async fn measure(engine: &Engine, spec: RunSpec, shutdown: &Stop) -> Result<LabState, String> {
+    let (events, mut received) = mpsc::unbounded_channel();
+    let stop = Stop::new();
+    let relay = {
+        let (stop, shutdown) = (stop.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            shutdown.requested().await;
+            stop.request(StopReason::Shutdown);
+        })
+    };
+    let name = spec.model.name();
+    let summary = engine.run(0, spec, events, stop).await;
+    relay.abort();
+    let mut lab = LabState::default();
+    lab.begin(0);
+    let mut error = None;
+    while let Ok(ev) = received.try_recv() {
+        if let ServerEvent::Error { message, .. } = &ev {
+            error = Some(message.clone());
+        }
+        lab.apply(ev);
+    }
+    match summary {
+        Some(s) if s.outcome == Outcome::Completed => Ok(lab),
+        other => Err(format!(
+            "the {name} calibration run did not complete: {}",
+            error.unwrap_or_else(|| format!("{:?}", other.map(|s| s.outcome)))
+        )),
+    }
+}
+
+/// The median of some values, if there are any.
+fn median(mut values: Vec<u64>) -> Option<u64> {
+    values.sort_unstable();
+    values.get(values.len().saturating_sub(1) / 2).copied()
+}
+
+fn median_start(lab: &LabState) -> Option<f64> {
+    median(
+        lab.workers
+            .iter()
+            .filter_map(|w| w.start_latency_us)
+            .collect(),
+    )
+    .map(|us| us as f64)
+}
+
+fn wall(lab: &LabState) -> Option<f64> {
+    lab.summary.as_ref().map(|s| s.wall_us as f64)
+}
+
+fn speedup(lab: &LabState, job: &str) -> Figure {
+    match lab
+        .summary
+        .as_ref()
+        .and_then(|s| Some((s.speedup?, s.baseline_wall_us?)))
+    {
+        Some((speedup, one)) => Figure::measured(
+            speedup,
+            Unit::Ratio,
+            format!(
+                "{job} on one worker ({}) against {WORKERS}",
+                app::lab_state::format_us(one)
+            ),
+        ),
+        None => Figure::none(Unit::Ratio, "the run measured no one-worker baseline"),
+    }
+}
+
+fn main_figures(main: &LabState, hello_alone: &LabState, job: &str) -> ModelFigures {
+    let lag = main
+        .summary
+        .as_ref()
+        .and_then(|s| s.main_loop_lag_us)
+        .map_or(String::new(), |us| {
+            format!(
+                "; the loop's heartbeat waited {}",
+                app::lab_state::format_us(us)
+            )
+        });
+    ModelFigures {
+        model: ModelSpec::MainThread.name().into(),
+        start: Figure::none(Unit::Micros, "nothing to start: the loop is already running"),
+        round_trip: Figure::none(Unit::Nanos, "no second party to send a message to"),
+        memory: Figure::none(Unit::Bytes, "no worker to add"),
+        job_wall: match wall(main) {
+            Some(us) => Figure::measured(us, Unit::Micros, format!("{job} on the loop{lag}")),
+            None => Figure::none(Unit::Micros, "the run reported no time"),
+        },
+        speedup: Figure::none(Unit::Ratio, "one loop uses one core: there is nothing to divide"),
+        hello_rps: rps(
+            hello_alone,
+            "one process serving alone (a cluster of one worker): what a Node.js server does without cluster",
+        ),
+    }
+}
+
+fn thread_figures(
+    lab: &LabState,
+    trips: &[std::time::Duration],
+    bytes: Option<u64>,
+    job: &str,
+) -> ModelFigures {
+    let trip = super::measure::percentile(trips, 50.0);
+    ModelFigures {
+        model: "threads".into(),
+        start: start(lab, "std::thread::spawn to the thread's first message"),
+        round_trip: if trips.is_empty() {
+            Figure::none(Unit::Nanos, "the ping-pong did not run")
+        } else {
+            Figure::measured(
+                trip.as_nanos() as f64,
+                Unit::Nanos,
+                format!(
+                    "median of {} ping-pongs over a pair of std::sync::mpsc channels; \
+                     Node's postMessage also copies the value (structured clone)",
+                    trips.len()
+                ),
+            )
+        },
+        memory: match bytes {
+            Some(b) => Figure::measured(
+                b as f64,
+                Unit::Bytes,
+                format!(
+                    "growth of the server's resident memory with {WEIGHED_THREADS} idle threads, \
+                     divided by {WEIGHED_THREADS}: the heap is shared, so this is mostly stack in use"
+                ),
+            ),
+            None => Figure::none(Unit::Bytes, "/proc/self/status could not be read"),
+        },
+        job_wall: job_wall(lab, job, "threads"),
+        speedup: speedup(lab, job),
+        hello_rps: Figure::none(
+            Unit::PerSecond,
+            "threads compute; in Node they cannot take a server's connections",
+        ),
+    }
+}
+
+fn child_figures(lab: &LabState, job: &str) -> ModelFigures {
+    let trip = median(
+        lab.workers
+            .iter()
+            .filter_map(|w| w.round_trip_ns.map(|(p50, _)| p50))
+            .collect(),
+    );
+    let anon = median(
+        lab.workers
+            .iter()
+            .filter_map(|w| w.memory.map(|m| m.anon_bytes))
+            .collect(),
+    );
+    let rss = median(
+        lab.workers
+            .iter()
+            .filter_map(|w| w.memory.map(|m| m.rss_bytes))
+            .collect(),
+    );
+    ModelFigures {
+        model: "child_process".into(),
+        start: start(lab, "spawning the server's own binary to its first message on stdout"),
+        round_trip: match trip {
+            Some(ns) => Figure::measured(
+                ns as f64,
+                Unit::Nanos,
+                format!(
+                    "median of {CHILD_ROUND_TRIPS} JSON-line ping-pongs over each child's stdio pipes"
+                ),
+            ),
+            None => Figure::none(Unit::Nanos, "the children reported no round trips"),
+        },
+        memory: memory(anon, rss, "child"),
+        job_wall: job_wall(lab, job, "child processes"),
+        speedup: speedup(lab, job),
+        hello_rps: Figure::none(
+            Unit::PerSecond,
+            "a plain child serves nothing; handed a server socket, it is what cluster does",
+        ),
+    }
+}
+
+fn cluster_figures(hello: &LabState, cpu_alone: &LabState, cpu: &LabState) -> ModelFigures {
+    let per_worker = |f: fn(&app::protocol::Memory) -> u64| {
+        median(
+            hello
+                .workers
+                .iter()
+                .filter_map(|w| w.memory.as_ref().map(f))
+                .collect(),
+        )
+    };
+    let rps_of = |lab: &LabState| lab.load.as_ref().map(|l| l.rps);
+    ModelFigures {
+        model: "cluster".into(),
+        start: start(
+            hello,
+            "the primary spawning a worker to that worker listening",
+        ),
+        round_trip: match &hello.load {
+            Some(load) => Figure::measured(
+                load.latency.p50_us as f64 * 1_000.0,
+                Unit::Nanos,
+                format!(
+                    "median latency of a hello request on a kept-alive loopback connection, \
+                     {HELLO_CONCURRENCY} in flight: an HTTP exchange, not an IPC message"
+                ),
+            ),
+            None => Figure::none(Unit::Nanos, "the load generator reported nothing"),
+        },
+        memory: memory(
+            per_worker(|m| m.anon_bytes),
+            per_worker(|m| m.rss_bytes),
+            "worker",
+        ),
+        job_wall: Figure::none(
+            Unit::Micros,
+            "a cluster serves requests rather than running one job: see its speedup",
+        ),
+        speedup: match (rps_of(cpu_alone), rps_of(cpu)) {
+            (Some(one), Some(two)) if one > 0.0 => Figure::measured(
+                two / one,
+                Unit::Ratio,
+                format!(
+                    "requests per second with {WORKERS} workers against 1, each request burning \
+                     {CPU_MS} ms of CPU ({} requests, {CPU_CONCURRENCY} in flight; the load \
+                     generator shares the cores)",
+                    format_count(CPU_REQUESTS.into())
+                ),
+            ),
+            _ => Figure::none(Unit::Ratio, "the load generator reported nothing"),
+        },
+        hello_rps: rps(
+            hello,
+            &format!("{WORKERS} workers, the primary handing out connections round robin"),
+        ),
+    }
+}
+
+fn start(lab: &LabState, how: &str) -> Figure {
+    match median_start(lab) {
+        Some(us) => Figure::measured(
+            us,
+            Unit::Micros,
+            format!("{how}; median of {} workers", lab.workers.len()),
+        ),
+        None => Figure::none(Unit::Micros, "no worker reported its start"),
+    }
+}
+
+fn job_wall(lab: &LabState, job: &str, on: &str) -> Figure {
+    match wall(lab) {
+        Some(us) => Figure::measured(us, Unit::Micros, format!("{job} on {WORKERS} {on}")),
+        None => Figure::none(Unit::Micros, "the run reported no time"),
+    }
+}
+
+fn memory(anon: Option<u64>, rss: Option<u64>, what: &str) -> Figure {
+    match (anon, rss) {
+        (Some(anon), Some(rss)) => Figure::measured(
+            anon as f64,
+            Unit::Bytes,
+            format!(
+                "the {what}'s private (anonymous) resident memory at the end of its work; \
+                 {} resident in all, counting the binary it shares",
+                app::lab_state::format_bytes(rss)
+            ),
+        ),
+        _ => Figure::none(Unit::Bytes, format!("no {what} reported its memory")),
+    }
+}
+
+fn rps(lab: &LabState, how: &str) -> Figure {
+    match &lab.load {
+        Some(load) => Figure::measured(
+            load.rps,
+            Unit::PerSecond,
+            format!(
+                "{how}; {} hello requests, {HELLO_CONCURRENCY} in flight, keep-alive, over loopback \
+                 from a load generator on the same cores",
+                format_count(load.requests)
+            ),
+        ),
+        None => Figure::none(Unit::PerSecond, "the load generator reported nothing"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_median_is_the_middle_value() {
+        assert_eq!(median(vec![]), None);
+        assert_eq!(median(vec![7]), Some(7));
+        assert_eq!(median(vec![9, 1, 5]), Some(5));
+        assert_eq!(median(vec![4, 1]), Some(1));
+    }
+}

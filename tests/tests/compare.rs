@@ -1,0 +1,125 @@
+//! The compare page's figures end to end: the real binary measures every
+//! model on first request, serves the same pass to everyone after, renders
+//! it into the page's HTML, and leaves no process behind.
+
+use anyhow::Result;
+use app::protocol::{Calibration, Figure, ModelFigures};
+use spawnlab_tests::{children_of, eventually, http_get, http_post_form, ServerProcess};
+use std::time::Duration;
+
+fn model<'a>(c: &'a Calibration, name: &str) -> &'a ModelFigures {
+    c.models
+        .iter()
+        .find(|m| m.model == name)
+        .unwrap_or_else(|| panic!("no {name} column in {c:?}"))
+}
+
+fn positive(f: &Figure) -> f64 {
+    match f.value {
+        Some(v) if v > 0.0 => v,
+        _ => panic!("expected a measured, positive figure: {f:?}"),
+    }
+}
+
+#[tokio::test]
+async fn every_model_is_measured_once_and_the_page_shows_that_pass() -> Result<()> {
+    let server = ServerProcess::start(&[])?;
+    let (status, body) = http_post_form(server.addr, "/api/calibration", "rerun=false").await?;
+    assert_eq!(status, 200, "{body}");
+    let first: Calibration = serde_json::from_str(&body)?;
+
+    let names: Vec<&str> = first.models.iter().map(|m| m.model.as_str()).collect();
+    assert_eq!(
+        names,
+        ["main_thread", "threads", "child_process", "cluster"]
+    );
+    assert!(first.host.logical_cores >= 1);
+    for m in &first.models {
+        for f in [
+            &m.start,
+            &m.round_trip,
+            &m.memory,
+            &m.job_wall,
+            &m.speedup,
+            &m.hello_rps,
+        ] {
+            assert!(!f.how.is_empty(), "{}: every cell says how: {f:?}", m.model);
+        }
+    }
+    // Every model with workers measured what a worker costs.
+    for name in ["threads", "child_process", "cluster"] {
+        let m = model(&first, name);
+        positive(&m.start);
+        positive(&m.round_trip);
+        positive(&m.memory);
+        // Two workers against one, on the same host in the same pass: never
+        // slower than a third, never faster than the cores allow.
+        let speedup = positive(&m.speedup);
+        let cores = f64::from(first.host.logical_cores);
+        assert!(
+            (0.3..=cores + 0.6).contains(&speedup),
+            "{name}: speedup {speedup} on {cores} cores"
+        );
+    }
+    // The one job ran on the loop, on threads and in child processes.
+    for name in ["main_thread", "threads", "child_process"] {
+        positive(&model(&first, name).job_wall);
+    }
+    // The loop alone has nothing to start, message or add.
+    let main = model(&first, "main_thread");
+    assert_eq!((main.start.value, main.memory.value), (None, None));
+    // Hello over HTTP: one process alone, and the cluster.
+    positive(&main.hello_rps);
+    positive(&model(&first, "cluster").hello_rps);
+
+    // Cached: a second visitor gets the same pass, and so does a re-run
+    // asked for within the minute.
+    for form in ["rerun=false", "", "rerun=true"] {
+        let (status, body) = http_post_form(server.addr, "/api/calibration", form).await?;
+        assert_eq!(status, 200, "{form}: {body}");
+        let again: Calibration = serde_json::from_str(&body)?;
+        assert_eq!(again, first, "{form}");
+    }
+
+    // With JavaScript off, the page's HTML carries that same pass.
+    let (status, html) = http_get(server.addr, "/compare").await?;
+    assert_eq!(status, 200);
+    assert!(
+        html.contains(&format!("data-finished=\"{}\"", first.finished_unix_s)),
+        "{html}"
+    );
+    for row in [
+        "Start cost",
+        "Small-message round trip",
+        "Memory per worker",
+    ] {
+        assert!(html.contains(row), "{row} missing");
+    }
+    assert!(html.contains(&first.host.cpu_model));
+
+    // Everything the pass started is gone.
+    eventually(
+        Duration::from_secs(5),
+        "the calibration's processes to end",
+        || async { Ok(children_of(server.pid()).is_empty().then_some(())) },
+    )
+    .await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_bad_rerun_value_is_refused_by_name() -> Result<()> {
+    let server = ServerProcess::start(&[])?;
+    let (status, body) = http_post_form(server.addr, "/api/calibration", "rerun=maybe").await?;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body.contains("rerun must be true or false, got \"maybe\""),
+        "{body}"
+    );
+    // Nothing was measured for a refused request, and the server still
+    // answers.
+    assert!(children_of(server.pid()).is_empty());
+    let (status, _) = http_get(server.addr, "/healthz").await?;
+    assert_eq!(status, 200);
+    Ok(())
+}
