@@ -5,6 +5,7 @@
 //! shows and which request it sends. It only draws [`LabState`]: every
 //! number in it came over the WebSocket from a real run on the server.
 
+mod timeline;
 mod views;
 
 use crate::client::{Connection, Link};
@@ -14,6 +15,7 @@ use crate::protocol::{
     Workload,
 };
 use leptos::prelude::*;
+use timeline::Timeline;
 use views::{ClusterView, HeartbeatStrip, Summary, WorkerTable};
 
 /// Which model a lab runs.
@@ -392,6 +394,17 @@ pub fn Lab(model: LabModel) -> AnyView {
             });
         }
     };
+    // Cluster: kill one worker now; its death and respawn come back as
+    // events like any other.
+    let kill = Callback::new(move |worker: u32| {
+        if let Some(id) = lab.with_untracked(|s| s.run) {
+            connection.with_value(|conn| {
+                if let Some(conn) = conn {
+                    conn.send(&ClientMessage::Kill { id, worker });
+                }
+            });
+        }
+    });
 
     let workload_select = view! {
         <div class="field">
@@ -542,7 +555,8 @@ pub fn Lab(model: LabModel) -> AnyView {
                     .map(|e| view! { <p class="error" role="alert">{e}</p> })
             }}
             {(model == LabModel::MainThread).then(|| view! { <HeartbeatStrip lab=lab/> })}
-            {(model == LabModel::Cluster).then(|| view! { <ClusterView lab=lab/> })}
+            {(model == LabModel::Cluster).then(|| view! { <ClusterView lab=lab kill=kill/> })}
+            <Timeline lab=lab noun=model.worker_noun()/>
             <WorkerTable lab=lab noun=model.worker_noun()/>
             {move || lab.with(|s| s.summary.clone()).map(|summary| {
                 view! { <Summary summary=summary host=lab.with(|s| s.host.clone()) noun=model.worker_noun()/> }

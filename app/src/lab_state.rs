@@ -25,9 +25,20 @@ pub struct WorkerRow {
     /// Messages the worker sent its coordinator, where counted.
     pub messages: Option<u64>,
     pub result: Option<WorkResult>,
+    /// Timeline stamps, in µs since the run started (server clock): when the
+    /// worker's first message arrived, when its round trips were done, when
+    /// it finished.
+    pub ready_at_us: Option<u64>,
+    pub messages_at_us: Option<u64>,
+    pub finished_at_us: Option<u64>,
 }
 
 impl WorkerRow {
+    /// When the worker was spawned: its first message, less its start latency.
+    pub fn spawned_at_us(&self) -> Option<u64> {
+        Some(self.ready_at_us?.saturating_sub(self.start_latency_us?))
+    }
+
     /// Progress from 0 to 1.
     pub fn fraction(&self) -> f64 {
         if self.wall_us.is_some() && self.total == 0 {
@@ -106,6 +117,9 @@ pub struct LabState {
     pub incidents: Vec<Incident>,
     /// Cluster: what the load generator measured, at the end.
     pub load: Option<LoadStats>,
+    /// The newest server timestamp seen, in µs since the run started: the
+    /// timeline's "now".
+    pub latest_us: u64,
     /// The last error the server reported, for the page to show.
     pub error: Option<String>,
     /// Plain-language lines for the screen-reader log, newest last.
@@ -146,6 +160,10 @@ impl LabState {
         self.narration.push(line);
         let extra = self.narration.len().saturating_sub(NARRATION_LINES);
         self.narration.drain(..extra);
+    }
+
+    fn saw(&mut self, at_us: Option<u64>) {
+        self.latest_us = self.latest_us.max(at_us.unwrap_or(0));
     }
 
     fn row(&mut self, worker: u32) -> &mut WorkerRow {
@@ -193,9 +211,12 @@ impl LabState {
                 start_latency_us,
                 pid,
                 tid,
+                at_us,
                 ..
             } => {
+                self.saw(at_us);
                 let row = self.row(worker);
+                row.ready_at_us = at_us;
                 row.start_latency_us = Some(start_latency_us);
                 row.pid = pid;
                 row.tid = tid;
@@ -219,15 +240,22 @@ impl LabState {
                 count,
                 p50_ns,
                 p99_ns,
+                at_us,
                 ..
             } => {
-                self.row(worker).round_trip_ns = Some((p50_ns, p99_ns));
+                self.saw(at_us);
+                let row = self.row(worker);
+                row.round_trip_ns = Some((p50_ns, p99_ns));
+                row.messages_at_us = at_us;
                 self.say(format!(
                     "Worker {worker} answered {count} messages: a round trip takes {} (median).",
                     format_us(p50_ns / 1_000)
                 ));
             }
-            ServerEvent::Heartbeat { at_ms, lag_us, .. } => self.heartbeats.push((at_ms, lag_us)),
+            ServerEvent::Heartbeat { at_ms, lag_us, .. } => {
+                self.saw(Some(at_ms * 1_000));
+                self.heartbeats.push((at_ms, lag_us))
+            }
             ServerEvent::ClusterTick {
                 at_ms,
                 per_worker,
@@ -238,16 +266,19 @@ impl LabState {
                 p90_us,
                 p99_us,
                 ..
-            } => self.ticks.push(Tick {
-                at_ms,
-                per_worker,
-                completed,
-                errors,
-                rps,
-                p50_us,
-                p90_us,
-                p99_us,
-            }),
+            } => {
+                self.saw(Some(at_ms * 1_000));
+                self.ticks.push(Tick {
+                    at_ms,
+                    per_worker,
+                    completed,
+                    errors,
+                    rps,
+                    p50_us,
+                    p90_us,
+                    p99_us,
+                })
+            }
             ServerEvent::WorkerExited {
                 worker,
                 pid,
@@ -255,6 +286,7 @@ impl LabState {
                 at_ms,
                 ..
             } => {
+                self.saw(Some(at_ms * 1_000));
                 self.incidents.push(Incident::Exited {
                     worker,
                     pid,
@@ -275,6 +307,7 @@ impl LabState {
                 at_ms,
                 ..
             } => {
+                self.saw(Some(at_ms * 1_000));
                 self.incidents.push(Incident::Respawned {
                     worker,
                     pid,
@@ -303,9 +336,12 @@ impl LabState {
                 memory,
                 messages,
                 result,
+                at_us,
                 ..
             } => {
+                self.saw(at_us);
                 let row = self.row(worker);
+                row.finished_at_us = at_us;
                 row.wall_us = Some(wall_us);
                 row.cpu_us = Some(cpu_us);
                 row.memory = memory;
@@ -463,7 +499,10 @@ mod tests {
             start_latency_us: 40,
             pid: 10,
             tid: Some(11),
+            at_us: Some(140),
         });
+        assert_eq!(lab.workers[1].spawned_at_us(), Some(100));
+        assert_eq!(lab.latest_us, 140);
         assert_eq!(lab.workers.len(), 2, "rows exist up to the highest worker");
         lab.apply(ServerEvent::Progress {
             run: 1,

@@ -42,6 +42,10 @@ pub enum ClientMessage {
     /// Stop a run (running or queued). The run still ends with
     /// `run_finished`, its outcome `cancelled`.
     Cancel { id: RunId },
+    /// Kill worker `worker` of a running cluster run now, as a crash would;
+    /// the primary notices and starts a replacement. Any other run, or a
+    /// worker out of range, gets an `error` naming the field.
+    Kill { id: RunId, worker: u32 },
 }
 
 /// Everything needed to start one run.
@@ -241,6 +245,10 @@ pub enum ServerEvent {
         pid: u32,
         /// The worker's kernel thread id, for threads.
         tid: Option<u32>,
+        /// When the server heard it, in microseconds since the run started
+        /// (the clock the timeline is drawn on); `None` from older servers.
+        #[serde(default)]
+        at_us: Option<u64>,
     },
     /// A worker's progress, in units of its own share of the work.
     Progress {
@@ -257,6 +265,10 @@ pub enum ServerEvent {
         p50_ns: u64,
         p99_ns: u64,
         max_ns: u64,
+        /// When the server heard it, in microseconds since the run started
+        /// (the clock the timeline is drawn on); `None` from older servers.
+        #[serde(default)]
+        at_us: Option<u64>,
     },
     /// Main thread model: one heartbeat tick and how late it was.
     Heartbeat {
@@ -282,6 +294,10 @@ pub enum ServerEvent {
         #[serde(default)]
         messages: Option<u64>,
         result: WorkResult,
+        /// When the server heard it, in microseconds since the run started
+        /// (the clock the timeline is drawn on); `None` from older servers.
+        #[serde(default)]
+        at_us: Option<u64>,
     },
     /// Threads with more than one worker: the same workload on one thread, so
     /// the speedup is measured rather than assumed.
@@ -295,7 +311,7 @@ pub enum ServerEvent {
     /// Cluster: live load figures, a few times a second.
     ClusterTick {
         run: RunId,
-        /// Time since the load began, in milliseconds.
+        /// Time since the run started, in milliseconds.
         at_ms: u64,
         /// Responses so far from each worker, by worker index.
         per_worker: Vec<u64>,
@@ -315,7 +331,7 @@ pub enum ServerEvent {
         /// The signal that ended it, if one did.
         signal: Option<i32>,
         exit_code: Option<i32>,
-        /// Time since the load began, in milliseconds.
+        /// Time since the run started, in milliseconds.
         at_ms: u64,
     },
     /// Cluster: the primary noticed a dead worker and its replacement is

@@ -48,6 +48,10 @@ use tokio::sync::{mpsc, watch};
 /// block on a slow browser; each run sends a few hundred events at most.
 pub type EventSink = mpsc::UnboundedSender<ServerEvent>;
 
+/// Where a running cluster learns which worker to kill next (the learner's
+/// "kill a worker" button).
+pub type Faults = mpsc::UnboundedReceiver<u32>;
+
 /// Why a run was told to stop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StopReason {
@@ -259,6 +263,19 @@ impl Engine {
         events: EventSink,
         stop: Stop,
     ) -> Option<RunSummary> {
+        self.run_with_faults(id, spec, events, stop, None).await
+    }
+
+    /// [`Engine::run`], with a channel of workers to kill while a cluster
+    /// serves its load (ignored by the other models).
+    pub async fn run_with_faults(
+        &self,
+        id: RunId,
+        spec: RunSpec,
+        events: EventSink,
+        stop: Stop,
+        faults: Option<Faults>,
+    ) -> Option<RunSummary> {
         let send = |ev| {
             // A closed sink means nobody is listening; the stop signal, not
             // the sink, is what ends the work.
@@ -352,7 +369,7 @@ impl Engine {
                     kill,
                     binary: self.paths.worker_binary.clone(),
                 };
-                cluster::run(id, plan, &events, &stop).await
+                cluster::run(id, plan, &events, &stop, faults).await
             }
             ModelSpec::ChildProcess { round_trips } => {
                 process::run(

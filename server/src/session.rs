@@ -10,7 +10,8 @@
 
 use crate::engine::{Engine, EventSink, Stop, StopReason};
 use app::protocol::{
-    ClientMessage, ErrorCode, Outcome, RunId, RunSpec, RunSummary, ServerEvent, PROTOCOL_VERSION,
+    ClientMessage, ErrorCode, ModelSpec, Outcome, RunId, RunSpec, RunSummary, ServerEvent,
+    PROTOCOL_VERSION,
 };
 use axum::extract::ws::Message;
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
@@ -37,7 +38,7 @@ where
     // refused by the queue, when its task ends. The task reports its own
     // ticket so a late report cannot remove a newer run that reused the id.
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(RunId, u64)>();
-    let mut runs: HashMap<RunId, (u64, Stop)> = HashMap::new();
+    let mut runs: HashMap<RunId, Active> = HashMap::new();
     let mut tickets = 0u64;
     let turn = Arc::new(tokio::sync::Mutex::new(()));
 
@@ -79,14 +80,21 @@ where
                         } else {
                             let stop = Stop::new();
                             tickets += 1;
-                            runs.insert(id, (tickets, stop.clone()));
+                            let (kills, faults) = match spec.model {
+                                ModelSpec::Cluster { .. } => {
+                                    let (tx, rx) = mpsc::unbounded_channel();
+                                    (Some((tx, spec.workers)), Some(rx))
+                                }
+                                _ => (None, None),
+                            };
+                            runs.insert(id, Active { ticket: tickets, stop: stop.clone(), kills });
                             let (engine, events, done) = (engine.clone(), events.clone(), done_tx.clone());
                             let (ticket, turn) = (tickets, turn.clone());
                             tokio::spawn(async move {
                                 // One run at a time per connection: a second
                                 // one waits here for the first to end.
                                 if let Some(_turn) = take_turn(turn, id, &events, &stop).await {
-                                    engine.run(id, spec, events, stop).await;
+                                    engine.run_with_faults(id, spec, events, stop, faults).await;
                                 }
                                 let _ = done.send((id, ticket));
                             });
@@ -94,10 +102,24 @@ where
                         }
                     }
                     Ok(ClientMessage::Cancel { id }) => match runs.get(&id) {
-                        Some((_, stop)) => {
-                            stop.request(StopReason::Cancelled);
+                        Some(run) => {
+                            run.stop.request(StopReason::Cancelled);
                             None
                         }
+                        None => Some(refuse(Some(id), ErrorCode::UnknownRun, Some("id"),
+                            format!("there is no active run {id} on this connection"))),
+                    },
+                    Ok(ClientMessage::Kill { id, worker }) => match runs.get(&id).map(|r| &r.kills) {
+                        Some(Some((kills, workers))) if worker < *workers => {
+                            // A run that has already finished its load has
+                            // dropped the receiver; nothing is left to kill.
+                            let _ = kills.send(worker);
+                            None
+                        }
+                        Some(Some((_, workers))) => Some(refuse(Some(id), ErrorCode::InvalidField, Some("worker"),
+                            format!("worker must be between 0 and {}, got {worker}", workers - 1))),
+                        Some(None) => Some(refuse(Some(id), ErrorCode::Unsupported, Some("id"),
+                            format!("run {id} is not a cluster run; only a cluster's workers can be killed"))),
                         None => Some(refuse(Some(id), ErrorCode::UnknownRun, Some("id"),
                             format!("there is no active run {id} on this connection"))),
                     },
@@ -119,8 +141,8 @@ where
         }
     };
 
-    for (_, stop) in runs.values() {
-        stop.request(reason);
+    for run in runs.values() {
+        run.stop.request(reason);
     }
     if reason == StopReason::Shutdown {
         let notice = refuse(
@@ -156,11 +178,20 @@ where
     }
 }
 
+/// A run this connection started and has not seen finish.
+struct Active {
+    /// Tells this run from a later one that reused its id.
+    ticket: u64,
+    stop: Stop,
+    /// A cluster run's kill requests, and how many workers it has.
+    kills: Option<(mpsc::UnboundedSender<u32>, u32)>,
+}
+
 /// Send an event on, and forget a run once its last event has gone out, so
 /// a client that has seen `run_finished` may reuse the id at once.
 async fn forward<W: Sink<Message> + Unpin>(
     sink: &mut W,
-    runs: &mut HashMap<RunId, (u64, Stop)>,
+    runs: &mut HashMap<RunId, Active>,
     ev: ServerEvent,
 ) -> Result<(), ()> {
     if let ServerEvent::RunFinished { run, .. } = &ev {
@@ -169,8 +200,8 @@ async fn forward<W: Sink<Message> + Unpin>(
     send(sink, &ev).await
 }
 
-fn forget(runs: &mut HashMap<RunId, (u64, Stop)>, id: RunId, ticket: u64) {
-    if runs.get(&id).is_some_and(|(t, _)| *t == ticket) {
+fn forget(runs: &mut HashMap<RunId, Active>, id: RunId, ticket: u64) {
+    if runs.get(&id).is_some_and(|run| run.ticket == ticket) {
         runs.remove(&id);
     }
 }

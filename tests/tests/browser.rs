@@ -31,16 +31,8 @@ async fn a_lab_run_streams_per_thread_results_to_the_page() -> anyhow::Result<()
     let server = ServerProcess::start(&[])?;
     let url = server.url("/threads");
     with_browser(|c| async move {
-        c.goto(&url).await?;
+        open_lab(&c, &url).await?;
         let wait = Duration::from_secs(20);
-        eventually(wait, "hydration", || {
-            exists(&c, ".lab[data-hydrated='true']")
-        })
-        .await?;
-        eventually(wait, "the WebSocket", || {
-            exists(&c, ".link[data-link='open']")
-        })
-        .await?;
 
         // A bad request: the page shows the server's explanation...
         fill(&c, "#workers", "99").await?;
@@ -64,21 +56,14 @@ async fn a_lab_run_streams_per_thread_results_to_the_page() -> anyhow::Result<()
             exists(&c, "tr[data-worker='1']")
         })
         .await?;
-        let outcome = eventually(Duration::from_secs(60), "the summary", || async {
-            match c.find(Locator::Css("#summary")).await {
-                Ok(el) => Ok(el.attr("data-outcome").await?),
-                Err(e) if e.is_no_such_element() => Ok(None),
-                Err(e) => Err(e.into()),
-            }
-        })
-        .await?;
+        let outcome = summary_outcome(&c).await?;
         assert_eq!(outcome, "completed");
         assert_eq!(
             text(&c, "#result").await?.as_deref(),
             Some("1,270,607 primes")
         );
 
-        let rows = c.find_all(Locator::Css("tbody tr")).await?;
+        let rows = c.find_all(Locator::Css("tbody tr[data-worker]")).await?;
         assert_eq!(rows.len(), 2, "one row per thread");
         for row in rows {
             let cells = row.find_all(Locator::Css("td")).await?;
@@ -99,9 +84,40 @@ async fn a_lab_run_streams_per_thread_results_to_the_page() -> anyhow::Result<()
     .await
 }
 
-/// Open a lab page, wait until it is live, set the fields, press Run and
-/// wait for the summary; returns its outcome.
-async fn run_lab(c: &Client, url: &str, fields: &[(&str, &str)]) -> anyhow::Result<String> {
+/// Save the lab as it looks after a run, scrolled to its drawings, as
+/// target/screenshots/lab-<name>.png.
+async fn photograph_lab(c: &Client, name: &str) -> anyhow::Result<()> {
+    let dir = spawnlab_tests::workspace_root().join("target/screenshots");
+    std::fs::create_dir_all(&dir)?;
+    c.execute(
+        "document.querySelector('.lab .link').scrollIntoView()",
+        vec![],
+    )
+    .await?;
+    std::fs::write(dir.join(format!("lab-{name}.png")), c.screenshot().await?)?;
+    Ok(())
+}
+
+/// The lab's timeline: one lane per worker, each with a working stretch
+/// and, once the worker is done, its exit mark.
+async fn assert_timeline(c: &Client, workers: usize) -> anyhow::Result<()> {
+    let lanes = c.find_all(Locator::Css(".timeline g.lane")).await?;
+    assert_eq!(lanes.len(), workers, "one lane per worker");
+    for lane in lanes {
+        assert!(!lane
+            .find_all(Locator::Css("rect.seg.working"))
+            .await?
+            .is_empty());
+        assert!(!lane
+            .find_all(Locator::Css("line.mark.exit"))
+            .await?
+            .is_empty());
+    }
+    Ok(())
+}
+
+/// Open a lab page and wait until it is hydrated and connected.
+async fn open_lab(c: &Client, url: &str) -> anyhow::Result<()> {
     c.goto(url).await?;
     let wait = Duration::from_secs(20);
     eventually(wait, "hydration", || {
@@ -112,10 +128,22 @@ async fn run_lab(c: &Client, url: &str, fields: &[(&str, &str)]) -> anyhow::Resu
         exists(c, ".link[data-link='open']")
     })
     .await?;
+    Ok(())
+}
+
+/// Open a lab page, wait until it is live, set the fields, press Run and
+/// wait for the summary; returns its outcome.
+async fn run_lab(c: &Client, url: &str, fields: &[(&str, &str)]) -> anyhow::Result<String> {
+    open_lab(c, url).await?;
     for (css, value) in fields {
         fill(c, css, value).await?;
     }
     c.find(Locator::Css("#run")).await?.click().await?;
+    summary_outcome(c).await
+}
+
+/// Wait for the run's summary and return its outcome.
+async fn summary_outcome(c: &Client) -> anyhow::Result<String> {
     eventually(Duration::from_secs(60), "the summary", || async {
         match c.find(Locator::Css("#summary")).await {
             Ok(el) => Ok(el.attr("data-outcome").await?),
@@ -138,6 +166,8 @@ async fn every_model_runs_from_its_page() -> anyhow::Result<()> {
             text(&c, "#result").await?.as_deref(),
             Some("216,816 primes")
         );
+        assert_timeline(&c, 1).await?;
+        photograph_lab(&c, "main-thread").await?;
         let beats = c.find_all(Locator::Css(".heartbeat rect.beat")).await?;
         assert!(beats.len() > 10, "{} heartbeat marks", beats.len());
         assert!(!c
@@ -160,6 +190,15 @@ async fn every_model_runs_from_its_page() -> anyhow::Result<()> {
         assert_eq!(
             text(&c, "#result").await?.as_deref(),
             Some("216,816 primes")
+        );
+        assert_timeline(&c, 2).await?;
+        photograph_lab(&c, "child-process").await?;
+        assert_eq!(
+            c.find_all(Locator::Css(".timeline rect.seg.messages"))
+                .await?
+                .len(),
+            2,
+            "each child's round trips are on its lane"
         );
         let rows = c.find_all(Locator::Css("tbody tr[data-worker]")).await?;
         assert_eq!(rows.len(), 2);
@@ -192,6 +231,152 @@ async fn every_model_runs_from_its_page() -> anyhow::Result<()> {
             sum += cell.text().await?.parse::<u64>()?;
         }
         assert_eq!(sum, 3000);
+        assert_timeline(&c, 2).await?;
+        photograph_lab(&c, "cluster").await?;
+
+        // Threads: the lane per thread, drawn the same way.
+        let outcome = run_lab(
+            &c,
+            &format!("{base}/threads"),
+            &[("#size", "3000000"), ("#workers", "3")],
+        )
+        .await?;
+        assert_eq!(outcome, "completed");
+        assert_timeline(&c, 3).await?;
+        photograph_lab(&c, "threads").await?;
+        Ok(())
+    })
+    .await
+}
+
+/// The cluster lab's kill button: the worker dies mid-load, the primary
+/// replaces it, and both show on its lane and in the narration.
+#[tokio::test]
+async fn a_cluster_worker_killed_from_the_page_dies_and_comes_back() -> anyhow::Result<()> {
+    let server = ServerProcess::start(&[])?;
+    let url = server.url("/cluster");
+    with_browser(|c| async move {
+        open_lab(&c, &url).await?;
+        let wait = Duration::from_secs(20);
+        c.find(Locator::Css("#workload"))
+            .await?
+            .select_by_value("http_sleep")
+            .await?;
+        // 3,000 requests of 5 ms, 16 at a time on 2 workers: about a second.
+        for (css, value) in [
+            ("#size", "5"),
+            ("#requests", "3000"),
+            ("#concurrency", "16"),
+            ("#workers", "2"),
+        ] {
+            fill(&c, css, value).await?;
+        }
+        c.find(Locator::Css("#run")).await?.click().await?;
+        eventually(wait, "the kill button", || async {
+            match c.find(Locator::Css("button[data-kill='0']")).await {
+                Ok(button) => Ok(button.is_enabled().await?.then_some(())),
+                Err(e) if e.is_no_such_element() => Ok(None),
+                Err(e) => Err(e.into()),
+            }
+        })
+        .await?;
+        c.find(Locator::Css("button[data-kill='0']"))
+            .await?
+            .click()
+            .await?;
+        let outcome = summary_outcome(&c).await?;
+        assert_eq!(outcome, "completed");
+        let lane = c
+            .find(Locator::Css(".timeline g.lane[data-lane='0']"))
+            .await?;
+        for mark in ["line.mark.died", "line.mark.respawned", "rect.seg.down"] {
+            assert!(
+                !lane.find_all(Locator::Css(mark)).await?.is_empty(),
+                "{mark} on worker 0's lane"
+            );
+        }
+        let incidents = text(&c, ".incidents").await?.unwrap_or_default();
+        assert!(incidents.contains("worker 0"), "{incidents}");
+        assert!(incidents.contains("replaced worker 0"), "{incidents}");
+        // Every answer is counted once, on the worker that gave it.
+        let total = text(&c, "#load-total").await?.unwrap_or_default();
+        let answered: u64 = total
+            .split_whitespace()
+            .next()
+            .unwrap_or_default()
+            .replace(',', "")
+            .parse()?;
+        let mut sum = 0;
+        for cell in c
+            .find_all(Locator::Css("tr[data-cluster-worker] .answers"))
+            .await?
+        {
+            sum += cell.text().await?.parse::<u64>()?;
+        }
+        assert_eq!(sum, answered, "{total}");
+        photograph_lab(&c, "cluster-killed").await?;
+        Ok(())
+    })
+    .await
+}
+
+/// A lab driven from the keyboard alone: Tab from the top of the page
+/// reaches the skip link first, then the lab's fields and its Run button;
+/// typing and Enter start a run whose result appears.
+#[tokio::test]
+async fn a_lab_can_be_run_by_keyboard_alone() -> anyhow::Result<()> {
+    const TAB: &str = "\u{E004}";
+    const ENTER: &str = "\u{E007}";
+    const BACKSPACE: &str = "\u{E003}";
+    let server = ServerProcess::start(&[])?;
+    let url = server.url("/threads");
+    with_browser(|c| async move {
+        c.goto(&url).await?;
+        let wait = Duration::from_secs(20);
+        eventually(wait, "the WebSocket", || {
+            exists(&c, ".link[data-link='open']")
+        })
+        .await?;
+        // Focus moves only by Tab from here on.
+        let focused = |c: Client| async move {
+            let el = c.active_element().await?;
+            let id = el.attr("id").await?.unwrap_or_default();
+            let class = el.attr("class").await?.unwrap_or_default();
+            anyhow::Ok((el, id, class))
+        };
+        c.active_element().await?.send_keys(TAB).await?;
+        let (_, _, class) = focused(c.clone()).await?;
+        assert_eq!(class, "skip", "the skip link comes first");
+
+        let reach = |target: &'static str| {
+            let c = c.clone();
+            async move {
+                for _ in 0..60 {
+                    let (el, id, _) = focused(c.clone()).await?;
+                    if id == target {
+                        return anyhow::Ok(el);
+                    }
+                    el.send_keys(TAB).await?;
+                }
+                anyhow::bail!("Tab never reached #{target}")
+            }
+        };
+        let size = reach("size").await?;
+        size.send_keys(&BACKSPACE.repeat(12)).await?;
+        size.send_keys("3000000").await?;
+        let workers = reach("workers").await?;
+        workers.send_keys(&BACKSPACE.repeat(4)).await?;
+        workers.send_keys("2").await?;
+        let run = reach("run").await?;
+        run.send_keys(ENTER).await?;
+
+        let outcome = summary_outcome(&c).await?;
+        assert_eq!(outcome, "completed");
+        assert_eq!(
+            text(&c, "#result").await?.as_deref(),
+            Some("216,816 primes")
+        );
+        assert_eq!(c.find_all(Locator::Css(".timeline g.lane")).await?.len(), 2);
         Ok(())
     })
     .await

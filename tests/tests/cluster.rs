@@ -174,3 +174,76 @@ async fn cancelling_a_cluster_ends_every_process() -> anyhow::Result<()> {
     group_is_gone(group).await?;
     Ok(())
 }
+
+#[tokio::test]
+async fn a_worker_killed_on_request_dies_and_is_replaced_mid_load() -> anyhow::Result<()> {
+    let app = spawn_app().await;
+    let (mut ws, _) = WsClient::connect(&app.ws_url()).await?;
+    // 2,000 requests of 5 ms each, 16 at a time on 2 workers: well over
+    // half a second of load, time enough to press the button.
+    let mut spec = cluster(SchedPolicy::RoundRobin, 2_000, None);
+    spec.workload = Workload::HttpSleep { ms: 5 };
+    ws.send(&ClientMessage::Start { id: 1, spec }).await?;
+    let mut events = ws
+        .until(|e| matches!(e, ServerEvent::ClusterTick { .. }))
+        .await?;
+    let group = group_of_first_worker(&events);
+
+    // Out of range: refused by name, and the run goes on.
+    ws.send(&ClientMessage::Kill { id: 1, worker: 2 }).await?;
+    let refusal = ws.until(|e| matches!(e, ServerEvent::Error { .. })).await?;
+    let Some(ServerEvent::Error { field, message, .. }) = refusal.last() else {
+        unreachable!()
+    };
+    assert_eq!(field.as_deref(), Some("worker"));
+    assert_eq!(message, "worker must be between 0 and 1, got 2");
+    events.extend(refusal);
+
+    ws.send(&ClientMessage::Kill { id: 1, worker: 1 }).await?;
+    events.extend(ws.until(finished).await?);
+    let died = events.iter().find_map(|e| match e {
+        ServerEvent::WorkerExited { worker, signal, .. } => Some((*worker, *signal)),
+        _ => None,
+    });
+    assert_eq!(died, Some((1, Some(9))), "worker 1 was killed");
+    assert!(events
+        .iter()
+        .any(|e| matches!(e, ServerEvent::WorkerRespawned { worker: 1, .. })));
+    let stats = load_stats(&events);
+    assert_eq!(stats.respawns, 1);
+    assert_eq!(stats.completed + stats.errors, 2_000);
+    assert_eq!(stats.per_worker.iter().sum::<u64>(), stats.completed);
+    group_is_gone(group).await?;
+
+    // Only a cluster run has workers to kill; the connection stays usable.
+    ws.send(&ClientMessage::Start {
+        id: 2,
+        spec: RunSpec {
+            model: ModelSpec::Threads {
+                strategy: Default::default(),
+                sharing: Default::default(),
+            },
+            workload: Workload::Sleep { ms: 300 },
+            workers: 1,
+        },
+    })
+    .await?;
+    ws.send(&ClientMessage::Kill { id: 2, worker: 0 }).await?;
+    let events = ws.until(finished).await?;
+    let refused = events.iter().find_map(|e| match e {
+        ServerEvent::Error { field, message, .. } => Some((field.clone(), message.clone())),
+        _ => None,
+    });
+    assert_eq!(
+        refused,
+        Some((
+            Some("id".into()),
+            "run 2 is not a cluster run; only a cluster's workers can be killed".into()
+        ))
+    );
+    let Some(ServerEvent::RunFinished { summary, .. }) = events.last() else {
+        unreachable!()
+    };
+    assert_eq!(summary.outcome, Outcome::Completed);
+    Ok(())
+}

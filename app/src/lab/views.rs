@@ -201,7 +201,10 @@ pub fn HeartbeatStrip(lab: RwSignal<LabState>) -> AnyView {
 /// The cluster as it is loaded: answers per worker, throughput, latency,
 /// deaths and replacements.
 #[component]
-pub fn ClusterView(lab: RwSignal<LabState>) -> AnyView {
+pub fn ClusterView(lab: RwSignal<LabState>, kill: Callback<u32>) -> AnyView {
+    // Workers can be killed while the load runs: after the first tick, until
+    // the load generator's final figures arrive.
+    let loading = move || lab.with(|s| s.busy() && !s.ticks.is_empty() && s.load.is_none());
     let per_worker = move || {
         lab.with(|s| {
             s.load
@@ -300,6 +303,28 @@ pub fn ClusterView(lab: RwSignal<LabState>) -> AnyView {
                     </thead>
                     <tbody>{bars}</tbody>
                 </table>
+            </div>
+            // Kept out of the table, which is redrawn on every tick, so a
+            // button is never replaced under the learner's pointer.
+            <div class="kills" role="group" aria-label="Kill a worker now">
+                <span>"Kill a worker now:"</span>
+                <For
+                    each=move || 0..lab.with(|s| s.workers.len() as u32)
+                    key=|i| *i
+                    children=move |i| {
+                        view! {
+                            <button
+                                type="button"
+                                class="kill"
+                                data-kill=i
+                                disabled=move || !loading()
+                                on:click=move |_| kill.run(i)
+                            >
+                                {format!("Worker {i}")}
+                            </button>
+                        }
+                    }
+                />
             </div>
             <ul class="incidents">{incidents}</ul>
             <p id="load-total">{total}</p>

@@ -20,7 +20,7 @@ pub mod worker;
 use super::loadgen::{self, Live, Load};
 use super::measure::micros;
 use super::spawn::{kill_group, spawn};
-use super::{EventSink, ModelRun, Pass, Stop};
+use super::{EventSink, Faults, ModelRun, Pass, Stop};
 use app::protocol::{
     KillWorker, LoadStats, Memory, RunId, SchedPolicy, ServerEvent, WorkResult, Workload,
 };
@@ -156,10 +156,14 @@ pub async fn run(
     plan: Plan,
     events: &EventSink,
     stop: &Stop,
+    mut faults: Option<Faults>,
 ) -> Result<ModelRun, String> {
     let send = |ev| {
         let _ = events.send(ev);
     };
+    // Every stamp of the run counts from here, the primary's spawn.
+    let began = Instant::now();
+    let at_us = || Some(micros(began.elapsed()));
     let mut command = Command::new(&plan.binary);
     command
         .arg(PRIMARY_COMMAND)
@@ -203,6 +207,7 @@ pub async fn run(
                     start_latency_us: latency_us,
                     pid,
                     tid: None,
+                    at_us: at_us(),
                 }),
                 Some(FromPrimary::Serving) => return Ok(()),
                 Some(FromPrimary::Failed { message }) => return Err(message),
@@ -221,7 +226,6 @@ pub async fn run(
 
     // The load, with live figures and fault injection beside it.
     let live = Arc::new(Live::new(plan.workers));
-    let load_started = Instant::now();
     let load = tokio::spawn(loadgen::run(
         Load {
             addr,
@@ -237,7 +241,7 @@ pub async fn run(
     let mut last_completed = 0;
     let mut kill = plan.kill;
     let mut respawns = 0;
-    let at_ms = || load_started.elapsed().as_millis() as u64;
+    let at_ms = || began.elapsed().as_millis() as u64;
     let duration = loop {
         tokio::select! {
             done = &mut load => break done.map_err(|e| e.to_string())?,
@@ -247,6 +251,10 @@ pub async fn run(
                     tell(&mut to_primary, &ToPrimary::Kill { worker: k.worker }).await?;
                     kill = None;
                 }
+            }
+            // A kill the learner asked for, now.
+            Some(worker) = async { faults.as_mut()?.recv().await } => {
+                tell(&mut to_primary, &ToPrimary::Kill { worker }).await?;
             }
             msg = messages.recv() => match msg {
                 Some(FromPrimary::WorkerExited { worker, pid, signal, exit_code }) => {
@@ -310,6 +318,7 @@ pub async fn run(
             memory: memory.get(worker).copied().flatten(),
             messages: None,
             result: result.clone(),
+            at_us: at_us(),
         });
         results.push(Some(result));
     }

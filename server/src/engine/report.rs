@@ -51,6 +51,8 @@ pub struct Reporter {
     run: RunId,
     events: EventSink,
     last_progress: Vec<Option<Instant>>,
+    /// The run's start, for the events' `at_us` stamps.
+    began: Instant,
     /// Once a stop is requested, a lost worker is the stop's doing.
     stop: Stop,
 }
@@ -62,6 +64,7 @@ impl Reporter {
             run,
             events,
             last_progress: vec![None; workers as usize],
+            began: Instant::now(),
             stop,
         }
     }
@@ -76,6 +79,7 @@ impl Reporter {
     /// [`PROGRESS_EVERY`], except a worker's last step.
     pub fn report(&mut self, worker: u32, report: WorkerReport) {
         let run = self.run;
+        let at_us = Some(micros(self.began.elapsed()));
         match report {
             WorkerReport::Ready { latency, pid, tid } => self.send(ServerEvent::WorkerSpawned {
                 run,
@@ -83,6 +87,7 @@ impl Reporter {
                 start_latency_us: micros(latency),
                 pid,
                 tid,
+                at_us,
             }),
             WorkerReport::RoundTrips(mut samples) => {
                 samples.sort_unstable();
@@ -93,6 +98,7 @@ impl Reporter {
                     p50_ns: percentile(&samples, 50.0).as_nanos() as u64,
                     p99_ns: percentile(&samples, 99.0).as_nanos() as u64,
                     max_ns: samples.last().map_or(0, |d| d.as_nanos() as u64),
+                    at_us,
                 })
             }
             WorkerReport::Progress { done, total } => {
@@ -121,6 +127,7 @@ impl Reporter {
                 memory,
                 messages,
                 result: result.unwrap_or(WorkResult::Incomplete),
+                at_us,
             }),
             WorkerReport::Lost { wall, why } => {
                 if !self.stop.is_requested() {
@@ -139,6 +146,7 @@ impl Reporter {
                     memory: None,
                     messages: None,
                     result: WorkResult::Incomplete,
+                    at_us,
                 });
             }
         }
