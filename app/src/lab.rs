@@ -5,6 +5,7 @@
 //! shows and which request it sends. It only draws [`LabState`]: every
 //! number in it came over the WebSocket from a real run on the server.
 
+mod charts;
 mod timeline;
 mod views;
 
@@ -14,6 +15,7 @@ use crate::protocol::{
     ClientMessage, KillWorker, ModelSpec, Program, RunSpec, SchedPolicy, Sharing, ThreadStrategy,
     Workload,
 };
+use charts::{LatencyHistogram, Throughput};
 use leptos::prelude::*;
 use timeline::Timeline;
 use views::{ClusterView, HeartbeatStrip, Summary, WorkerTable};
@@ -555,7 +557,11 @@ pub fn Lab(model: LabModel) -> AnyView {
                     .map(|e| view! { <p class="error" role="alert">{e}</p> })
             }}
             {(model == LabModel::MainThread).then(|| view! { <HeartbeatStrip lab=lab/> })}
-            {(model == LabModel::Cluster).then(|| view! { <ClusterView lab=lab kill=kill/> })}
+            {(model == LabModel::Cluster).then(|| view! {
+                <ClusterView lab=lab kill=kill/>
+                <Throughput lab=lab/>
+                <LatencyHistogram lab=lab/>
+            })}
             <Timeline lab=lab noun=model.worker_noun()/>
             <WorkerTable lab=lab noun=model.worker_noun()/>
             {move || lab.with(|s| s.summary.clone()).map(|summary| {

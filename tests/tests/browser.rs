@@ -232,6 +232,39 @@ async fn every_model_runs_from_its_page() -> anyhow::Result<()> {
         }
         assert_eq!(sum, 3000);
         assert_timeline(&c, 2).await?;
+        // The latency histogram's buckets hold every request, with the
+        // three percentiles marked; the throughput line is drawn.
+        // The table sits in a closed <details>, so read its text content
+        // rather than its rendered text.
+        let mut bucketed = 0;
+        for row in c.find_all(Locator::Css(".histogram tbody tr")).await? {
+            let label = row
+                .find(Locator::Css("th"))
+                .await?
+                .prop("textContent")
+                .await?;
+            if label.unwrap_or_default().starts_with("up to") {
+                let cell = row
+                    .find(Locator::Css("td"))
+                    .await?
+                    .prop("textContent")
+                    .await?;
+                let count = cell
+                    .unwrap_or_default()
+                    .replace(" requests", "")
+                    .replace(',', "");
+                bucketed += count.parse::<u64>()?;
+            }
+        }
+        assert_eq!(bucketed, 3000);
+        assert_eq!(
+            c.find_all(Locator::Css(".histogram line.pct")).await?.len(),
+            3
+        );
+        assert!(!c
+            .find_all(Locator::Css(".throughput polyline.rate"))
+            .await?
+            .is_empty());
         photograph_lab(&c, "cluster").await?;
 
         // Threads: the lane per thread, drawn the same way.
@@ -295,6 +328,10 @@ async fn a_cluster_worker_killed_from_the_page_dies_and_comes_back() -> anyhow::
                 "{mark} on worker 0's lane"
             );
         }
+        assert!(!c
+            .find_all(Locator::Css(".throughput line.death"))
+            .await?
+            .is_empty());
         let incidents = text(&c, ".incidents").await?.unwrap_or_default();
         assert!(incidents.contains("worker 0"), "{incidents}");
         assert!(incidents.contains("replaced worker 0"), "{incidents}");

@@ -1,0 +1,226 @@
+//! The cluster's charts: throughput over time, and how long requests took.
+//! Each has its figures in a table beneath it.
+
+use crate::lab_state::{format_count, format_us, Incident, LabState};
+use crate::protocol::Bucket;
+use leptos::prelude::*;
+
+const W: f64 = 600.0;
+const H: f64 = 140.0;
+/// Room for the axis labels.
+const LEFT: f64 = 52.0;
+const BOTTOM: f64 = 18.0;
+
+/// Requests per second at each tick, as a line, with deaths marked.
+#[component]
+pub fn Throughput(lab: RwSignal<LabState>) -> AnyView {
+    let drawing = move || {
+        lab.with(|s| {
+            if s.ticks.len() < 2 {
+                return None;
+            }
+            let end = s.ticks.last().map_or(1, |t| t.at_ms).max(1) as f64;
+            let top = s.ticks.iter().map(|t| t.rps).fold(1.0, f64::max);
+            let x = move |ms: f64| LEFT + ms / end * (W - LEFT - 8.0);
+            let y = move |rps: f64| (H - BOTTOM) - rps / top * (H - BOTTOM - 8.0);
+            let points = s
+                .ticks
+                .iter()
+                .map(|t| format!("{:.1},{:.1}", x(t.at_ms as f64), y(t.rps)))
+                .collect::<Vec<_>>()
+                .join(" ");
+            let deaths = s
+                .incidents
+                .iter()
+                .filter_map(|i| match i {
+                    Incident::Exited { at_ms, .. } => Some(*at_ms as f64),
+                    _ => None,
+                })
+                .map(|at| {
+                    view! {
+                        <line class="death" x1=x(at) x2=x(at) y1="4" y2=H - BOTTOM></line>
+                    }
+                })
+                .collect_view();
+            Some(view! {
+                <svg viewBox=format!("0 0 {W} {H}") role="img"
+                    aria-label="Requests per second over the run; a red line marks a worker's death. The figures are in the table below.">
+                    <line class="axis" x1=LEFT x2=W y1=H - BOTTOM y2=H - BOTTOM></line>
+                    <line class="axis" x1=LEFT x2=LEFT y1="4" y2=H - BOTTOM></line>
+                    <text class="tick" x=LEFT - 4.0 y="14" text-anchor="end">{format_count(top.round() as u64)}</text>
+                    <text class="tick" x=LEFT - 4.0 y=H - BOTTOM text-anchor="end">"0"</text>
+                    <text class="tick" x=W - 8.0 y=H - 4.0 text-anchor="end">{format_us(end as u64 * 1_000)}</text>
+                    {deaths}
+                    <polyline class="rate" points=points></polyline>
+                </svg>
+            })
+        })
+    };
+    let rows = move || {
+        lab.with(|s| {
+            s.ticks
+                .iter()
+                .map(|t| {
+                    view! {
+                        <tr>
+                            <td class="num">{format_us(t.at_ms * 1_000)}</td>
+                            <td class="num">{format_count(t.completed)}</td>
+                            <td class="num">{format_count(t.rps.round() as u64)}</td>
+                            <td class="num">{format_us(t.p50_us)}</td>
+                            <td class="num">{format_us(t.p99_us)}</td>
+                        </tr>
+                    }
+                })
+                .collect_view()
+        })
+    };
+    view! {
+        <figure class="chart throughput" class:empty=move || lab.with(|s| s.ticks.len() < 2)>
+            <figcaption>"Throughput over the run: requests answered per second"</figcaption>
+            {drawing}
+            <details>
+                <summary>"Throughput as a table"</summary>
+                <div class="table-wrap">
+                    <table class="compact">
+                        <thead>
+                            <tr>
+                                <th scope="col">"At"</th>
+                                <th scope="col">"Answered so far"</th>
+                                <th scope="col">"Requests/s"</th>
+                                <th scope="col">"p50"</th>
+                                <th scope="col">"p99"</th>
+                            </tr>
+                        </thead>
+                        <tbody>{rows}</tbody>
+                    </table>
+                </div>
+            </details>
+        </figure>
+    }
+    .into_any()
+}
+
+/// Which bucket holds a latency: the first whose upper bound reaches it.
+pub fn bucket_of(buckets: &[Bucket], us: u64) -> Option<usize> {
+    buckets.iter().position(|b| us <= b.upper_us)
+}
+
+/// The finished load's latencies, in doubling buckets, with the
+/// percentiles marked.
+#[component]
+pub fn LatencyHistogram(lab: RwSignal<LabState>) -> AnyView {
+    let drawing = move || {
+        lab.with(|s| {
+            let latency = &s.load.as_ref()?.latency;
+            let buckets = &latency.buckets;
+            if buckets.is_empty() {
+                return None;
+            }
+            let most = buckets.iter().map(|b| b.count).max().unwrap_or(1).max(1) as f64;
+            let slot = (W - LEFT) / buckets.len() as f64;
+            let bars = buckets
+                .iter()
+                .enumerate()
+                .map(|(i, b)| {
+                    let h = b.count as f64 / most * (H - BOTTOM - 20.0);
+                    let x = LEFT + i as f64 * slot;
+                    view! {
+                        <rect class="bucket" x=x + 1.0 y=H - BOTTOM - h width=(slot - 2.0).max(1.0) height=h>
+                            <title>{format!("up to {}: {} requests", format_us(b.upper_us), format_count(b.count))}</title>
+                        </rect>
+                        <text class="tick" x=x + slot / 2.0 y=H - 4.0 text-anchor="middle">
+                            {format_us(b.upper_us)}
+                        </text>
+                    }
+                })
+                .collect_view();
+            let marks = [("p50", latency.p50_us), ("p90", latency.p90_us), ("p99", latency.p99_us)]
+                .into_iter()
+                .map(|(name, us)| {
+                    // HDR reports a value's highest equivalent, which can
+                    // pass the last bound by a hair: that is the last bucket.
+                    let i = bucket_of(buckets, us).unwrap_or(buckets.len() - 1);
+                    let x = LEFT + (i as f64 + 0.5) * slot;
+                    view! {
+                        <line class=format!("pct {name}") x1=x x2=x y1="12" y2=H - BOTTOM></line>
+                        <text class="pct-label" x=x y="10" text-anchor="middle">{name}</text>
+                    }
+                })
+                .collect_view();
+            Some(view! {
+                <svg viewBox=format!("0 0 {W} {H}") role="img"
+                    aria-label="How many requests took each span of time, in doubling buckets, with p50, p90 and p99 marked. The figures are in the table below.">
+                    <line class="axis" x1=LEFT x2=W y1=H - BOTTOM y2=H - BOTTOM></line>
+                    <text class="tick" x=LEFT - 4.0 y="24" text-anchor="end">{format_count(most as u64)}</text>
+                    {bars}
+                    {marks}
+                </svg>
+            })
+        })
+    };
+    let rows = move || {
+        lab.with(|s| {
+            s.load.as_ref().map(|l| {
+                let l = &l.latency;
+                let mut rows: Vec<(String, String)> = vec![
+                    ("p50".into(), format_us(l.p50_us)),
+                    ("p90".into(), format_us(l.p90_us)),
+                    ("p99".into(), format_us(l.p99_us)),
+                    ("max".into(), format_us(l.max_us)),
+                ];
+                rows.extend(l.buckets.iter().map(|b| {
+                    (
+                        format!("up to {}", format_us(b.upper_us)),
+                        format!("{} requests", format_count(b.count)),
+                    )
+                }));
+                rows.into_iter()
+                    .map(|(k, v)| {
+                        view! {
+                            <tr>
+                                <th scope="row">{k}</th>
+                                <td class="num">{v}</td>
+                            </tr>
+                        }
+                    })
+                    .collect_view()
+            })
+        })
+    };
+    view! {
+        <figure class="chart histogram" class:empty=move || lab.with(|s| s.load.is_none())>
+            <figcaption>"How long requests took, from the load generator's HDR histogram"</figcaption>
+            {drawing}
+            <details>
+                <summary>"Latencies as a table"</summary>
+                <table class="compact">
+                    <tbody>{rows}</tbody>
+                </table>
+            </details>
+        </figure>
+    }
+    .into_any()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_latency_falls_in_the_first_bucket_that_reaches_it() {
+        let buckets = [
+            Bucket {
+                upper_us: 64,
+                count: 1,
+            },
+            Bucket {
+                upper_us: 128,
+                count: 5,
+            },
+        ];
+        assert_eq!(bucket_of(&buckets, 10), Some(0));
+        assert_eq!(bucket_of(&buckets, 64), Some(0));
+        assert_eq!(bucket_of(&buckets, 65), Some(1));
+        assert_eq!(bucket_of(&buckets, 500), None);
+    }
+}
