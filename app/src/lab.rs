@@ -18,7 +18,7 @@ use crate::protocol::{
 use charts::{LatencyHistogram, Throughput};
 use leptos::prelude::*;
 use timeline::Timeline;
-use views::{ClusterView, HeartbeatStrip, Summary, WorkerTable};
+use views::{ClusterView, HeartbeatStrip, RunHistory, Summary, WorkerTable};
 
 /// Which model a lab runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -567,6 +567,7 @@ pub fn Lab(model: LabModel) -> AnyView {
             {move || lab.with(|s| s.summary.clone()).map(|summary| {
                 view! { <Summary summary=summary host=lab.with(|s| s.host.clone()) noun=model.worker_noun()/> }
             })}
+            <RunHistory lab=lab/>
             <div class="narration" role="log" aria-live="polite" aria-label="What the run is doing">
                 {move || {
                     lab.with(|s| {

@@ -5,7 +5,8 @@
 //! other code. The components only draw this state.
 
 use crate::protocol::{
-    HostInfo, Limits, LoadStats, Memory, RunId, RunSummary, ServerEvent, WorkResult,
+    HostInfo, Limits, LoadStats, Memory, ModelSpec, RunId, RunSpec, RunSummary, ServerEvent,
+    Sharing, ThreadStrategy, WorkResult, Workload,
 };
 
 /// One worker's row in the lab's table.
@@ -81,6 +82,73 @@ pub enum Incident {
     },
 }
 
+/// A finished run, kept so the learner can compare it with the next ones
+/// (shared memory against messages, a pool against fresh threads, …).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PastRun {
+    pub run: RunId,
+    /// What was asked for, in words.
+    pub settings: String,
+    pub summary: RunSummary,
+    /// Median start latency of its workers.
+    pub start_us: Option<u64>,
+    /// Messages its workers sent, where counted.
+    pub messages: Option<u64>,
+}
+
+/// How many finished runs a lab keeps.
+pub const HISTORY: usize = 8;
+
+/// What was asked for, in a few words: "primes below 3,000,000 · 2 workers ·
+/// spawn · shared memory".
+pub fn describe_spec(spec: &RunSpec) -> String {
+    let work = match &spec.workload {
+        Workload::Primes { below } => format!("primes below {}", format_count(*below)),
+        Workload::Sha256Chain { rounds } => format!("{} SHA-256 rounds", format_count(*rounds)),
+        Workload::Sleep { ms } => format!("sleep {ms} ms"),
+        Workload::Program { program } => format!("program {program:?}"),
+        Workload::HttpHello => "hello per request".into(),
+        Workload::HttpCpu { ms } => format!("{ms} ms CPU per request"),
+        Workload::HttpSleep { ms } => format!("{ms} ms wait per request"),
+    };
+    let mut parts = vec![work, format!("{} workers", spec.workers)];
+    match &spec.model {
+        ModelSpec::MainThread => parts.truncate(1),
+        ModelSpec::Threads { strategy, sharing } => {
+            parts.push(
+                match strategy {
+                    ThreadStrategy::Spawn => "fresh threads",
+                    ThreadStrategy::Pool => "pool",
+                }
+                .into(),
+            );
+            parts.push(
+                match sharing {
+                    Sharing::Messages => "messages",
+                    Sharing::SharedMemory => "shared memory",
+                }
+                .into(),
+            );
+        }
+        ModelSpec::ChildProcess { round_trips } => parts.push(format!("{round_trips} round trips")),
+        ModelSpec::Cluster {
+            policy,
+            requests,
+            concurrency,
+            keep_alive,
+            ..
+        } => {
+            parts.push(format!("{policy:?}").to_lowercase());
+            parts.push(format!(
+                "{} requests, {concurrency} in flight{}",
+                format_count((*requests).into()),
+                if *keep_alive { "" } else { ", no keep-alive" }
+            ));
+        }
+    }
+    parts.join(" · ")
+}
+
 /// Where the current run is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Phase {
@@ -120,6 +188,10 @@ pub struct LabState {
     /// The newest server timestamp seen, in µs since the run started: the
     /// timeline's "now".
     pub latest_us: u64,
+    /// What the current run asked for, from `started`.
+    pub spec: Option<RunSpec>,
+    /// Earlier runs on this page, newest first.
+    pub history: Vec<PastRun>,
     /// The last error the server reported, for the page to show.
     pub error: Option<String>,
     /// Plain-language lines for the screen-reader log, newest last.
@@ -134,6 +206,7 @@ impl LabState {
     pub fn begin(&mut self, run: RunId) {
         *self = LabState {
             limits: self.limits.clone(),
+            history: std::mem::take(&mut self.history),
             run: Some(run),
             phase: Phase::Requested,
             ..LabState::default()
@@ -200,7 +273,8 @@ impl LabState {
                     "The server is busy: you are number {position} in the queue."
                 ));
             }
-            ServerEvent::Started { host, .. } => {
+            ServerEvent::Started { host, spec, .. } => {
+                self.spec = Some(spec);
                 if host.busy {
                     self.say("The machine was already busy when this run began, so its times may be slower than usual.".into());
                 }
@@ -372,6 +446,27 @@ impl LabState {
                     outcome_word(summary.outcome),
                     format_us(summary.wall_us)
                 ));
+                if let Some(spec) = &self.spec {
+                    let mut starts: Vec<u64> = self
+                        .workers
+                        .iter()
+                        .filter_map(|w| w.start_latency_us)
+                        .collect();
+                    starts.sort_unstable();
+                    let counted: Vec<u64> =
+                        self.workers.iter().filter_map(|w| w.messages).collect();
+                    self.history.insert(
+                        0,
+                        PastRun {
+                            run: self.run.unwrap_or_default(),
+                            settings: describe_spec(spec),
+                            summary: summary.clone(),
+                            start_us: starts.get(starts.len().saturating_sub(1) / 2).copied(),
+                            messages: (!counted.is_empty()).then(|| counted.iter().sum()),
+                        },
+                    );
+                    self.history.truncate(HISTORY);
+                }
                 self.summary = Some(summary);
             }
             ServerEvent::Error { message, .. } => {
@@ -544,6 +639,57 @@ mod tests {
             lab.error.as_deref(),
             Some("spec.workers must be between 1 and 16, got 99")
         );
+    }
+
+    #[test]
+    fn finished_runs_are_kept_to_compare_with_the_next() {
+        let mut lab = LabState::default();
+        let spec = RunSpec {
+            model: ModelSpec::Threads {
+                strategy: ThreadStrategy::Pool,
+                sharing: Sharing::SharedMemory,
+            },
+            workload: Workload::Primes { below: 3_000_000 },
+            workers: 2,
+        };
+        for run in 1..=(HISTORY as u64 + 2) {
+            lab.begin(run);
+            lab.apply(ServerEvent::Started {
+                run,
+                spec: spec.clone(),
+                host: HostInfo {
+                    cpu_model: "test".into(),
+                    logical_cores: 2,
+                    physical_cores: None,
+                    load_average: [0.0; 3],
+                    memory_total_bytes: 1,
+                    memory_available_bytes: 1,
+                    busy: false,
+                },
+            });
+            for worker in 0..2 {
+                lab.apply(ServerEvent::WorkerFinished {
+                    run,
+                    worker,
+                    wall_us: 1,
+                    cpu_us: 1,
+                    memory: None,
+                    messages: Some(0),
+                    result: WorkResult::Primes { count: 1 },
+                    at_us: None,
+                });
+            }
+            lab.apply(finished(run));
+        }
+        assert_eq!(lab.history.len(), HISTORY, "only the newest are kept");
+        let newest = &lab.history[0];
+        assert_eq!(newest.run, HISTORY as u64 + 2);
+        assert_eq!(
+            newest.settings,
+            "primes below 3,000,000 · 2 workers · pool · shared memory"
+        );
+        assert_eq!(newest.messages, Some(0), "a shared board sends none");
+        assert_eq!(newest.summary.speedup, Some(2.0));
     }
 
     #[test]

@@ -252,6 +252,17 @@ pub fn ThreadsPage() -> AnyView {
                     "well past the number of CPUs."
                 </li>
                 <li>"Shrink the job to primes below 10,000 and watch start-up cost eat the gain."</li>
+                <li>
+                    "Run one job with workers reporting through messages, then the same job through "
+                    "shared memory. The table of your runs puts them side by side: the shared board "
+                    "sends no messages at all, and the job's time barely moves, because a count of "
+                    "primes reports little. Copying only costs when there is a lot to copy."
+                </li>
+                <li>
+                    "Run 4 threads from the pool twice, then 4 fresh threads: compare the median "
+                    "start in your runs. A pooled thread is already running and only has to be "
+                    "handed the work."
+                </li>
             </ul>
             <p class="source">
                 "For comparison, on a 2-core virtual machine of the kind this site was built on, "
@@ -443,6 +454,31 @@ pub fn ClusterPage() -> AnyView {
                 "worker mid-load and watch the primary notice and replace it."
             </p>
             <Lab model=LabModel::Cluster/>
+            <h2>"What to try"</h2>
+            <ul>
+                <li>
+                    "Send 20,000 hello requests under each policy and compare the shares: round "
+                    "robin splits nearly evenly, while workers racing in "<code>"accept"</code>
+                    " can leave one doing most of the work."
+                </li>
+                <li>
+                    "Pick “wait on every request”, start a load, and press a worker's Kill button "
+                    "while it runs. Its lane on the timeline turns red until the primary's "
+                    "replacement is up, the throughput line dips, and the requests that worker held "
+                    "fail. Look at the shares afterwards: round robin hands out connections, not "
+                    "requests, so with keep-alive the connections that fled to the survivor stay "
+                    "there and the newcomer gets only what reconnects later."
+                </li>
+                <li>
+                    "Turn keep-alive off: every request is a new connection that the primary must "
+                    "accept and pass on, and the requests per second fall accordingly."
+                </li>
+                <li>
+                    "Burn 5 ms of CPU per request on 1 worker, then on 2: the second core roughly "
+                    "doubles what the cluster can answer. With hello, the load generator on the same "
+                    "cores is the limit instead."
+                </li>
+            </ul>
             <h2>"Why a load balancer is still needed"</h2>
             <p>
                 "A cluster ends at the machine's edge: it cannot survive that machine failing, "

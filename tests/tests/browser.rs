@@ -276,6 +276,13 @@ async fn every_model_runs_from_its_page() -> anyhow::Result<()> {
         .await?;
         assert_eq!(outcome, "completed");
         assert_timeline(&c, 3).await?;
+        let history = c.find_all(Locator::Css(".history tbody tr")).await?;
+        assert_eq!(history.len(), 1, "the finished run is kept to compare");
+        let settings = history[0].find(Locator::Css("td")).await?.text().await?;
+        assert!(
+            settings.starts_with("primes below 3,000,000 · 3 workers"),
+            "{settings}"
+        );
         photograph_lab(&c, "threads").await?;
         Ok(())
     })
@@ -438,7 +445,7 @@ async fn every_page_hydrates_cleanly_and_is_photographed() -> anyhow::Result<()>
             ("compare", "/compare", "The models side by side"),
             ("not-found", "/no-such-page", "There is no page here"),
         ] {
-            for width in [1280, 375] {
+            for width in [1280, 375, 360] {
                 c.set_window_size(width, 900).await?;
                 c.goto(&format!("{base}{path}")).await?;
                 let h1 =
@@ -461,10 +468,23 @@ async fn every_page_hydrates_cleanly_and_is_photographed() -> anyhow::Result<()>
                     .filter(|e| !(name == "not-found" && e.contains("404")))
                     .collect();
                 assert!(errors.is_empty(), "{path} at {width}px: {errors:#?}");
-                std::fs::write(
-                    dir.join(format!("{name}-{width}.png")),
-                    c.screenshot().await?,
-                )?;
+                // Usable from 360 px: nothing pushes the page sideways
+                // (wide tables scroll inside their own box).
+                let overflow = c
+                    .execute(
+                        "return document.documentElement.scrollWidth - document.documentElement.clientWidth",
+                        vec![],
+                    )
+                    .await?;
+                assert_eq!(overflow.as_i64(), Some(0), "{path} at {width}px scrolls sideways");
+                let inner = c.execute("return window.innerWidth", vec![]).await?;
+                assert_eq!(inner.as_i64(), Some(width.into()), "the window is {width}px wide");
+                if width != 360 {
+                    std::fs::write(
+                        dir.join(format!("{name}-{width}.png")),
+                        c.screenshot().await?,
+                    )?;
+                }
             }
         }
         Ok(())

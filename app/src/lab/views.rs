@@ -332,3 +332,53 @@ pub fn ClusterView(lab: RwSignal<LabState>, kill: Callback<u32>) -> AnyView {
     }
     .into_any()
 }
+
+/// The learner's finished runs on this page, newest first, so one setting
+/// can be compared with the next (messages against shared memory, a pool
+/// against fresh threads, one policy against another).
+#[component]
+pub fn RunHistory(lab: RwSignal<LabState>) -> AnyView {
+    let rows = move || {
+        lab.with(|s| {
+            s.history
+                .iter()
+                .map(|past| {
+                    let sum = &past.summary;
+                    view! {
+                        <tr>
+                            <th scope="row">{past.run}</th>
+                            <td class="result">{past.settings.clone()}</td>
+                            <td>{format!("{:?}", sum.outcome).to_lowercase()}</td>
+                            <td class="num">{format_us(sum.wall_us)}</td>
+                            <td class="num">
+                                {sum.speedup.map_or("—".to_string(), |x| format!("{x:.2}×"))}
+                            </td>
+                            <td class="num">{past.start_us.map_or("—".to_string(), format_us)}</td>
+                            <td class="num">{past.messages.map_or("—".to_string(), format_count)}</td>
+                        </tr>
+                    }
+                })
+                .collect_view()
+        })
+    };
+    view! {
+        <div class="table-wrap history" class:empty=move || lab.with(|s| s.history.is_empty())>
+            <table>
+                <caption>"Your runs on this page, newest first"</caption>
+                <thead>
+                    <tr>
+                        <th scope="col">"Run"</th>
+                        <th scope="col">"Settings"</th>
+                        <th scope="col">"Outcome"</th>
+                        <th scope="col">"Wall time"</th>
+                        <th scope="col">"Speedup"</th>
+                        <th scope="col">"Median start"</th>
+                        <th scope="col">"Messages"</th>
+                    </tr>
+                </thead>
+                <tbody>{rows}</tbody>
+            </table>
+        </div>
+    }
+    .into_any()
+}
