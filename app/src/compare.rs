@@ -50,7 +50,7 @@ pub async fn measured_figures(
 }
 
 /// The page's columns, in order, with the heading each gets.
-const COLUMNS: [(&str, &str); 4] = [
+pub const COLUMNS: [(&str, &str); 4] = [
     ("main_thread", "Main thread alone"),
     ("threads", "worker_threads"),
     ("child_process", "child_process"),
@@ -116,11 +116,11 @@ const CLASSIC: [(&str, [&str; 4]); 6] = [
 ];
 
 /// Where in a model's figures one row's value lives.
-type Pick = fn(&ModelFigures) -> &Figure;
+pub type Pick = fn(&ModelFigures) -> &Figure;
 
 /// The measured rows: heading, and where in a model's figures the value
 /// lives.
-const MEASURED: [(&str, Pick); 6] = [
+pub const MEASURED: [(&str, Pick); 6] = [
     ("Start cost (spawn → ready)", |m| &m.start),
     ("Small-message round trip", |m| &m.round_trip),
     ("Memory per worker", |m| &m.memory),

@@ -1,5 +1,6 @@
 //! `spawnlab run`: any model from the terminal, through the same engine the
 //! site uses, printed as a table (or as the protocol's JSON lines).
+//! `spawnlab compare`: the compare page's calibration pass, as a table.
 
 use crate::engine::limits::Limits;
 use crate::engine::{Engine, Stop, StopReason};
@@ -480,4 +481,95 @@ mod tests {
         let err = spec(&["--model", "threads", "--workload", "bitcoin"]).unwrap_err();
         assert!(err.contains("choose one of: primes"), "{err}");
     }
+}
+
+/// Measure every model once, as the compare page does.
+#[derive(Debug, Clone, Args)]
+pub struct CompareArgs {
+    /// Print the figures as one JSON object (the compare page's data).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Run the calibration pass and print its figures.
+pub async fn compare(args: CompareArgs, list_dir: PathBuf) -> ExitCode {
+    let limits = Limits::default();
+    let workers = limits.max_workers + 1;
+    let engine = Engine::new(limits, 1, workers, 0).with_list_dir(list_dir);
+    let stop = Stop::new();
+    let interrupt = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                stop.request(StopReason::Cancelled);
+            }
+        })
+    };
+    if !args.json {
+        eprintln!("measuring every model on this machine; this takes a few seconds…");
+    }
+    let figures = crate::engine::calibrate::calibrate(&engine, &stop).await;
+    interrupt.abort();
+    match figures {
+        Ok(c) if args.json => {
+            println!("{}", serde_json::to_string(&c).expect("figures serialize"));
+            ExitCode::SUCCESS
+        }
+        Ok(c) => {
+            print!("{}", compare_table(&c));
+            ExitCode::SUCCESS
+        }
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The measured rows against the models, then how each figure was taken.
+fn compare_table(c: &app::protocol::Calibration) -> String {
+    use app::compare::{shown, COLUMNS, MEASURED};
+    let mut out = String::new();
+    let host = &c.host;
+    out.push_str(&format!(
+        "host: {}, {} logical CPUs, load {:.2}{}\n",
+        host.cpu_model,
+        host.logical_cores,
+        host.load_average[0],
+        if host.busy {
+            " (busy: figures may be slow)"
+        } else {
+            ""
+        }
+    ));
+    out.push_str(&format!("job: {}\n\n", c.job));
+    let column = |model: &str| c.models.iter().find(|m| m.model == model);
+    out.push_str(&format!("{:<28}", ""));
+    for (_, name) in COLUMNS {
+        out.push_str(&format!("{name:>18}"));
+    }
+    out.push('\n');
+    for (row, pick) in MEASURED {
+        out.push_str(&format!("{row:<28}"));
+        for (model, _) in COLUMNS {
+            let cell = column(model).map_or("not measured".to_string(), |m| shown(pick(m)));
+            out.push_str(&format!("{cell:>18}"));
+        }
+        out.push('\n');
+    }
+    out.push_str("\nhow each figure was measured:\n");
+    for (model, name) in COLUMNS {
+        let Some(m) = column(model) else { continue };
+        for (row, pick) in MEASURED {
+            let f = pick(m);
+            if f.value.is_some() {
+                out.push_str(&format!("  {name} · {row}: {}\n", f.how));
+            }
+        }
+    }
+    out.push_str(&format!(
+        "\nthe pass took {}\n",
+        format_us(c.took_ms * 1_000)
+    ));
+    out
 }

@@ -3,7 +3,7 @@
 //! itself — act as one of its worker processes.
 
 use clap::{Parser, Subcommand};
-use spawnlab::cli::{self, RunArgs};
+use spawnlab::cli::{self, CompareArgs, RunArgs};
 use spawnlab::engine::cluster::primary::primary_main;
 use spawnlab::engine::cluster::worker::worker_main;
 use spawnlab::engine::cluster::{PRIMARY_COMMAND, WORKER_COMMAND};
@@ -32,6 +32,8 @@ struct Cli {
 enum Command {
     /// Run one lab in the terminal and print what it measured.
     Run(Box<RunArgs>),
+    /// Measure every model once, as the compare page does, and print the table.
+    Compare(CompareArgs),
     /// A child-process worker, started by the server over a pipe.
     #[command(name = CHILD_COMMAND, hide = true)]
     Child,
@@ -52,6 +54,9 @@ fn main() -> ExitCode {
         Some(Command::ClusterWorker) => worker_main(),
         Some(Command::Run(args)) => {
             runtime().block_on(cli::run(*args, cli.serve.resolve().site_dir))
+        }
+        Some(Command::Compare(args)) => {
+            runtime().block_on(cli::compare(args, cli.serve.resolve().site_dir))
         }
         None => {
             tracing_subscriber::fmt()
