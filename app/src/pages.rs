@@ -226,16 +226,7 @@ pub fn ThreadsPage() -> AnyView {
                 "runs the same job on a single thread, so the speedup you see is measured, not "
                 "assumed."
             </p>
-            <div class="side-by-side">
-                <figure>
-                    <figcaption>"Node.js"</figcaption>
-                    <pre><code>{NODE_SNIPPET}</code></pre>
-                </figure>
-                <figure>
-                    <figcaption>"Rust, as the engine does it"</figcaption>
-                    <pre><code>{RUST_SNIPPET}</code></pre>
-                </figure>
-            </div>
+            <CodePair node=NODE_SNIPPET rust=RUST_SNIPPET/>
             <Lab model=LabModel::Threads/>
             <h2>"What to try"</h2>
             <ul>
@@ -340,6 +331,7 @@ pub fn MainThreadPage() -> AnyView {
                 "every tick that falls due meanwhile has to wait. The strip shows each tick and "
                 "how late it ran."
             </p>
+            <CodePair node=BLOCKING_NODE rust=BLOCKING_RUST/>
             <Lab model=LabModel::MainThread/>
             <p class="source">
                 "For comparison, on a 2-core virtual machine like the one this site was built on, "
@@ -394,6 +386,7 @@ pub fn ChildProcessPage() -> AnyView {
                 "shared with every other copy. Other programs run from a fixed list, from an "
                 "argument vector, never through a shell."
             </p>
+            <CodePair node=FORK_NODE rust=FORK_RUST/>
             <Lab model=LabModel::ChildProcess/>
             <p class="source">
                 "For comparison, on a 2-core virtual machine like this one, Node.js v20.20.2 took "
@@ -453,6 +446,7 @@ pub fn ClusterPage() -> AnyView {
                 "and counts, from a response header, which worker answered each one. Kill a "
                 "worker mid-load and watch the primary notice and replace it."
             </p>
+            <CodePair node=CLUSTER_NODE rust=CLUSTER_RUST/>
             <Lab model=LabModel::Cluster/>
             <h2>"What to try"</h2>
             <ul>
@@ -499,6 +493,131 @@ pub fn ClusterPage() -> AnyView {
     }
     .into_any()
 }
+
+/// A Node.js snippet and what the engine does instead, side by side (one
+/// above the other on a narrow screen).
+#[component]
+fn CodePair(node: &'static str, rust: &'static str) -> impl IntoView {
+    view! {
+        <div class="side-by-side">
+            <figure>
+                <figcaption>"Node.js"</figcaption>
+                <pre><code>{node}</code></pre>
+            </figure>
+            <figure>
+                <figcaption>"Rust, as the engine does it"</figcaption>
+                <pre><code>{rust}</code></pre>
+            </figure>
+        </div>
+    }
+}
+
+const BLOCKING_NODE: &str = r#"const http = require('node:http');
+
+setInterval(() => console.log('tick'), 20);
+
+http.createServer((req, res) => {
+  if (req.url === '/primes') {
+    // Runs on the loop: no tick, no other
+    // request, until it returns.
+    res.end(String(countPrimes(5_000_000)));
+  } else {
+    res.end('ok');
+  }
+}).listen(8000);"#;
+
+const BLOCKING_RUST: &str = r#"// One single-threaded loop, as Node has.
+let rt = tokio::runtime::Builder::new_current_thread()
+    .enable_time()
+    .build()?;
+rt.block_on(async {
+    let beat = tokio::spawn(async {
+        loop {
+            let due = Instant::now() + TICK;
+            tokio::time::sleep_until(due).await;
+            let lag = Instant::now() - due; // streamed
+        }
+    });
+    // The work, on the loop itself: the heartbeat
+    // task cannot run until this returns.
+    let count = count_primes(5_000_000);
+    beat.abort();
+});"#;
+
+const FORK_NODE: &str = r#"// main.js
+const { fork } = require('node:child_process');
+
+// A new Node.js process running child.js,
+// with an IPC channel to this one.
+const child = fork('./child.js');
+child.on('message', ({ count }) => {
+  console.log('the child counted', count);
+});
+child.send({ below: 10_000_000 }); // serialized
+
+// child.js
+process.on('message', ({ below }) => {
+  process.send({ count: countPrimes(below) });
+  process.exit(0);
+});"#;
+
+const FORK_RUST: &str = r#"// This very binary, started again in its
+// hidden worker mode, its stdio as the channel.
+let mut child = Command::new(std::env::current_exe()?)
+    .arg("__child")
+    .stdin(Stdio::piped())
+    .stdout(Stdio::piped())
+    .spawn()?;
+let mut to_child = child.stdin.take().unwrap();
+let from_child = BufReader::new(child.stdout.take().unwrap());
+
+// One JSON object per line, both ways.
+let work = ToChild::Work { workload, worker: 0, workers: 1 };
+writeln!(to_child, "{}", serde_json::to_string(&work)?)?;
+for line in from_child.lines() {
+    if let FromChild::Done { result: Some(count), .. } = serde_json::from_str(&line?)? {
+        println!("the child counted {count:?}");
+    }
+}
+child.wait()?;"#;
+
+const CLUSTER_NODE: &str = r#"const cluster = require('node:cluster');
+const http = require('node:http');
+const { availableParallelism } = require('node:os');
+
+if (cluster.isPrimary) {
+  for (let i = 0; i < availableParallelism(); i++) {
+    cluster.fork();
+  }
+  // Nobody replaces a dead worker unless you do.
+  cluster.on('exit', () => cluster.fork());
+} else {
+  // Every worker "listens" on 8000; the primary
+  // owns the socket and hands connections out.
+  http.createServer((req, res) => {
+    res.end(`hello from ${process.pid}
+`);
+  }).listen(8000);
+}"#;
+
+const CLUSTER_RUST: &str = r#"// The primary: it alone accepts, then passes each
+// connection's file descriptor to the next live
+// worker over a Unix socket (SCM_RIGHTS).
+let listener = TcpListener::bind("127.0.0.1:0")?;
+let mut next = 0;
+for stream in listener.incoming() {
+    let stream = stream?;
+    let worker = &workers[next % workers.len()];
+    next += 1;
+    worker.channel.send(&ToWorker::Connection, Some(stream.as_fd()))?;
+    // our copy of the fd closes here
+}
+
+// Each worker: receive the message and the fd
+// that came with it, and serve HTTP on it.
+while let Some((ToWorker::Connection, Some(fd))) = channel.recv()? {
+    serve(service.clone(), TcpStream::from(fd));
+}"#;
 
 /// Anything else.
 #[component]
