@@ -72,6 +72,10 @@ pub fn HomePage() -> AnyView {
                 </p>
             </article>
         </section>
+        <p class="compare-link">
+            "Want the numbers first? The "<A href="/compare">"comparison table"</A>" puts all "
+            "three side by side, its figures measured on this server."
+        </p>
         <DecisionHelper/>
         <section class="why">
             <h2>"First, the problem: one loop"</h2>
@@ -213,6 +217,12 @@ pub fn ThreadsPage() -> AnyView {
                     "copy; change it there and the original does not move. Only "
                     <code>"SharedArrayBuffer"</code>" memory is shared."
                 </p>
+                <p class="source">
+                    "Measured on a 2-core VM like this one with Node.js v20.20.2 (2026-11-26): "
+                    "each idle Worker added about 8–10 MiB, its own heap among it, and a 1 MiB "
+                    "object took 0.5 ms to post there and back by structured clone, against "
+                    "0.05 ms handed over as a "<code>"SharedArrayBuffer"</code>"."
+                </p>
             </aside>
             <h2>"What this server does"</h2>
             <p>
@@ -322,6 +332,12 @@ pub fn MainThreadPage() -> AnyView {
                     "move it off the thread. Only the waiting is asynchronous; the computing still "
                     "runs on the loop, start to finish."
                 </p>
+                <p class="source">
+                    "Measured on a 2-core VM like this one with Node.js v20.20.2 (2026-11-26): "
+                    "while a 196 ms computation ran in a handler, a trivial "<code>"/ping"</code>
+                    " request waited a median 560 ms; with the computation moved to a pool of one "
+                    "Worker, the same "<code>"/ping"</code>" took 0.58 ms."
+                </p>
             </aside>
             <h2>"What this server does"</h2>
             <p>
@@ -372,6 +388,11 @@ pub fn ChildProcessPage() -> AnyView {
                     "of the parent's memory is copied: the child is a fresh Node.js that loads "
                     "its module from scratch and talks to the parent only through messages. The "
                     "start-up cost is a whole new runtime, which is why it is measured below."
+                </p>
+                <p class="source">
+                    "Measured on a 2-core VM like this one with Node.js v20.20.2 (2026-11-26): "
+                    <code>"fork()"</code>" to the child's first message took a median 49 ms, "
+                    "against 14.9 ms for "<code>"new Worker()"</code>"."
                 </p>
             </aside>
             <h2>"What this server does"</h2>
@@ -431,6 +452,11 @@ pub fn ClusterPage() -> AnyView {
                     "system wakes processes. Run both below and compare the shares. Note also "
                     "that round robin balances connections, not requests: with keep-alive, a "
                     "connection's every request goes to the worker that got the connection."
+                </p>
+                <p class="source">
+                    "Measured on a 2-core VM like this one with Node.js v20.20.2 and 64 keep-alive "
+                    "connections (2026-11-26): under "<code>"SCHED_NONE"</code>" the busiest of two "
+                    "workers answered 67% of the requests; under round robin, 59%."
                 </p>
             </aside>
             <h2>"What this server does"</h2>
