@@ -27,6 +27,8 @@ pub const WORKERS: u32 = 2;
 pub const CHILD_ROUND_TRIPS: u32 = 200;
 /// Thread round trips timed directly.
 pub const THREAD_ROUND_TRIPS: usize = 1_000;
+/// Threads started one by one to time a thread's start.
+pub const TIMED_STARTS: usize = 16;
 /// Idle threads started to weigh one.
 pub const WEIGHED_THREADS: usize = 16;
 /// Hello-world requests per cluster run, and how many are in flight.
@@ -132,8 +134,9 @@ pub async fn calibrate(engine: &Engine, shutdown: &Stop) -> Result<Calibration, 
     let cpu_ms = Workload::HttpCpu { ms: CPU_MS };
     let cpu_alone = cluster(cpu_ms.clone(), 1, CPU_REQUESTS, CPU_CONCURRENCY).await?;
     let cpu = cluster(cpu_ms, WORKERS, CPU_REQUESTS, CPU_CONCURRENCY).await?;
-    let (thread_trips, thread_bytes) = tokio::task::spawn_blocking(|| {
+    let (thread_starts, thread_trips, thread_bytes) = tokio::task::spawn_blocking(|| {
         (
+            threads::start_latencies(TIMED_STARTS),
             threads::round_trips(THREAD_ROUND_TRIPS),
             threads::resident_bytes_per_thread(WEIGHED_THREADS),
         )
@@ -151,7 +154,13 @@ pub async fn calibrate(engine: &Engine, shutdown: &Stop) -> Result<Calibration, 
         took_ms: began.elapsed().as_millis() as u64,
         models: vec![
             main_figures(&main, &hello_alone, &job_words),
-            thread_figures(&threads, &thread_trips, thread_bytes, &job_words),
+            thread_figures(
+                &threads,
+                &thread_starts,
+                &thread_trips,
+                thread_bytes,
+                &job_words,
+            ),
             child_figures(&children, &job_words),
             cluster_figures(&hello, &cpu_alone, &cpu),
         ],
@@ -259,6 +268,7 @@ fn main_figures(main: &LabState, hello_alone: &LabState, job: &str) -> ModelFigu
 
 fn thread_figures(
     lab: &LabState,
+    starts: &[std::time::Duration],
     trips: &[std::time::Duration],
     bytes: Option<u64>,
     job: &str,
@@ -266,7 +276,21 @@ fn thread_figures(
     let trip = super::measure::percentile(trips, 50.0);
     ModelFigures {
         model: "threads".into(),
-        start: start(lab, "std::thread::spawn to the thread's first message"),
+        // The run's two workers are too few for a steady median (a new
+        // thread may wait for a core), so threads are also started alone.
+        start: if starts.is_empty() {
+            start(lab, "std::thread::spawn to the thread's first message")
+        } else {
+            Figure::measured(
+                super::measure::percentile(starts, 50.0).as_nanos() as f64 / 1_000.0,
+                Unit::Micros,
+                format!(
+                    "std::thread::spawn to the thread's first message; median of {} threads \
+                     started one after another",
+                    starts.len()
+                ),
+            )
+        },
         round_trip: if trips.is_empty() {
             Figure::none(Unit::Nanos, "the ping-pong did not run")
         } else {

@@ -351,6 +351,26 @@ pub fn round_trips(count: usize) -> Vec<Duration> {
     samples
 }
 
+/// Start `count` threads one after another and time each from the spawn
+/// call to its first message: what starting a worker thread costs, with
+/// enough samples for a steady median. Sorted.
+pub fn start_latencies(count: usize) -> Vec<Duration> {
+    let mut samples = Vec::with_capacity(count);
+    for _ in 0..count {
+        let (tx, rx) = mpsc::channel();
+        let spawned = Instant::now();
+        let thread = std::thread::spawn(move || {
+            let _ = tx.send(());
+        });
+        if rx.recv().is_ok() {
+            samples.push(spawned.elapsed());
+        }
+        let _ = thread.join();
+    }
+    samples.sort_unstable();
+    samples
+}
+
 /// What one more thread adds to this process's resident memory: start
 /// `count` threads that each allocate a little and wait, and divide the
 /// growth of the process's RSS by `count`. Threads share the heap and the
@@ -405,6 +425,13 @@ mod tests {
             events.push(ev);
         }
         (run, events)
+    }
+
+    #[test]
+    fn every_started_thread_is_timed() {
+        let samples = start_latencies(5);
+        assert_eq!(samples.len(), 5);
+        assert!(samples.windows(2).all(|w| w[0] <= w[1]), "sorted");
     }
 
     #[test]
