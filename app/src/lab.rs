@@ -370,6 +370,10 @@ pub fn Lab(model: LabModel) -> AnyView {
     });
 
     let ready = move || hydrated.get() && link.get() == Link::Open && !lab.with(LabState::busy);
+    // False when there is no open connection to send on.
+    let send = move |msg: &ClientMessage| {
+        connection.with_value(|conn| conn.as_ref().is_some_and(|conn| conn.send(msg)))
+    };
     let start = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         if !ready() {
@@ -382,29 +386,20 @@ pub fn Lab(model: LabModel) -> AnyView {
             spec: c.spec(model),
         };
         lab.update(|s| s.begin(id));
-        let sent = connection.with_value(|conn| conn.as_ref().is_some_and(|conn| conn.send(&msg)));
-        if !sent {
+        if !send(&msg) {
             lab.update(LabState::connection_lost);
         }
     };
     let cancel = move |_| {
         if let Some(id) = lab.with_untracked(|s| s.run) {
-            connection.with_value(|conn| {
-                if let Some(conn) = conn {
-                    conn.send(&ClientMessage::Cancel { id });
-                }
-            });
+            send(&ClientMessage::Cancel { id });
         }
     };
     // Cluster: kill one worker now; its death and respawn come back as
     // events like any other.
     let kill = Callback::new(move |worker: u32| {
         if let Some(id) = lab.with_untracked(|s| s.run) {
-            connection.with_value(|conn| {
-                if let Some(conn) = conn {
-                    conn.send(&ClientMessage::Kill { id, worker });
-                }
-            });
+            send(&ClientMessage::Kill { id, worker });
         }
     });
 

@@ -447,12 +447,6 @@ impl LabState {
                     format_us(summary.wall_us)
                 ));
                 if let Some(spec) = &self.spec {
-                    let mut starts: Vec<u64> = self
-                        .workers
-                        .iter()
-                        .filter_map(|w| w.start_latency_us)
-                        .collect();
-                    starts.sort_unstable();
                     let counted: Vec<u64> =
                         self.workers.iter().filter_map(|w| w.messages).collect();
                     self.history.insert(
@@ -461,7 +455,12 @@ impl LabState {
                             run: self.run.unwrap_or_default(),
                             settings: describe_spec(spec),
                             summary: summary.clone(),
-                            start_us: starts.get(starts.len().saturating_sub(1) / 2).copied(),
+                            start_us: median(
+                                self.workers
+                                    .iter()
+                                    .filter_map(|w| w.start_latency_us)
+                                    .collect(),
+                            ),
                             messages: (!counted.is_empty()).then(|| counted.iter().sum()),
                         },
                     );
@@ -480,7 +479,14 @@ impl LabState {
     }
 }
 
-fn outcome_word(outcome: crate::protocol::Outcome) -> &'static str {
+/// The median of some values (the lower middle of an even count), if any.
+pub fn median(mut values: Vec<u64>) -> Option<u64> {
+    values.sort_unstable();
+    values.get(values.len().saturating_sub(1) / 2).copied()
+}
+
+/// A run's outcome in words.
+pub fn outcome_word(outcome: crate::protocol::Outcome) -> &'static str {
     use crate::protocol::Outcome::*;
     match outcome {
         Completed => "completed",
@@ -690,6 +696,14 @@ mod tests {
         );
         assert_eq!(newest.messages, Some(0), "a shared board sends none");
         assert_eq!(newest.summary.speedup, Some(2.0));
+    }
+
+    #[test]
+    fn the_median_is_the_middle_value() {
+        assert_eq!(median(vec![]), None);
+        assert_eq!(median(vec![7]), Some(7));
+        assert_eq!(median(vec![9, 1, 5]), Some(5));
+        assert_eq!(median(vec![4, 1]), Some(1));
     }
 
     #[test]

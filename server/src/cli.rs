@@ -171,6 +171,23 @@ impl RunArgs {
     }
 }
 
+/// The terminal's engine: one run at a time, with room for its workers (a
+/// cluster's primary included), and no queue.
+fn terminal_engine(limits: Limits, list_dir: PathBuf) -> Engine {
+    let workers = limits.max_workers + 1;
+    Engine::new(limits, 1, workers, 0).with_list_dir(list_dir)
+}
+
+/// Ctrl-C stops the work as Cancel does on the page; abort the task when done.
+fn cancel_on_ctrl_c(stop: &Stop) -> tokio::task::JoinHandle<()> {
+    let stop = stop.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            stop.request(StopReason::Cancelled);
+        }
+    })
+}
+
 /// Run the lab the flags describe and print what it measured.
 pub async fn run(args: RunArgs, list_dir: PathBuf) -> ExitCode {
     let spec = match args.spec() {
@@ -184,8 +201,7 @@ pub async fn run(args: RunArgs, list_dir: PathBuf) -> ExitCode {
         run_deadline: Duration::from_secs(args.deadline_secs),
         ..Limits::default()
     };
-    let workers = limits.max_workers + 1;
-    let engine = Engine::new(limits, 1, workers, 0).with_list_dir(list_dir);
+    let engine = terminal_engine(limits, list_dir);
     if let Err(invalid) = engine.validate(&spec) {
         // Flags are named like the protocol's fields: spec.workers is --workers.
         eprintln!("error: {}", invalid.message);
@@ -198,14 +214,7 @@ pub async fn run(args: RunArgs, list_dir: PathBuf) -> ExitCode {
         let (stop, spec) = (stop.clone(), spec.clone());
         async move { engine.run(1, spec, tx, stop).await }
     });
-    let interrupt = {
-        let stop = stop.clone();
-        tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                stop.request(StopReason::Cancelled);
-            }
-        })
-    };
+    let interrupt = cancel_on_ctrl_c(&stop);
 
     let mut state = LabState::default();
     state.begin(1);
@@ -493,18 +502,9 @@ pub struct CompareArgs {
 
 /// Run the calibration pass and print its figures.
 pub async fn compare(args: CompareArgs, list_dir: PathBuf) -> ExitCode {
-    let limits = Limits::default();
-    let workers = limits.max_workers + 1;
-    let engine = Engine::new(limits, 1, workers, 0).with_list_dir(list_dir);
+    let engine = terminal_engine(Limits::default(), list_dir);
     let stop = Stop::new();
-    let interrupt = {
-        let stop = stop.clone();
-        tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                stop.request(StopReason::Cancelled);
-            }
-        })
-    };
+    let interrupt = cancel_on_ctrl_c(&stop);
     if !args.json {
         eprintln!("measuring every model on this machine; this takes a few seconds…");
     }

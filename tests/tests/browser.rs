@@ -533,11 +533,28 @@ async fn the_compare_page_shows_figures_from_this_host() -> anyhow::Result<()> {
             exists(&c, "main[data-hydrated='true']")
         })
         .await?;
+        let finished = c
+            .find(Locator::Css(".compare-table"))
+            .await?
+            .attr("data-finished")
+            .await?;
         c.find(Locator::Css(".rerun button")).await?.click().await?;
+        // The button reached the server, which answered with the pass it
+        // already had: the page says so and shows the same figures.
+        eventually(wait, "the note that the figures were kept", || {
+            exists(&c, ".kept")
+        })
+        .await?;
         eventually(wait, "the table after a re-run", || {
             exists(&c, ".compare-table[data-finished]")
         })
         .await?;
+        let again = c
+            .find(Locator::Css(".compare-table"))
+            .await?
+            .attr("data-finished")
+            .await?;
+        assert_eq!(again, finished);
         let errors = console_errors(&c).await?;
         assert!(errors.is_empty(), "{errors:#?}");
         Ok(())

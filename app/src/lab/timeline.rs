@@ -184,23 +184,18 @@ pub fn Timeline(lab: RwSignal<LabState>, noun: &'static str) -> AnyView {
     };
     let table_rows = move || {
         lab.with(|s| {
+            // `lanes` keeps the same workers, in the same order.
             s.workers
                 .iter()
                 .filter(|w| w.ready_at_us.is_some())
-                .map(|w| {
+                .zip(lanes(s))
+                .map(|(w, lane)| {
                     let at = |t: Option<u64>| t.map_or("—".to_string(), format_us);
-                    let incidents: Vec<String> = s
-                        .incidents
+                    let incidents: Vec<String> = lane
+                        .marks
                         .iter()
-                        .filter_map(|i| match *i {
-                            Incident::Exited { worker, at_ms, .. } if worker == w.worker => {
-                                Some(format!("died at {}", format_us(at_ms * 1_000)))
-                            }
-                            Incident::Respawned { worker, at_ms, .. } if worker == w.worker => {
-                                Some(format!("respawned at {}", format_us(at_ms * 1_000)))
-                            }
-                            _ => None,
-                        })
+                        .filter(|(kind, _)| *kind != "exit")
+                        .map(|(kind, at)| format!("{kind} at {}", format_us(*at)))
                         .collect();
                     view! {
                         <tr>

@@ -2,7 +2,9 @@
 //! loop's heartbeat, the cluster's live figures. Every chart has its figures
 //! as text or a table beside it.
 
-use crate::lab_state::{describe_result, format_count, format_us, Incident, LabState, WorkerRow};
+use crate::lab_state::{
+    describe_result, format_count, format_us, outcome_word, Incident, LabState, WorkerRow,
+};
 use crate::protocol::{HostInfo, Outcome, RunSummary};
 use leptos::prelude::*;
 
@@ -348,7 +350,7 @@ pub fn RunHistory(lab: RwSignal<LabState>) -> AnyView {
                         <tr>
                             <th scope="row">{past.run}</th>
                             <td class="result">{past.settings.clone()}</td>
-                            <td>{format!("{:?}", sum.outcome).to_lowercase()}</td>
+                            <td>{outcome_word(sum.outcome)}</td>
                             <td class="num">{format_us(sum.wall_us)}</td>
                             <td class="num">
                                 {sum.speedup.map_or("—".to_string(), |x| format!("{x:.2}×"))}

@@ -9,10 +9,10 @@
 
 use super::{threads, Engine, Stop};
 use crate::engine::StopReason;
-use app::lab_state::{format_count, LabState};
+use app::lab_state::{format_count, median, LabState};
 use app::protocol::{
-    Calibration, Figure, ModelFigures, ModelSpec, Outcome, RunSpec, SchedPolicy, ServerEvent,
-    Sharing, ThreadStrategy, Unit, Workload,
+    Calibration, Figure, ModelFigures, ModelSpec, Outcome, RunSpec, SchedPolicy, Sharing,
+    ThreadStrategy, Unit, Workload,
 };
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -184,26 +184,17 @@ async fn measure(engine: &Engine, spec: RunSpec, shutdown: &Stop) -> Result<LabS
     relay.abort();
     let mut lab = LabState::default();
     lab.begin(0);
-    let mut error = None;
     while let Ok(ev) = received.try_recv() {
-        if let ServerEvent::Error { message, .. } = &ev {
-            error = Some(message.clone());
-        }
         lab.apply(ev);
     }
     match summary {
         Some(s) if s.outcome == Outcome::Completed => Ok(lab),
         other => Err(format!(
             "the {name} calibration run did not complete: {}",
-            error.unwrap_or_else(|| format!("{:?}", other.map(|s| s.outcome)))
+            lab.error
+                .unwrap_or_else(|| format!("{:?}", other.map(|s| s.outcome)))
         )),
     }
-}
-
-/// The median of some values, if there are any.
-fn median(mut values: Vec<u64>) -> Option<u64> {
-    values.sort_unstable();
-    values.get(values.len().saturating_sub(1) / 2).copied()
 }
 
 fn median_start(lab: &LabState) -> Option<f64> {
@@ -277,9 +268,9 @@ fn thread_figures(
     ModelFigures {
         model: "threads".into(),
         // The run's two workers are too few for a steady median (a new
-        // thread may wait for a core), so threads are also started alone.
+        // thread may wait for a core), so threads are started alone here.
         start: if starts.is_empty() {
-            start(lab, "std::thread::spawn to the thread's first message")
+            Figure::none(Unit::Micros, "no thread could be started")
         } else {
             Figure::measured(
                 super::measure::percentile(starts, 50.0).as_nanos() as f64 / 1_000.0,
@@ -331,18 +322,6 @@ fn child_figures(lab: &LabState, job: &str) -> ModelFigures {
             .filter_map(|w| w.round_trip_ns.map(|(p50, _)| p50))
             .collect(),
     );
-    let anon = median(
-        lab.workers
-            .iter()
-            .filter_map(|w| w.memory.map(|m| m.anon_bytes))
-            .collect(),
-    );
-    let rss = median(
-        lab.workers
-            .iter()
-            .filter_map(|w| w.memory.map(|m| m.rss_bytes))
-            .collect(),
-    );
     ModelFigures {
         model: "child_process".into(),
         start: start(lab, "spawning the server's own binary to its first message on stdout"),
@@ -356,7 +335,7 @@ fn child_figures(lab: &LabState, job: &str) -> ModelFigures {
             ),
             None => Figure::none(Unit::Nanos, "the children reported no round trips"),
         },
-        memory: memory(anon, rss, "child"),
+        memory: memory(lab, "child"),
         job_wall: job_wall(lab, job, "child processes"),
         speedup: speedup(lab, job),
         hello_rps: Figure::none(
@@ -367,15 +346,6 @@ fn child_figures(lab: &LabState, job: &str) -> ModelFigures {
 }
 
 fn cluster_figures(hello: &LabState, cpu_alone: &LabState, cpu: &LabState) -> ModelFigures {
-    let per_worker = |f: fn(&app::protocol::Memory) -> u64| {
-        median(
-            hello
-                .workers
-                .iter()
-                .filter_map(|w| w.memory.as_ref().map(f))
-                .collect(),
-        )
-    };
     let rps_of = |lab: &LabState| lab.load.as_ref().map(|l| l.rps);
     ModelFigures {
         model: "cluster".into(),
@@ -394,11 +364,7 @@ fn cluster_figures(hello: &LabState, cpu_alone: &LabState, cpu: &LabState) -> Mo
             ),
             None => Figure::none(Unit::Nanos, "the load generator reported nothing"),
         },
-        memory: memory(
-            per_worker(|m| m.anon_bytes),
-            per_worker(|m| m.rss_bytes),
-            "worker",
-        ),
+        memory: memory(hello, "worker"),
         job_wall: Figure::none(
             Unit::Micros,
             "a cluster serves requests rather than running one job: see its speedup",
@@ -441,8 +407,17 @@ fn job_wall(lab: &LabState, job: &str, on: &str) -> Figure {
     }
 }
 
-fn memory(anon: Option<u64>, rss: Option<u64>, what: &str) -> Figure {
-    match (anon, rss) {
+/// The median worker's private memory, with its whole resident size.
+fn memory(lab: &LabState, what: &str) -> Figure {
+    let of = |f: fn(&app::protocol::Memory) -> u64| {
+        median(
+            lab.workers
+                .iter()
+                .filter_map(|w| w.memory.as_ref().map(f))
+                .collect(),
+        )
+    };
+    match (of(|m| m.anon_bytes), of(|m| m.rss_bytes)) {
         (Some(anon), Some(rss)) => Figure::measured(
             anon as f64,
             Unit::Bytes,
@@ -468,18 +443,5 @@ fn rps(lab: &LabState, how: &str) -> Figure {
             ),
         ),
         None => Figure::none(Unit::PerSecond, "the load generator reported nothing"),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_median_is_the_middle_value() {
-        assert_eq!(median(vec![]), None);
-        assert_eq!(median(vec![7]), Some(7));
-        assert_eq!(median(vec![9, 1, 5]), Some(5));
-        assert_eq!(median(vec![4, 1]), Some(1));
     }
 }
