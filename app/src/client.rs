@@ -5,7 +5,7 @@
 //! drops. On the server (rendering HTML) there is no socket: the same type
 //! exists but never connects, so components need no `cfg` of their own.
 
-use crate::protocol::{ClientMessage, ServerEvent};
+use protocol::{ClientMessage, ServerEvent};
 
 /// Connection state, as the page shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,9 +29,19 @@ mod browser {
     /// Pause before reconnecting after the socket closes.
     const RETRY: Duration = Duration::from_secs(2);
 
+    /// The handlers attached to the current socket. Kept here, not leaked:
+    /// a reconnect detaches and drops the previous socket's handlers, so a
+    /// server that is down for an hour costs nothing per attempt.
+    struct Handlers {
+        _open: Closure<dyn FnMut()>,
+        _message: Closure<dyn FnMut(MessageEvent)>,
+        _close: Closure<dyn FnMut()>,
+    }
+
     struct Inner {
         url: String,
         socket: RefCell<Option<WebSocket>>,
+        handlers: RefCell<Option<Handlers>>,
         on_event: Box<dyn Fn(ServerEvent)>,
         on_link: Box<dyn Fn(Link)>,
         /// Set by [`Connection::close`]: do not reconnect.
@@ -51,6 +61,7 @@ mod browser {
             let conn = Connection(Rc::new(Inner {
                 url: ws_url(),
                 socket: RefCell::new(None),
+                handlers: RefCell::new(None),
                 on_event: Box::new(on_event),
                 on_link: Box::new(on_link),
                 closing: Cell::new(false),
@@ -60,6 +71,7 @@ mod browser {
         }
 
         fn connect(&self) {
+            self.detach();
             (self.0.on_link)(Link::Connecting);
             let ws = match WebSocket::new(&self.0.url) {
                 Ok(ws) => ws,
@@ -98,11 +110,25 @@ mod browser {
             ws.set_onopen(Some(on_open.as_ref().unchecked_ref()));
             ws.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
             ws.set_onclose(Some(on_close.as_ref().unchecked_ref()));
-            // The handlers live as long as the socket, which the browser owns.
-            on_open.forget();
-            on_message.forget();
-            on_close.forget();
+            *self.0.handlers.borrow_mut() = Some(Handlers {
+                _open: on_open,
+                _message: on_message,
+                _close: on_close,
+            });
             *self.0.socket.borrow_mut() = Some(ws);
+        }
+
+        /// Unhook the previous socket, if any, and drop its handlers: the
+        /// browser must never call a handler that has been freed.
+        fn detach(&self) -> Option<WebSocket> {
+            let old = self.0.socket.borrow_mut().take();
+            if let Some(ws) = &old {
+                ws.set_onopen(None);
+                ws.set_onmessage(None);
+                ws.set_onclose(None);
+            }
+            self.0.handlers.borrow_mut().take();
+            old
         }
 
         fn retry(&self) {
@@ -134,7 +160,7 @@ mod browser {
         /// Close for good (the lab is leaving the page).
         pub fn close(&self) {
             self.0.closing.set(true);
-            if let Some(ws) = self.0.socket.borrow_mut().take() {
+            if let Some(ws) = self.detach() {
                 let _ = ws.close();
             }
         }
@@ -154,7 +180,7 @@ mod browser {
         format!(
             "{scheme}://{}{}",
             location.host().unwrap_or_default(),
-            crate::protocol::WS_PATH
+            protocol::WS_PATH
         )
     }
 }

@@ -6,11 +6,12 @@
 //! page can ask for a fresh pass. The route renders in order, so the table
 //! is in the HTML itself and reads fine without JavaScript.
 
-use crate::lab_state::{format_bytes, format_count, format_ns, format_us};
-use crate::protocol::{Calibration, Figure, ModelFigures, Unit};
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::components::A;
+use protocol::compare::{shown, COLUMNS, MEASURED};
+use protocol::format::{format_us, host_line, utc};
+use protocol::{Calibration, ModelFigures, ModelKind};
 
 /// Where the server function gets its figures: the server provides one
 /// (it owns the engine); the app only knows it answers with a
@@ -49,15 +50,8 @@ pub async fn measured_figures(
     (source.0)(rerun).await.map_err(ServerFnError::new)
 }
 
-/// The page's columns, in order, with the heading each gets.
-pub const COLUMNS: [(&str, &str); 4] = [
-    ("main_thread", "Main thread alone"),
-    ("threads", "worker_threads"),
-    ("child_process", "child_process"),
-    ("cluster", "cluster"),
-];
-
-/// The rows everyone quotes, in our words. One entry per column above.
+/// The rows everyone quotes, in our words: one entry per column
+/// ([`COLUMNS`]), in order.
 const CLASSIC: [(&str, [&str; 4]); 6] = [
     (
         "Runs in",
@@ -114,51 +108,6 @@ const CLASSIC: [(&str, [&str; 4]); 6] = [
         ],
     ),
 ];
-
-/// Where in a model's figures one row's value lives.
-pub type Pick = fn(&ModelFigures) -> &Figure;
-
-/// The measured rows: heading, and where in a model's figures the value
-/// lives.
-pub const MEASURED: [(&str, Pick); 6] = [
-    ("Start cost (spawn → ready)", |m| &m.start),
-    ("Small-message round trip", |m| &m.round_trip),
-    ("Memory per worker", |m| &m.memory),
-    ("The same CPU-bound job", |m| &m.job_wall),
-    ("Speedup on this host", |m| &m.speedup),
-    ("Hello over HTTP", |m| &m.hello_rps),
-];
-
-/// A figure's value, in words, or a dash where the model has none.
-pub fn shown(figure: &Figure) -> String {
-    let Some(v) = figure.value else {
-        return "—".into();
-    };
-    match figure.unit {
-        Unit::Micros => format_us(v.round() as u64),
-        Unit::Nanos => format_ns(v.round() as u64),
-        Unit::Bytes => format_bytes(v.round() as u64),
-        Unit::Ratio => format!("{v:.2}×"),
-        Unit::PerSecond => format!("{} req/s", format_count(v.round() as u64)),
-    }
-}
-
-/// Seconds since the Unix epoch as a UTC date and time: "2026-11-27 07:42 UTC".
-pub fn utc(unix_s: u64) -> String {
-    let days = (unix_s / 86_400) as i64;
-    let (hour, minute) = ((unix_s % 86_400) / 3_600, (unix_s % 3_600) / 60);
-    // Days to a civil date (Howard Hinnant's algorithm, proleptic Gregorian).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02} {hour:02}:{minute:02} UTC")
-}
 
 /// The compare page.
 #[component]
@@ -284,14 +233,9 @@ pub fn ComparePage() -> AnyView {
 #[component]
 fn Figures(c: Calibration) -> impl IntoView {
     let host = &c.host;
-    let cores = match host.physical_cores {
-        Some(p) => format!("{} logical cores ({p} physical)", host.logical_cores),
-        None => format!("{} logical cores", host.logical_cores),
-    };
     let caption = format!(
-        "Measured on {} · {cores} · load {:.2} · {} · the pass took {}",
-        host.cpu_model,
-        host.load_average[0],
+        "Measured on {} · {} · the pass took {}",
+        host_line(host),
         utc(c.finished_unix_s),
         format_us(c.took_ms * 1_000)
     );
@@ -303,8 +247,8 @@ fn Figures(c: Calibration) -> impl IntoView {
             </p>
         }
     });
-    let column = |model: &str| c.models.iter().find(|m| m.model == model).cloned();
-    let columns: Vec<Option<ModelFigures>> = COLUMNS.iter().map(|(m, _)| column(m)).collect();
+    let column = |model: ModelKind| c.models.iter().find(|m| m.model == model).cloned();
+    let columns: Vec<Option<ModelFigures>> = COLUMNS.iter().map(|&m| column(m)).collect();
     let measured_rows = MEASURED
         .iter()
         .map(|(heading, pick)| {
@@ -346,8 +290,13 @@ fn Figures(c: Calibration) -> impl IntoView {
     let job_bars: Vec<(String, Option<f64>)> = COLUMNS
         .iter()
         .zip(&columns)
-        .filter(|((model, _), _)| *model != "cluster")
-        .map(|((_, name), m)| (name.to_string(), m.as_ref().and_then(|m| m.job_wall.value)))
+        .filter(|(model, _)| **model != ModelKind::Cluster)
+        .map(|(model, m)| {
+            (
+                model.node_name().to_string(),
+                m.as_ref().and_then(|m| m.job_wall.value),
+            )
+        })
         .collect();
     view! {
         {busy}
@@ -359,13 +308,14 @@ fn Figures(c: Calibration) -> impl IntoView {
                         <td></td>
                         {COLUMNS
                             .iter()
-                            .map(|(model, name)| {
+                            .map(|model| {
+                                let name = model.node_name();
                                 view! {
                                     <th scope="col">
-                                        {if *model == "main_thread" {
-                                            view! { {*name} }.into_any()
+                                        {if *model == ModelKind::MainThread {
+                                            view! { {name} }.into_any()
                                         } else {
-                                            view! { <code>{*name}</code> }.into_any()
+                                            view! { <code>{name}</code> }.into_any()
                                         }}
                                     </th>
                                 }
@@ -418,31 +368,5 @@ fn JobChart(job: String, bars: Vec<(String, Option<f64>)>) -> impl IntoView {
                 {rows}
             </svg>
         </figure>
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn dates_are_utc() {
-        assert_eq!(utc(0), "1970-01-01 00:00 UTC");
-        assert_eq!(
-            utc(1_795_737_600 + 7 * 3_600 + 42 * 60),
-            "2026-11-27 07:42 UTC"
-        );
-        assert_eq!(utc(951_782_400), "2000-02-29 00:00 UTC");
-    }
-
-    #[test]
-    fn figures_read_in_their_units() {
-        let f = |value, unit| Figure::measured(value, unit, "");
-        assert_eq!(shown(&f(6_100.0, Unit::Micros)), "6.1 ms");
-        assert_eq!(shown(&f(13_240.0, Unit::Nanos)), "13.2 µs");
-        assert_eq!(shown(&f(1_536.0, Unit::Bytes)), "1.5 KiB");
-        assert_eq!(shown(&f(1.934, Unit::Ratio)), "1.93×");
-        assert_eq!(shown(&f(28_712.4, Unit::PerSecond)), "28,712 req/s");
-        assert_eq!(shown(&Figure::none(Unit::Ratio, "n/a")), "—");
     }
 }

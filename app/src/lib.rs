@@ -1,19 +1,18 @@
-//! spawnlab's user interface, and the wire protocol it shares with the server.
+//! spawnlab's user interface.
 //!
 //! The crate is compiled three ways: into the server with `ssr` (render HTML),
 //! to wasm with `hydrate` (take over that HTML in the browser), and to wasm
-//! with `csr` (Trunk's client-only build, rendering from scratch).
+//! with `csr` (Trunk's client-only build, rendering from scratch). The wire
+//! types, the catalogue and the fold of a run's events live in the
+//! `protocol` crate beside it (`app/protocol`), which the server, the CLI and
+//! the tests share without linking any of this.
 //!
 //! # Layout
 //!
-//! - [`protocol`]: the WebSocket messages; serde only, shared with the server.
-//! - [`lab_state`]: what a lab knows about its run, folded from events.
 //! - `client`: the browser's WebSocket connection.
-//! - `lab`: the lab component; `pages`: the pages.
+//! - `lab`: the lab component, its controls, timeline and charts.
+//! - `pages`: the pages.
 //! - [`compare`]: the compare page and the server function behind its figures.
-
-pub mod lab_state;
-pub mod protocol;
 
 pub mod compare;
 

@@ -1,10 +1,11 @@
 //! The site's pages. Text is server-rendered, so every page reads fine with
 //! JavaScript off; only the labs need the browser to run.
 
-use crate::lab::{Lab, LabModel};
+use crate::lab::Lab;
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::components::A;
+use protocol::ModelKind;
 
 /// The three models side by side, and where to start.
 #[component]
@@ -237,7 +238,7 @@ pub fn ThreadsPage() -> AnyView {
                 "assumed."
             </p>
             <CodePair node=NODE_SNIPPET rust=RUST_SNIPPET/>
-            <Lab model=LabModel::Threads/>
+            <Lab model=ModelKind::Threads/>
             <h2>"What to try"</h2>
             <ul>
                 <li>
@@ -348,7 +349,7 @@ pub fn MainThreadPage() -> AnyView {
                 "how late it ran."
             </p>
             <CodePair node=BLOCKING_NODE rust=BLOCKING_RUST/>
-            <Lab model=LabModel::MainThread/>
+            <Lab model=ModelKind::MainThread/>
             <p class="source">
                 "For comparison, on a 2-core virtual machine like the one this site was built on, "
                 "a 196 ms CPU job on Node.js's main thread made a lightweight "<code>"/ping"</code>
@@ -408,7 +409,7 @@ pub fn ChildProcessPage() -> AnyView {
                 "argument vector, never through a shell."
             </p>
             <CodePair node=FORK_NODE rust=FORK_RUST/>
-            <Lab model=LabModel::ChildProcess/>
+            <Lab model=ModelKind::ChildProcess/>
             <p class="source">
                 "For comparison, on a 2-core virtual machine like this one, Node.js v20.20.2 took "
                 "a median 49 ms from "<code>"fork()"</code>" to the child's first message, an "
@@ -473,7 +474,7 @@ pub fn ClusterPage() -> AnyView {
                 "worker mid-load and watch the primary notice and replace it."
             </p>
             <CodePair node=CLUSTER_NODE rust=CLUSTER_RUST/>
-            <Lab model=LabModel::Cluster/>
+            <Lab model=ModelKind::Cluster/>
             <h2>"What to try"</h2>
             <ul>
                 <li>

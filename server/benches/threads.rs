@@ -5,10 +5,10 @@
 //!
 //! `cargo bench -p server --bench threads [-- <primes below>]`
 
-use app::protocol::{ModelSpec, RunSpec, ServerEvent, Workload};
+use protocol::{ModelSpec, RunSpec, ServerEvent, Workload};
 use spawnlab::engine::host::describe;
-use spawnlab::engine::limits::Limits;
-use spawnlab::engine::{Engine, Stop};
+use spawnlab::engine::{Engine, Limits};
+use std::sync::Arc;
 
 #[tokio::main]
 async fn main() {
@@ -31,7 +31,7 @@ async fn main() {
         "{:>7} {:>12} {:>12} {:>14} {:>9} {:>16}",
         "threads", "wall ms", "cpu ms", "baseline ms", "speedup", "spawn→ready µs"
     );
-    let engine = Engine::new(Limits::default(), 1, 17, 0);
+    let engine = Arc::new(Engine::new(Limits::default(), 1, 17, 0));
     for workers in [1, 2, 4, 8] {
         let spec = RunSpec {
             model: ModelSpec::Threads {
@@ -42,10 +42,10 @@ async fn main() {
             workers,
         };
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        let summary = engine
-            .run(workers as u64, spec, tx, Stop::new())
-            .await
-            .expect("a valid spec runs");
+        let (_handle, run) = engine
+            .prepare(workers as u64, spec, tx)
+            .expect("a valid spec");
+        let summary = run.execute().await.expect("the run is admitted");
         let mut latencies = Vec::new();
         while let Ok(ev) = rx.try_recv() {
             if let ServerEvent::WorkerSpawned {

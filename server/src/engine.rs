@@ -1,46 +1,54 @@
 //! The engine: really runs a learner's workload and streams what it measures.
 //!
-//! It knows nothing of axum or Leptos. Whoever drives it — the WebSocket
-//! route, the CLI, a test — hands [`Engine::run`] a validated [`RunSpec`], a
-//! channel for [`ServerEvent`]s and a [`Stop`] it can trigger, and gets the
-//! run's summary back when it is over.
+//! It knows nothing of axum or Leptos, and speaks only the `protocol`
+//! crate. Whoever drives it — the WebSocket session, the CLI, the
+//! calibration pass, a test — asks [`Engine::prepare`] for a run, gets a
+//! [`RunHandle`] to stop it (or kill a cluster's worker) and a [`Run`] to
+//! execute, and reads the run's [`ServerEvent`]s from its [`EventSink`].
 //!
 //! # Layout
 //!
-//! - [`catalogue`]: the workloads and how one is split between workers.
-//! - [`limits`]: every bound a request must fit, and its validation.
+//! - [`catalogue`]: the computable workloads and how one is split between
+//!   workers.
+//! - [`limits`]: every bound a request must fit; validation turns a
+//!   request into a [`Plan`] each model can run.
 //! - [`admission`]: run slots, the worker budget and the waiting line.
+//! - [`error`]: [`Refused`] (never ran) and [`RunError`] (ran and failed).
+//! - [`pass`]: what models hand back, and the skeleton the threads and
+//!   process models share (a pass, then the one-worker baseline).
 //! - [`main_thread`]: the work on an event loop with a heartbeat.
 //! - [`threads`]: the worker-threads model.
-//! - [`cluster`]: a primary and HTTP workers on one port, loaded by
-//!   [`loadgen`].
 //! - [`process`]: the child-process model (and allow-listed programs), over
 //!   the line-delimited channel in [`ipc`]; [`spawn`] starts every process
 //!   in its run's process group, armed to die with the server.
+//! - [`cluster`]: a primary and HTTP workers on one port, loaded by
+//!   [`loadgen`].
 //! - [`report`]: what workers say, turned into the protocol's events.
-//! - [`calibrate`]: the compare page's figures, every model run once.
 //! - [`host`]: what machine the figures come from.
-//! - [`measure`]: per-thread and per-process clocks.
+//! - [`measure`]: per-thread and per-process clocks and memory.
 
 pub mod admission;
-pub mod calibrate;
 pub mod catalogue;
 pub mod cluster;
+pub mod error;
 pub mod host;
 pub mod ipc;
 pub mod limits;
 pub mod loadgen;
 pub mod main_thread;
 pub mod measure;
+pub mod pass;
 pub mod process;
 pub mod report;
 pub mod spawn;
 pub mod threads;
 
-use app::protocol::{
-    ErrorCode, ModelSpec, Outcome, RunId, RunSpec, RunSummary, ServerEvent, WorkResult,
-};
-use limits::{Invalid, Limits};
+pub use error::{Refused, RunError};
+pub use limits::Limits;
+pub use pass::{ModelRun, Pass};
+
+use catalogue::Compute;
+use protocol::{Outcome, RunId, RunSpec, RunSummary, ServerEvent, WorkResult};
 use std::sync::Arc;
 use tokio::sync::{mpsc, watch};
 
@@ -63,6 +71,16 @@ pub enum StopReason {
     Deadline,
     /// The server is shutting down.
     Shutdown,
+}
+
+impl StopReason {
+    /// How a run stopped for this reason ends.
+    pub fn outcome(self) -> Outcome {
+        match self {
+            StopReason::Deadline => Outcome::DeadlineExceeded,
+            _ => Outcome::Cancelled,
+        }
+    }
 }
 
 /// A stop request shared by everything working on one run. Cheap to clone;
@@ -115,88 +133,54 @@ impl Stop {
     }
 
     fn outcome(&self) -> Option<Outcome> {
-        self.reason().map(|r| match r {
-            StopReason::Deadline => Outcome::DeadlineExceeded,
-            _ => Outcome::Cancelled,
-        })
+        self.reason().map(StopReason::outcome)
     }
 }
 
-/// What a model hands back to the engine when its workers are done.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ModelRun {
-    /// Start of the first spawn to the end of the last worker.
-    pub wall: std::time::Duration,
-    /// CPU time of all workers together.
-    pub cpu: std::time::Duration,
-    /// Each worker's result, in worker order; `None` for a worker that stopped.
-    pub results: Vec<Option<WorkResult>>,
-    /// The one-worker baseline's wall time, when it was measured.
-    pub baseline_wall: Option<std::time::Duration>,
-    /// Main-thread model: the latest any heartbeat ran.
-    pub max_lag: Option<std::time::Duration>,
+/// A request the limits accepted, in the shape its model runs: only what
+/// that model can run fits in it, so no model meets a workload it cannot
+/// handle.
+#[derive(Debug, Clone)]
+pub enum Plan {
+    /// The work on the run's own event loop.
+    MainThread { work: Compute },
+    /// The work shared out over threads.
+    Threads {
+        work: Compute,
+        workers: u32,
+        style: threads::Style,
+    },
+    /// The work shared out over child processes, or a program run by each.
+    ChildProcess {
+        job: process::ChildJob,
+        workers: u32,
+        round_trips: u32,
+    },
+    /// A cluster under the engine's load.
+    Cluster(cluster::Plan),
 }
 
-/// What one pass over a run's workers measured.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Pass {
-    /// Start of the first spawn to the end of the last worker.
-    pub wall: std::time::Duration,
-    /// CPU time of all workers together.
-    pub cpu: std::time::Duration,
-    /// Each worker's result, in worker order; `None` for a worker that stopped.
-    pub results: Vec<Option<WorkResult>>,
-}
-
-impl Pass {
-    fn complete(&self) -> bool {
-        self.results.iter().all(Option::is_some)
-    }
-
-    /// The run's result, without a baseline (nothing to compare with).
-    pub fn alone(self) -> ModelRun {
-        ModelRun {
-            wall: self.wall,
-            cpu: self.cpu,
-            results: self.results,
-            baseline_wall: None,
-            max_lag: None,
+impl Plan {
+    /// Threads and processes the run keeps alive at once (a cluster's
+    /// primary is a process too).
+    pub fn live_workers(&self) -> u32 {
+        match self {
+            Plan::MainThread { .. } => 1,
+            Plan::Threads { workers, .. } | Plan::ChildProcess { workers, .. } => *workers,
+            Plan::Cluster(plan) => plan.workers + 1,
         }
     }
+}
 
-    /// The run's result with its one-worker baseline, so the speedup is
-    /// measured: a one-worker pass is its own baseline; otherwise, if the
-    /// pass completed and nobody asked to stop, `one_worker` runs the same
-    /// job on a single worker, announced by `baseline_*` events.
-    pub fn with_baseline(
-        self,
-        id: RunId,
-        workers: u32,
-        events: &EventSink,
-        stop: &Stop,
-        one_worker: impl FnOnce() -> Result<Pass, String>,
-    ) -> Result<ModelRun, String> {
-        let baseline_wall = if workers == 1 {
-            Some(self.wall)
-        } else if self.complete() && !stop.is_requested() {
-            let _ = events.send(ServerEvent::BaselineStarted { run: id });
-            let baseline = one_worker()?;
-            baseline.complete().then(|| {
-                let _ = events.send(ServerEvent::BaselineFinished {
-                    run: id,
-                    wall_us: measure::micros(baseline.wall),
-                    cpu_us: measure::micros(baseline.cpu),
-                });
-                baseline.wall
-            })
-        } else {
-            None
-        };
-        Ok(ModelRun {
-            baseline_wall,
-            ..self.alone()
-        })
-    }
+/// Test builds only: where a run panics on purpose, to prove that a panic
+/// fails that run and nothing else. The setter exists only with the
+/// `fault-injection` feature, which only the test crate enables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PanicAt {
+    /// Inside each worker thread's work (threads model).
+    Worker,
+    /// In the run's own task, after admission.
+    Run,
 }
 
 /// Runs requests within the configured limits.
@@ -207,6 +191,56 @@ pub struct Engine {
     admission: admission::Admission,
     /// The worker binary and the directory `list_public` lists.
     paths: process::Paths,
+    /// Where a test build panics on purpose; always `None` otherwise.
+    panic_at: Option<PanicAt>,
+}
+
+/// Control over one run: stop it, or kill one of its cluster's workers.
+#[derive(Debug, Clone)]
+pub struct RunHandle {
+    stop: Stop,
+    /// A cluster run's kill requests, and how many workers it has.
+    kills: Option<(mpsc::UnboundedSender<u32>, u32)>,
+}
+
+impl RunHandle {
+    /// Ask the run to stop; the first reason given wins.
+    pub fn stop(&self, reason: StopReason) {
+        self.stop.request(reason);
+    }
+
+    /// Wait until the run is asked to stop; why.
+    pub async fn stopped(&self) -> StopReason {
+        self.stop.requested().await
+    }
+
+    /// Kill worker `worker` of this cluster run now, as a crash would.
+    pub fn kill(&self, id: RunId, worker: u32) -> Result<(), Refused> {
+        match &self.kills {
+            Some((kills, workers)) if worker < *workers => {
+                // A run that has finished its load has dropped the receiver:
+                // nothing is left to kill, and that is not the learner's error.
+                let _ = kills.send(worker);
+                Ok(())
+            }
+            Some((_, workers)) => Err(Refused::NoSuchWorker {
+                worker,
+                last: workers - 1,
+            }),
+            None => Err(Refused::NotCluster(id)),
+        }
+    }
+}
+
+/// A validated run, ready to execute.
+pub struct Run {
+    engine: Arc<Engine>,
+    id: RunId,
+    spec: RunSpec,
+    plan: Plan,
+    events: EventSink,
+    stop: Stop,
+    faults: Option<Faults>,
 }
 
 impl Engine {
@@ -227,6 +261,7 @@ impl Engine {
                 worker_binary: std::env::current_exe().unwrap_or_else(|_| "spawnlab".into()),
                 list_dir: "public".into(),
             },
+            panic_at: None,
         }
     }
 
@@ -243,91 +278,104 @@ impl Engine {
         self
     }
 
+    /// Test builds only: panic at `at` in every run.
+    #[cfg(feature = "fault-injection")]
+    pub fn with_injected_panic(mut self, at: PanicAt) -> Self {
+        self.panic_at = Some(at);
+        self
+    }
+
     /// The bounds requests are checked against.
     pub fn limits(&self) -> &Limits {
         &self.limits
     }
 
-    /// Check a request without running it.
-    pub fn validate(&self, spec: &RunSpec) -> Result<(), Invalid> {
+    /// Check a request without running it: the plan its model would run.
+    pub fn validate(&self, spec: &RunSpec) -> Result<Plan, Refused> {
         self.limits.validate(spec)
     }
 
-    /// Validate, admit, run and report one run, start to finish. Every event
-    /// goes to `events` tagged with `id`; the last one is `run_finished`
-    /// (or an `error` when the request is refused before it starts).
-    pub async fn run(
-        &self,
+    /// Validate `spec` for run `id`: a handle to control it and the run to
+    /// execute, or why it is refused. Events go to `events`.
+    pub fn prepare(
+        self: &Arc<Self>,
         id: RunId,
         spec: RunSpec,
         events: EventSink,
-        stop: Stop,
-    ) -> Option<RunSummary> {
-        self.run_with_faults(id, spec, events, stop, None).await
+    ) -> Result<(RunHandle, Run), Refused> {
+        let plan = self.validate(&spec)?;
+        let stop = Stop::new();
+        let (kills, faults) = match &plan {
+            Plan::Cluster(cluster) => {
+                let (tx, rx) = mpsc::unbounded_channel();
+                (Some((tx, cluster.workers)), Some(rx))
+            }
+            _ => (None, None),
+        };
+        let handle = RunHandle {
+            stop: stop.clone(),
+            kills,
+        };
+        let run = Run {
+            engine: self.clone(),
+            id,
+            spec,
+            plan,
+            events,
+            stop,
+            faults,
+        };
+        Ok((handle, run))
     }
+}
 
-    /// [`Engine::run`], with a channel of workers to kill while a cluster
-    /// serves its load (ignored by the other models).
-    pub async fn run_with_faults(
-        &self,
-        id: RunId,
-        spec: RunSpec,
-        events: EventSink,
-        stop: Stop,
-        faults: Option<Faults>,
-    ) -> Option<RunSummary> {
+impl Run {
+    /// Admit, run and report the run, start to finish. Every event goes to
+    /// the sink tagged with the run's id; the last one is `run_finished`, or
+    /// an `error` when the queue turns the run away (then `Err`).
+    pub async fn execute(self) -> Result<RunSummary, Refused> {
+        let Run {
+            engine,
+            id,
+            spec,
+            plan,
+            events,
+            stop,
+            faults,
+        } = self;
+        // A closed sink means nobody is listening; the stop signal, not the
+        // sink, is what ends the work.
         let send = |ev| {
-            // A closed sink means nobody is listening; the stop signal, not
-            // the sink, is what ends the work.
             let _ = events.send(ev);
         };
-        if let Err(invalid) = self.validate(&spec) {
-            send(ServerEvent::Error {
-                run: Some(id),
-                code: invalid.code,
-                field: Some(invalid.field),
-                message: invalid.message,
-            });
-            return None;
-        }
-        let workers = match spec.model {
-            // The primary is a process too.
-            ModelSpec::Cluster { .. } => spec.workers + 1,
-            _ => spec.workers,
-        };
         let queued = |position| send(ServerEvent::Queued { run: id, position });
-        let _pass = match self.admission.enter(workers, queued, &stop).await {
+        let _pass = match engine
+            .admission
+            .enter(plan.live_workers(), queued, &stop)
+            .await
+        {
             Ok(pass) => pass,
             Err(admission::Refusal::QueueFull(n)) => {
-                send(ServerEvent::Error {
-                    run: Some(id),
-                    code: ErrorCode::Busy,
-                    field: None,
-                    message: format!(
-                        "the server is busy: {n} runs are already waiting, the most it queues; \
-                         try again in a moment"
-                    ),
-                });
-                return None;
+                let refused = Refused::QueueFull(n);
+                send(refused.event(Some(id)));
+                return Err(refused);
             }
             Err(admission::Refusal::Stopped(reason)) => {
-                let outcome = if reason == StopReason::Deadline {
-                    Outcome::DeadlineExceeded
-                } else {
-                    Outcome::Cancelled
-                };
-                let summary = RunSummary::empty(outcome);
+                let summary = RunSummary::empty(reason.outcome());
                 send(ServerEvent::RunFinished {
                     run: id,
                     summary: summary.clone(),
                 });
-                return Some(summary);
+                return Ok(summary);
             }
         };
+        if engine.panic_at == Some(PanicAt::Run) {
+            panic!("injected panic in run {id}");
+        }
         send(ServerEvent::Accepted { run: id });
         let host = tokio::task::spawn_blocking(host::describe)
             .await
-            .expect("describing the host does not panic");
+            .unwrap_or_else(|_| host::unknown());
         send(ServerEvent::Started {
             run: id,
             spec: spec.clone(),
@@ -336,65 +384,20 @@ impl Engine {
 
         let deadline = {
             let stop = stop.clone();
-            let after = self.limits.run_deadline;
+            let after = engine.limits.run_deadline;
             tokio::spawn(async move {
                 tokio::time::sleep(after).await;
                 stop.request(StopReason::Deadline);
             })
         };
-        let result = match spec.model {
-            ModelSpec::Threads { strategy, sharing } => {
-                let style = threads::Style { strategy, sharing };
-                let pool_size = self.limits.max_workers;
-                let workload = spec.workload.clone();
-                threads::run(id, workload, spec.workers, style, pool_size, &events, &stop).await
-            }
-            ModelSpec::MainThread => {
-                main_thread::run(id, spec.workload.clone(), &events, &stop).await
-            }
-            ModelSpec::Cluster {
-                policy,
-                requests,
-                concurrency,
-                keep_alive,
-                kill,
-            } => {
-                let plan = cluster::Plan {
-                    workers: spec.workers,
-                    policy,
-                    workload: spec.workload.clone(),
-                    requests,
-                    concurrency,
-                    keep_alive,
-                    kill,
-                    binary: self.paths.worker_binary.clone(),
-                };
-                cluster::run(id, plan, &events, &stop, faults).await
-            }
-            ModelSpec::ChildProcess { round_trips } => {
-                process::run(
-                    id,
-                    spec.workload.clone(),
-                    spec.workers,
-                    round_trips,
-                    self.paths.clone(),
-                    &events,
-                    &stop,
-                )
-                .await
-            }
-        };
+        let result = engine.run_plan(id, plan, &events, &stop, faults).await;
         deadline.abort();
 
         let summary = match result {
             Ok(run) => summarize(run, &stop),
-            Err(message) => {
-                send(ServerEvent::Error {
-                    run: Some(id),
-                    code: ErrorCode::RunFailed,
-                    field: None,
-                    message,
-                });
+            Err(error) => {
+                tracing::warn!(run = id, "run failed: {}", error.message());
+                send(error.event(id));
                 RunSummary::empty(Outcome::Failed)
             }
         };
@@ -402,7 +405,53 @@ impl Engine {
             run: id,
             summary: summary.clone(),
         });
-        Some(summary)
+        Ok(summary)
+    }
+}
+
+impl Engine {
+    /// Hand the plan to its model.
+    async fn run_plan(
+        &self,
+        id: RunId,
+        plan: Plan,
+        events: &EventSink,
+        stop: &Stop,
+        faults: Option<Faults>,
+    ) -> Result<ModelRun, RunError> {
+        match plan {
+            Plan::MainThread { work } => main_thread::run(id, work, events, stop).await,
+            Plan::Threads {
+                work,
+                workers,
+                style,
+            } => {
+                let job = threads::Job {
+                    work,
+                    style,
+                    pool_size: self.limits.max_workers,
+                    panic_in_worker: self.panic_at == Some(PanicAt::Worker),
+                };
+                threads::run(id, job, workers, events, stop).await
+            }
+            Plan::ChildProcess {
+                job,
+                workers,
+                round_trips,
+            } => {
+                let job = process::Job {
+                    job,
+                    workers,
+                    round_trips,
+                    paths: self.paths.clone(),
+                };
+                process::run(id, job, events, stop).await
+            }
+            Plan::Cluster(plan) => {
+                let binary = &self.paths.worker_binary;
+                cluster::run(id, plan, binary, events, stop, faults).await
+            }
+        }
     }
 }
 

@@ -3,13 +3,16 @@
 //!
 //! # Layout
 //!
-//! - [`engine`]: runs workloads in threads (and, later, processes); knows
-//!   nothing of HTTP.
+//! - [`engine`]: really runs workloads on an event loop, in threads, in
+//!   child processes and in a cluster; knows nothing of HTTP or Leptos, and
+//!   speaks only the `protocol` crate.
 //! - [`session`]: one WebSocket connection, translating frames to engine calls.
+//! - [`calibrate`]: the compare page's figures, a client of the engine.
 //! - [`startup`]: builds the axum application and runs it until stopped.
 //! - [`settings`]: flags and environment variables.
-//! - [`cli`]: `spawnlab run`, any lab from the terminal.
+//! - [`cli`]: `spawnlab run` and `spawnlab compare` in the terminal.
 
+pub mod calibrate;
 pub mod cli;
 pub mod engine;
 pub mod session;

@@ -1,24 +1,25 @@
 //! One learner's WebSocket connection: read requests, start and cancel runs,
 //! forward every run's events.
 //!
-//! The session is generic over the socket's two halves so tests can drive it
-//! with plain channels. It owns the runs it started: when the connection goes
-//! away, or the server shuts down, each of them is told to stop.
+//! A [`Session`] is generic over the socket's two halves so tests can drive
+//! it with plain channels. It owns the runs it started, in a `JoinSet`: a
+//! run that panics is reported as failed and frees its place; when the
+//! connection goes away, or the server shuts down, every run is told to
+//! stop.
 //!
 //! A bad frame never ends the session. It gets an `error` event naming the
 //! field and what it allows, and the next frame is read as if nothing happened.
 
-use crate::engine::{Engine, EventSink, Stop, StopReason};
-use app::protocol::{
-    ClientMessage, ErrorCode, ModelSpec, Outcome, RunId, RunSpec, RunSummary, ServerEvent,
-    PROTOCOL_VERSION,
-};
+use crate::engine::error::panic_message;
+use crate::engine::{Engine, EventSink, Refused, RunError, RunHandle, Stop, StopReason};
 use axum::extract::ws::Message;
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use protocol::{ClientMessage, Outcome, RunId, RunSpec, RunSummary, ServerEvent, PROTOCOL_VERSION};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
+use tokio::task::JoinSet;
 
 /// Runs one connection may have at once: one running and one queued behind
 /// it — enough to line up the next experiment, not enough to hog the server.
@@ -28,181 +29,238 @@ pub const MAX_RUNS_PER_CONNECTION: usize = 2;
 const DRAIN: Duration = Duration::from_secs(3);
 
 /// Serve one connection until the client leaves or `shutdown` is requested.
-pub async fn serve<W, R, E>(engine: Arc<Engine>, mut sink: W, mut stream: R, shutdown: Stop)
+pub async fn serve<W, R, E>(engine: Arc<Engine>, sink: W, mut stream: R, shutdown: Stop)
 where
     W: Sink<Message> + Unpin,
     R: Stream<Item = Result<Message, E>> + Unpin,
 {
-    let (events, mut events_rx) = mpsc::unbounded_channel::<ServerEvent>();
-    // A run leaves `runs` when its `run_finished` is forwarded, or, for a run
-    // refused by the queue, when its task ends. The task reports its own
-    // ticket so a late report cannot remove a newer run that reused the id.
-    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(RunId, u64)>();
-    let mut runs: HashMap<RunId, Active> = HashMap::new();
-    let mut tickets = 0u64;
-    let turn = Arc::new(tokio::sync::Mutex::new(()));
-
+    let mut session = Session::new(engine, sink);
     let hello = ServerEvent::Hello {
         version: PROTOCOL_VERSION,
-        limits: engine.limits().to_protocol(),
+        limits: session.engine.limits().to_protocol(),
     };
-    if send(&mut sink, &hello).await.is_err() {
+    if session.send(&hello).await.is_err() {
         return;
     }
-
     let reason = loop {
-        tokio::select! {
-            frame = stream.next() => {
-                let text = match frame {
-                    Some(Ok(Message::Text(text))) => text,
-                    Some(Ok(Message::Binary(_))) => {
-                        let ev = refuse(None, ErrorCode::Malformed, None,
-                            "send requests as JSON text frames, not binary".into());
-                        if send(&mut sink, &ev).await.is_err() {
-                            break StopReason::Disconnected;
-                        }
-                        continue;
-                    }
-                    Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break StopReason::Disconnected,
-                    Some(Ok(_)) => continue, // ping and pong are answered by axum
-                };
-                let reply = match parse(&engine, text.as_str()) {
-                    Ok(ClientMessage::Start { id, spec }) => {
-                        if runs.contains_key(&id) {
-                            Some(refuse(Some(id), ErrorCode::DuplicateRun, Some("id"),
-                                format!("run {id} is still active on this connection; use a new id")))
-                        } else if runs.len() >= MAX_RUNS_PER_CONNECTION {
-                            Some(refuse(Some(id), ErrorCode::Busy, None, format!(
-                                "this connection already has {MAX_RUNS_PER_CONNECTION} runs going; \
-                                 wait for one to finish or cancel it")))
-                        } else if let Err(invalid) = engine.validate(&spec) {
-                            Some(refuse(Some(id), invalid.code, Some(&invalid.field), invalid.message))
-                        } else {
-                            let stop = Stop::new();
-                            tickets += 1;
-                            let (kills, faults) = match spec.model {
-                                ModelSpec::Cluster { .. } => {
-                                    let (tx, rx) = mpsc::unbounded_channel();
-                                    (Some((tx, spec.workers)), Some(rx))
-                                }
-                                _ => (None, None),
-                            };
-                            runs.insert(id, Active { ticket: tickets, stop: stop.clone(), kills });
-                            let (engine, events, done) = (engine.clone(), events.clone(), done_tx.clone());
-                            let (ticket, turn) = (tickets, turn.clone());
-                            tokio::spawn(async move {
-                                // One run at a time per connection: a second
-                                // one waits here for the first to end.
-                                if let Some(_turn) = take_turn(turn, id, &events, &stop).await {
-                                    engine.run_with_faults(id, spec, events, stop, faults).await;
-                                }
-                                let _ = done.send((id, ticket));
-                            });
-                            None
-                        }
-                    }
-                    Ok(ClientMessage::Cancel { id }) => match runs.get(&id) {
-                        Some(run) => {
-                            run.stop.request(StopReason::Cancelled);
-                            None
-                        }
-                        None => Some(refuse(Some(id), ErrorCode::UnknownRun, Some("id"),
-                            format!("there is no active run {id} on this connection"))),
-                    },
-                    Ok(ClientMessage::Kill { id, worker }) => match runs.get(&id).map(|r| &r.kills) {
-                        Some(Some((kills, workers))) if worker < *workers => {
-                            // A run that has already finished its load has
-                            // dropped the receiver; nothing is left to kill.
-                            let _ = kills.send(worker);
-                            None
-                        }
-                        Some(Some((_, workers))) => Some(refuse(Some(id), ErrorCode::InvalidField, Some("worker"),
-                            format!("worker must be between 0 and {}, got {worker}", workers - 1))),
-                        Some(None) => Some(refuse(Some(id), ErrorCode::Unsupported, Some("id"),
-                            format!("run {id} is not a cluster run; only a cluster's workers can be killed"))),
-                        None => Some(refuse(Some(id), ErrorCode::UnknownRun, Some("id"),
-                            format!("there is no active run {id} on this connection"))),
-                    },
-                    Err(ev) => Some(*ev),
-                };
-                if let Some(ev) = reply {
-                    if send(&mut sink, &ev).await.is_err() {
-                        break StopReason::Disconnected;
-                    }
-                }
+        let step = tokio::select! {
+            frame = stream.next() => session.on_frame(frame).await,
+            Some(ev) = session.events_rx.recv() => session.forward(ev).await,
+            Some(ended) = session.tasks.join_next_with_id(), if !session.tasks.is_empty() => {
+                session.on_task_end(ended);
+                Ok(())
             }
-            Some(ev) = events_rx.recv() => {
-                if forward(&mut sink, &mut runs, ev).await.is_err() {
-                    break StopReason::Disconnected;
-                }
-            }
-            Some((id, ticket)) = done_rx.recv() => forget(&mut runs, id, ticket),
-            _ = shutdown.requested() => break StopReason::Shutdown,
+            reason = shutdown.requested() => Err(reason),
+        };
+        if let Err(reason) = step {
+            break reason;
         }
     };
-
-    for run in runs.values() {
-        run.stop.request(reason);
-    }
-    if reason == StopReason::Shutdown {
-        let notice = refuse(
-            None,
-            ErrorCode::ShuttingDown,
-            None,
-            "the server is shutting down: running labs are stopped and this connection will close"
-                .into(),
-        );
-        let _ = send(&mut sink, &notice).await;
-        // Let the learner see their runs end before the socket closes.
-        let drained = tokio::time::timeout(DRAIN, async {
-            while !runs.is_empty() {
-                tokio::select! {
-                    Some(ev) = events_rx.recv() => {
-                        if forward(&mut sink, &mut runs, ev).await.is_err() {
-                            return;
-                        }
-                    }
-                    Some((id, ticket)) = done_rx.recv() => forget(&mut runs, id, ticket),
-                }
-            }
-            // A run's task sends its last event before it reports done, so
-            // whatever it said is already queued here.
-            while let Ok(ev) = events_rx.try_recv() {
-                if send(&mut sink, &ev).await.is_err() {
-                    return;
-                }
-            }
-        });
-        let _ = drained.await;
-        let _ = sink.send(Message::Close(None)).await;
-    }
+    session.close(reason).await;
 }
 
 /// A run this connection started and has not seen finish.
 struct Active {
     /// Tells this run from a later one that reused its id.
     ticket: u64,
-    stop: Stop,
-    /// A cluster run's kill requests, and how many workers it has.
-    kills: Option<(mpsc::UnboundedSender<u32>, u32)>,
+    handle: RunHandle,
 }
 
-/// Send an event on, and forget a run once its last event has gone out, so
-/// a client that has seen `run_finished` may reuse the id at once.
-async fn forward<W: Sink<Message> + Unpin>(
-    sink: &mut W,
-    runs: &mut HashMap<RunId, Active>,
-    ev: ServerEvent,
-) -> Result<(), ()> {
-    if let ServerEvent::RunFinished { run, .. } = &ev {
-        runs.remove(run);
+/// One connection's state: its runs, and where their events go.
+struct Session<W> {
+    engine: Arc<Engine>,
+    sink: W,
+    /// Every run of this connection sends its events here.
+    events: EventSink,
+    events_rx: mpsc::UnboundedReceiver<ServerEvent>,
+    /// Runs not yet seen finish. A run leaves when its `run_finished` is
+    /// forwarded, or when its task ends (refused by the queue, or panicked).
+    runs: HashMap<RunId, Active>,
+    /// The runs' tasks, and which run (and ticket) each one is.
+    tasks: JoinSet<()>,
+    task_runs: HashMap<tokio::task::Id, (RunId, u64)>,
+    tickets: u64,
+    /// Held by the run that is executing: one at a time per connection.
+    turn: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl<W: Sink<Message> + Unpin> Session<W> {
+    fn new(engine: Arc<Engine>, sink: W) -> Self {
+        let (events, events_rx) = mpsc::unbounded_channel();
+        Session {
+            engine,
+            sink,
+            events,
+            events_rx,
+            runs: HashMap::new(),
+            tasks: JoinSet::new(),
+            task_runs: HashMap::new(),
+            tickets: 0,
+            turn: Arc::new(tokio::sync::Mutex::new(())),
+        }
     }
-    send(sink, &ev).await
-}
 
-fn forget(runs: &mut HashMap<RunId, Active>, id: RunId, ticket: u64) {
-    if runs.get(&id).is_some_and(|run| run.ticket == ticket) {
-        runs.remove(&id);
+    /// One frame from the client, or its end. `Err` ends the session.
+    async fn on_frame<E>(&mut self, frame: Option<Result<Message, E>>) -> Result<(), StopReason> {
+        let text = match frame {
+            Some(Ok(Message::Text(text))) => text,
+            Some(Ok(Message::Binary(_))) => {
+                let refused = Refused::Malformed {
+                    field: None,
+                    message: "send requests as JSON text frames, not binary".into(),
+                };
+                return self.send(&refused.event(None)).await;
+            }
+            Some(Ok(Message::Close(_))) | Some(Err(_)) | None => {
+                return Err(StopReason::Disconnected)
+            }
+            // Ping and pong are answered by axum.
+            Some(Ok(_)) => return Ok(()),
+        };
+        let answer = match parse(&self.engine, text.as_str()) {
+            Ok(ClientMessage::Start { id, spec }) => {
+                self.on_start(id, spec).map_err(|r| (Some(id), r))
+            }
+            Ok(ClientMessage::Cancel { id }) => self.on_cancel(id).map_err(|r| (Some(id), r)),
+            Ok(ClientMessage::Kill { id, worker }) => {
+                self.on_kill(id, worker).map_err(|r| (Some(id), r))
+            }
+            Err(refused) => Err(refused),
+        };
+        match answer {
+            Ok(()) => Ok(()),
+            Err((run, refused)) => self.send(&refused.event(run)).await,
+        }
+    }
+
+    /// `start`: validate, then run in this connection's turn.
+    fn on_start(&mut self, id: RunId, spec: RunSpec) -> Result<(), Refused> {
+        if self.runs.contains_key(&id) {
+            return Err(Refused::DuplicateRun(id));
+        }
+        if self.runs.len() >= MAX_RUNS_PER_CONNECTION {
+            return Err(Refused::ConnectionBusy(MAX_RUNS_PER_CONNECTION));
+        }
+        let (handle, run) = self.engine.prepare(id, spec, self.events.clone())?;
+        self.tickets += 1;
+        let ticket = self.tickets;
+        let (events, turn, stop) = (self.events.clone(), self.turn.clone(), handle.clone());
+        let task = self.tasks.spawn(async move {
+            // One run at a time per connection: a second one waits here for
+            // the first to end.
+            if let Some(_turn) = take_turn(turn, id, &events, &stop).await {
+                let _ = run.execute().await;
+            }
+        });
+        self.task_runs.insert(task.id(), (id, ticket));
+        self.runs.insert(id, Active { ticket, handle });
+        Ok(())
+    }
+
+    /// `cancel`: stop a running or queued run.
+    fn on_cancel(&mut self, id: RunId) -> Result<(), Refused> {
+        let run = self.runs.get(&id).ok_or(Refused::UnknownRun(id))?;
+        run.handle.stop(StopReason::Cancelled);
+        Ok(())
+    }
+
+    /// `kill`: kill one of a running cluster's workers now.
+    fn on_kill(&mut self, id: RunId, worker: u32) -> Result<(), Refused> {
+        let run = self.runs.get(&id).ok_or(Refused::UnknownRun(id))?;
+        run.handle.kill(id, worker)
+    }
+
+    /// A run's task ended. One that panicked is reported as failed, after
+    /// whatever it had already said; either way its place is free.
+    fn on_task_end(&mut self, ended: Result<(tokio::task::Id, ()), tokio::task::JoinError>) {
+        let (task, crashed) = match ended {
+            Ok((task, ())) => (task, None),
+            Err(e) => (e.id(), e.try_into_panic().ok()),
+        };
+        let Some((id, ticket)) = self.task_runs.remove(&task) else {
+            return;
+        };
+        if let Some(payload) = crashed {
+            let error = RunError::Panicked {
+                what: format!("run {id}"),
+                message: panic_message(payload),
+            };
+            tracing::error!("{}", error.message());
+            // Through the run's own channel, so these come after its events.
+            let _ = self.events.send(error.event(id));
+            let _ = self.events.send(ServerEvent::RunFinished {
+                run: id,
+                summary: RunSummary::empty(Outcome::Failed),
+            });
+        }
+        if self.runs.get(&id).is_some_and(|run| run.ticket == ticket) {
+            self.runs.remove(&id);
+        }
+    }
+
+    /// Send an event on, and forget a run once its last event has gone out,
+    /// so a client that has seen `run_finished` may reuse the id at once.
+    async fn forward(&mut self, ev: ServerEvent) -> Result<(), StopReason> {
+        if let ServerEvent::RunFinished { run, .. } = &ev {
+            self.runs.remove(run);
+        }
+        self.send(&ev).await
+    }
+
+    async fn send(&mut self, ev: &ServerEvent) -> Result<(), StopReason> {
+        let json = serde_json::to_string(ev).expect("events always serialize");
+        self.sink
+            .send(Message::Text(json.into()))
+            .await
+            .map_err(|_| StopReason::Disconnected)
+    }
+
+    /// Stop every run for `reason`. On shutdown, tell the learner, let the
+    /// runs report their end, and close the socket.
+    async fn close(mut self, reason: StopReason) {
+        for run in self.runs.values() {
+            run.handle.stop(reason);
+        }
+        if reason == StopReason::Shutdown {
+            let notice = ServerEvent::Error {
+                run: None,
+                code: protocol::ErrorCode::ShuttingDown,
+                field: None,
+                message: "the server is shutting down: running labs are stopped and this \
+                          connection will close"
+                    .into(),
+            };
+            let _ = self.send(&notice).await;
+            // Let the learner see their runs end before the socket closes.
+            let _ = tokio::time::timeout(DRAIN, self.drain()).await;
+            let _ = self.sink.send(Message::Close(None)).await;
+        }
+        // The stopped runs finish their own clean-up (kill, reap) even
+        // though nobody is listening any more.
+        self.tasks.detach_all();
+    }
+
+    /// Forward events until every run has ended.
+    async fn drain(&mut self) {
+        while !self.runs.is_empty() || !self.tasks.is_empty() {
+            tokio::select! {
+                Some(ev) = self.events_rx.recv() => {
+                    if self.forward(ev).await.is_err() {
+                        return;
+                    }
+                }
+                Some(ended) = self.tasks.join_next_with_id(), if !self.tasks.is_empty() => {
+                    self.on_task_end(ended);
+                }
+            }
+        }
+        // A run's task sends its last event before it ends, so whatever it
+        // said is already queued here.
+        while let Ok(ev) = self.events_rx.try_recv() {
+            if self.send(&ev).await.is_err() {
+                return;
+            }
+        }
     }
 }
 
@@ -212,7 +270,7 @@ async fn take_turn(
     turn: Arc<tokio::sync::Mutex<()>>,
     id: RunId,
     events: &EventSink,
-    stop: &Stop,
+    handle: &RunHandle,
 ) -> Option<tokio::sync::OwnedMutexGuard<()>> {
     if let Ok(guard) = turn.clone().try_lock_owned() {
         return Some(guard);
@@ -223,39 +281,32 @@ async fn take_turn(
     });
     tokio::select! {
         guard = turn.lock_owned() => Some(guard),
-        _ = stop.requested() => {
+        reason = handle.stopped() => {
             let _ = events.send(ServerEvent::RunFinished {
                 run: id,
-                summary: RunSummary::empty(Outcome::Cancelled),
+                summary: RunSummary::empty(reason.outcome()),
             });
             None
         }
     }
 }
 
-/// Turn a text frame into a request, or into the error event that explains
-/// what is wrong with it.
-fn parse(engine: &Engine, text: &str) -> Result<ClientMessage, Box<ServerEvent>> {
+/// Turn a text frame into a request, or into the refusal that explains
+/// what is wrong with it (and the run it names, if it got that far).
+fn parse(engine: &Engine, text: &str) -> Result<ClientMessage, (Option<RunId>, Refused)> {
     let max = engine.limits().max_message_bytes as usize;
     if text.len() > max {
-        return Err(Box::new(refuse(
+        return Err((
             None,
-            ErrorCode::TooLarge,
-            None,
-            format!(
-                "a request may be at most {max} bytes; this one was {}",
-                text.len()
-            ),
-        )));
+            Refused::TooLarge {
+                max,
+                got: text.len(),
+            },
+        ));
     }
-    let value: serde_json::Value = serde_json::from_str(text).map_err(|err| {
-        refuse(
-            None,
-            ErrorCode::Malformed,
-            None,
-            format!("not valid JSON: {err}"),
-        )
-    })?;
+    let malformed = |run, field, message| (run, Refused::Malformed { field, message });
+    let value: serde_json::Value = serde_json::from_str(text)
+        .map_err(|err| malformed(None, None, format!("not valid JSON: {err}")))?;
     // Name the run if the frame got as far as having an id, so the page can
     // show the error beside the right run.
     let run = value.get("id").and_then(serde_json::Value::as_u64);
@@ -268,47 +319,18 @@ fn parse(engine: &Engine, text: &str) -> Result<ClientMessage, Box<ServerEvent>>
                 .trim_end_matches('.')
                 .to_string();
             let message = format!("{field}: {}", err.inner());
-            return Err(Box::new(refuse(
-                run,
-                ErrorCode::Malformed,
-                Some(&field),
-                message,
-            )));
+            return Err(malformed(run, Some(field), message));
         }
     }
-    serde_json::from_value(value).map_err(|err| {
-        Box::new(refuse(
-            run,
-            ErrorCode::Malformed,
-            None,
-            format!("not a valid request: {err}"),
-        ))
-    })
-}
-
-fn refuse(
-    run: Option<RunId>,
-    code: ErrorCode,
-    field: Option<&str>,
-    message: String,
-) -> ServerEvent {
-    ServerEvent::Error {
-        run,
-        code,
-        field: field.map(str::to_string),
-        message,
-    }
-}
-
-async fn send<W: Sink<Message> + Unpin>(sink: &mut W, ev: &ServerEvent) -> Result<(), ()> {
-    let json = serde_json::to_string(ev).expect("events always serialize");
-    sink.send(Message::Text(json.into())).await.map_err(|_| ())
+    serde_json::from_value(value)
+        .map_err(|err| malformed(run, None, format!("not a valid request: {err}")))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::limits::Limits;
+    use crate::engine::Limits;
+    use protocol::ErrorCode;
 
     /// The client's ends of the two channels that stand in for the socket.
     struct Client {
@@ -426,10 +448,7 @@ mod tests {
             unreachable!()
         };
         assert_eq!(run, 5);
-        assert_eq!(
-            summary.result,
-            app::protocol::WorkResult::Primes { count: 168 }
-        );
+        assert_eq!(summary.result, protocol::WorkResult::Primes { count: 168 });
     }
 
     #[tokio::test]
@@ -454,7 +473,7 @@ mod tests {
         else {
             unreachable!()
         };
-        assert_eq!(summary.outcome, app::protocol::Outcome::Cancelled);
+        assert_eq!(summary.outcome, protocol::Outcome::Cancelled);
         client.send(r#"{"type":"cancel","id":1}"#);
         let ServerEvent::Error { code, .. } = client.next().await else {
             panic!("expected an error");
@@ -528,7 +547,7 @@ mod tests {
         else {
             unreachable!()
         };
-        assert_eq!(summary.outcome, app::protocol::Outcome::Cancelled);
+        assert_eq!(summary.outcome, protocol::Outcome::Cancelled);
         assert!(matches!(
             client.from_server.recv().await,
             Some(Message::Close(_))

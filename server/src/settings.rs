@@ -5,7 +5,7 @@
 //! `LEPTOS_SITE_ROOT`), from a shell, and under a service manager.
 
 use crate::engine::host::logical_cores;
-use crate::engine::limits::Limits;
+use crate::engine::{Limits, PanicAt};
 use clap::Args;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -68,6 +68,8 @@ pub struct Settings {
     pub allow_origins: Vec<String>,
     /// The binary worker processes run; `None` for this executable.
     pub worker_binary: Option<PathBuf>,
+    /// Test builds only: where every run panics on purpose.
+    pub panic_at: Option<PanicAt>,
 }
 
 impl ServeArgs {
@@ -97,6 +99,7 @@ impl ServeArgs {
             max_queue: self.max_queue,
             allow_origins: self.allow_origins,
             worker_binary: None,
+            panic_at: None,
         }
     }
 }
@@ -114,6 +117,7 @@ impl Settings {
             max_queue: 8,
             allow_origins: Vec::new(),
             worker_binary: Some(worker_binary),
+            panic_at: None,
         }
     }
 }

@@ -3,7 +3,7 @@
 //! Tests call [`Application::build`] with port 0 and read [`Application::port`];
 //! `main` does the same with the real settings.
 
-use crate::engine::calibrate::Calibrator;
+use crate::calibrate::Calibrator;
 use crate::engine::{Engine, Stop, StopReason};
 use crate::session;
 use crate::settings::Settings;
@@ -83,15 +83,21 @@ impl Application {
                 settings.max_queue,
             )
             .with_list_dir(settings.site_dir.clone());
-            match settings.worker_binary {
+            let engine = match settings.worker_binary {
                 Some(binary) => engine.with_worker_binary(binary),
                 None => engine,
-            }
+            };
+            #[cfg(feature = "fault-injection")]
+            let engine = match settings.panic_at {
+                Some(at) => engine.with_injected_panic(at),
+                None => engine,
+            };
+            engine
         });
         let calibrator = Arc::new(Calibrator::new(engine.clone(), shutdown.clone()));
         let figures = CalibrationSource(Arc::new(move |rerun| {
             let calibrator = calibrator.clone();
-            Box::pin(async move { calibrator.get(rerun).await })
+            Box::pin(async move { calibrator.get(rerun).await.map_err(|e| e.to_string()) })
         }));
         let state = AppState {
             sessions: sessions.clone(),
@@ -103,7 +109,7 @@ impl Application {
         let routes = generate_route_list(App);
         let router = Router::new()
             .route("/healthz", get(health))
-            .route(app::protocol::WS_PATH, get(ws_route))
+            .route(protocol::WS_PATH, get(ws_route))
             .leptos_routes_with_context(&state, routes, move || provide_context(figures.clone()), {
                 let options = leptos_options.clone();
                 move || shell(options.clone())
@@ -166,7 +172,7 @@ impl Application {
 async fn health(State(state): State<AppState>) -> impl IntoResponse {
     Json(serde_json::json!({
         "status": "ok",
-        "protocol": app::protocol::PROTOCOL_VERSION,
+        "protocol": protocol::PROTOCOL_VERSION,
         "max_workers": state.engine.limits().max_workers,
     }))
 }

@@ -1,9 +1,11 @@
 //! The cluster's charts: throughput over time, and how long requests took.
 //! Each has its figures in a table beneath it.
 
-use crate::lab_state::{format_count, format_us, Incident, LabState};
-use crate::protocol::Bucket;
+use super::LabView;
 use leptos::prelude::*;
+use protocol::format::{format_count, format_us};
+use protocol::lab::Incident;
+use protocol::Bucket;
 
 const W: f64 = 600.0;
 const H: f64 = 140.0;
@@ -13,24 +15,22 @@ const BOTTOM: f64 = 18.0;
 
 /// Requests per second at each tick, as a line, with deaths marked.
 #[component]
-pub fn Throughput(lab: RwSignal<LabState>) -> AnyView {
+pub fn Throughput(lab: LabView) -> AnyView {
     let drawing = move || {
-        lab.with(|s| {
-            if s.ticks.len() < 2 {
+        lab.ticks.with(|ticks| {
+            if ticks.len() < 2 {
                 return None;
             }
-            let end = s.ticks.last().map_or(1, |t| t.at_ms).max(1) as f64;
-            let top = s.ticks.iter().map(|t| t.rps).fold(1.0, f64::max);
+            let end = ticks.last().map_or(1, |t| t.at_ms).max(1) as f64;
+            let top = ticks.iter().map(|t| t.rps).fold(1.0, f64::max);
             let x = move |ms: f64| LEFT + ms / end * (W - LEFT - 8.0);
             let y = move |rps: f64| (H - BOTTOM) - rps / top * (H - BOTTOM - 8.0);
-            let points = s
-                .ticks
+            let points = ticks
                 .iter()
                 .map(|t| format!("{:.1},{:.1}", x(t.at_ms as f64), y(t.rps)))
                 .collect::<Vec<_>>()
                 .join(" ");
-            let deaths = s
-                .incidents
+            let deaths = lab.incidents.with(|incidents| incidents
                 .iter()
                 .filter_map(|i| match i {
                     Incident::Exited { at_ms, .. } => Some(*at_ms as f64),
@@ -41,7 +41,7 @@ pub fn Throughput(lab: RwSignal<LabState>) -> AnyView {
                         <line class="death" x1=x(at) x2=x(at) y1="4" y2=H - BOTTOM></line>
                     }
                 })
-                .collect_view();
+                .collect_view());
             Some(view! {
                 <svg viewBox=format!("0 0 {W} {H}") role="img"
                     aria-label="Requests per second over the run; a red line marks a worker's death. The figures are in the table below.">
@@ -57,8 +57,8 @@ pub fn Throughput(lab: RwSignal<LabState>) -> AnyView {
         })
     };
     let rows = move || {
-        lab.with(|s| {
-            s.ticks
+        lab.ticks.with(|ticks| {
+            ticks
                 .iter()
                 .map(|t| {
                     view! {
@@ -75,7 +75,7 @@ pub fn Throughput(lab: RwSignal<LabState>) -> AnyView {
         })
     };
     view! {
-        <figure class="chart throughput" class:empty=move || lab.with(|s| s.ticks.len() < 2)>
+        <figure class="chart throughput" class:empty=move || lab.ticks.with(|t| t.len() < 2)>
             <figcaption>"Throughput over the run: requests answered per second"</figcaption>
             {drawing}
             <details>
@@ -108,10 +108,10 @@ pub fn bucket_of(buckets: &[Bucket], us: u64) -> Option<usize> {
 /// The finished load's latencies, in doubling buckets, with the
 /// percentiles marked.
 #[component]
-pub fn LatencyHistogram(lab: RwSignal<LabState>) -> AnyView {
+pub fn LatencyHistogram(lab: LabView) -> AnyView {
     let drawing = move || {
-        lab.with(|s| {
-            let latency = &s.load.as_ref()?.latency;
+        lab.load.with(|load| {
+            let latency = &load.as_ref()?.latency;
             let buckets = &latency.buckets;
             if buckets.is_empty() {
                 return None;
@@ -159,8 +159,8 @@ pub fn LatencyHistogram(lab: RwSignal<LabState>) -> AnyView {
         })
     };
     let rows = move || {
-        lab.with(|s| {
-            s.load.as_ref().map(|l| {
+        lab.load.with(|load| {
+            load.as_ref().map(|l| {
                 let l = &l.latency;
                 let mut rows: Vec<(String, String)> = vec![
                     ("p50".into(), format_us(l.p50_us)),
@@ -188,7 +188,7 @@ pub fn LatencyHistogram(lab: RwSignal<LabState>) -> AnyView {
         })
     };
     view! {
-        <figure class="chart histogram" class:empty=move || lab.with(|s| s.load.is_none())>
+        <figure class="chart histogram" class:empty=move || lab.load.with(Option::is_none)>
             <figcaption>"How long requests took, from the load generator's HDR histogram"</figcaption>
             {drawing}
             <details>

@@ -2,8 +2,10 @@
 //! on the server's clock as the events arrive, with the same stamps in a
 //! table beneath.
 
-use crate::lab_state::{format_us, Incident, LabState, WorkerRow};
+use super::LabView;
 use leptos::prelude::*;
+use protocol::format::format_us;
+use protocol::lab::{Incident, WorkerRow};
 
 /// The drawing's size in SVG units; it scales to the page's width.
 const W: f64 = 800.0;
@@ -31,14 +33,13 @@ pub struct Lane {
     pub progress: Option<f64>,
 }
 
-/// Turn the lab's state into lanes. `now` is the newest stamp, where
-/// unfinished stretches end.
-pub fn lanes(lab: &LabState) -> Vec<Lane> {
-    let now = lab.latest_us;
-    lab.workers
+/// Turn the workers and incidents into lanes. `now` is the newest stamp,
+/// where unfinished stretches end.
+pub fn lanes(workers: &[WorkerRow], incidents: &[Incident], now: u64) -> Vec<Lane> {
+    workers
         .iter()
         .filter(|w| w.ready_at_us.is_some())
-        .map(|w| lane(w, &lab.incidents, now))
+        .map(|w| lane(w, incidents, now))
         .collect()
 }
 
@@ -99,9 +100,14 @@ fn lane(w: &WorkerRow, incidents: &[Incident], now: u64) -> Lane {
 
 /// The timeline and its table.
 #[component]
-pub fn Timeline(lab: RwSignal<LabState>, noun: &'static str) -> AnyView {
+pub fn Timeline(lab: LabView, noun: &'static str) -> AnyView {
+    let now = lab.latest_us;
+    let lanes = Memo::new(move |_| {
+        lab.workers
+            .with(|w| lab.incidents.with(|i| lanes(w, i, now.get())))
+    });
     let drawing = move || {
-        let (lanes, now) = lab.with(|s| (lanes(s), s.latest_us));
+        let (lanes, now) = (lanes.get(), now.get());
         if lanes.is_empty() {
             return None;
         }
@@ -183,12 +189,12 @@ pub fn Timeline(lab: RwSignal<LabState>, noun: &'static str) -> AnyView {
         })
     };
     let table_rows = move || {
-        lab.with(|s| {
+        lab.workers.with(|workers| {
             // `lanes` keeps the same workers, in the same order.
-            s.workers
+            workers
                 .iter()
                 .filter(|w| w.ready_at_us.is_some())
-                .zip(lanes(s))
+                .zip(lanes.get())
                 .map(|(w, lane)| {
                     let at = |t: Option<u64>| t.map_or("—".to_string(), format_us);
                     let incidents: Vec<String> = lane
@@ -212,7 +218,7 @@ pub fn Timeline(lab: RwSignal<LabState>, noun: &'static str) -> AnyView {
         })
     };
     view! {
-        <figure class="timeline" class:empty=move || lab.with(|s| s.workers.is_empty())>
+        <figure class="timeline" class:empty=move || lab.workers.with(Vec::is_empty)>
             <figcaption>
                 {format!("Each {}'s life on the server's clock, from the start of the run", noun.to_lowercase())}
             </figcaption>
@@ -250,7 +256,12 @@ pub fn Timeline(lab: RwSignal<LabState>, noun: &'static str) -> AnyView {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::{ServerEvent, WorkResult};
+    use protocol::lab::LabState;
+    use protocol::{ServerEvent, WorkResult};
+
+    fn lanes_of(lab: &LabState) -> Vec<Lane> {
+        lanes(&lab.workers, &lab.incidents, lab.latest_us)
+    }
 
     fn spawned(worker: u32, latency: u64, at: u64) -> ServerEvent {
         ServerEvent::WorkerSpawned {
@@ -287,7 +298,7 @@ mod tests {
             result: WorkResult::Slept { ms: 1 },
             at_us: Some(21_000),
         });
-        let lanes = lanes(&lab);
+        let lanes = lanes_of(&lab);
         assert_eq!(lanes.len(), 1);
         let kinds: Vec<_> = lanes[0]
             .segments
@@ -337,7 +348,7 @@ mod tests {
             p90_us: 2,
             p99_us: 3,
         });
-        let lane = &lanes(&lab)[0];
+        let lane = &lanes_of(&lab)[0];
         let kinds: Vec<_> = lane
             .segments
             .iter()

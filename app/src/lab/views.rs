@@ -2,24 +2,27 @@
 //! loop's heartbeat, the cluster's live figures. Every chart has its figures
 //! as text or a table beside it.
 
-use crate::lab_state::{
-    describe_result, format_count, format_us, outcome_word, Incident, LabState, WorkerRow,
-};
-use crate::protocol::{HostInfo, Outcome, RunSummary};
+use super::LabView;
 use leptos::prelude::*;
+use protocol::format::{
+    describe_result, format_bytes, format_count, format_us, host_line, incident_sentence,
+    outcome_word, BUSY_NOTE,
+};
+use protocol::lab::WorkerRow;
+use protocol::{HostInfo, Outcome, RunSummary};
 
 /// One row per worker: when it started, how far it is, what it cost.
 #[component]
-pub fn WorkerTable(lab: RwSignal<LabState>, noun: &'static str) -> AnyView {
+pub fn WorkerTable(lab: LabView, noun: &'static str) -> AnyView {
     let row = move |w: WorkerRow| {
         let label = format!("{noun} {} progress", w.worker);
         let percent = format!("{:.0}%", w.fraction() * 100.0);
         let id = w.tid.unwrap_or(w.pid);
         let memory = w.memory.map(|m| {
             format!(
-                "{:.1} / {:.1} MiB",
-                m.rss_bytes as f64 / 1048576.0,
-                m.anon_bytes as f64 / 1048576.0
+                "{} / {}",
+                format_bytes(m.rss_bytes),
+                format_bytes(m.anon_bytes)
             )
         });
         let trip = w
@@ -63,7 +66,7 @@ pub fn WorkerTable(lab: RwSignal<LabState>, noun: &'static str) -> AnyView {
                     </tr>
                 </thead>
                 <tbody>
-                    {move || lab.with(|s| s.workers.clone()).into_iter().map(row).collect_view()}
+                    {move || lab.workers.get().into_iter().map(row).collect_view()}
                 </tbody>
             </table>
         </div>
@@ -74,8 +77,9 @@ pub fn WorkerTable(lab: RwSignal<LabState>, noun: &'static str) -> AnyView {
 /// The end of a run: totals, the measured speedup, and where it ran.
 #[component]
 pub fn Summary(summary: RunSummary, host: Option<HostInfo>, noun: &'static str) -> AnyView {
-    let outcome = format!("{:?}", summary.outcome).to_lowercase();
-    let outcome_attr = outcome.clone();
+    let outcome = outcome_word(summary.outcome);
+    // The wire's name, for tests and styles: "completed", "deadline_exceeded".
+    let outcome_attr = format!("{:?}", summary.outcome).to_lowercase();
     let speedup = match (summary.speedup, summary.outcome) {
         (Some(s), _) => Some(format!("{s:.2}×")),
         (None, Outcome::Completed) if summary.baseline_wall_us.is_none() => None,
@@ -114,27 +118,10 @@ pub fn Summary(summary: RunSummary, host: Option<HostInfo>, noun: &'static str) 
 /// Where the figures come from.
 #[component]
 fn HostLine(host: HostInfo) -> impl IntoView {
-    let cores = match host.physical_cores {
-        Some(p) => format!("{} logical CPUs on {p} physical cores", host.logical_cores),
-        None => format!("{} logical CPUs", host.logical_cores),
-    };
-    let memory = format!(
-        "{} GiB of memory, {} GiB free",
-        host.memory_total_bytes / (1 << 30),
-        host.memory_available_bytes / (1 << 30)
-    );
-    let load = format!(
-        "load average {:.2} / {:.2} / {:.2}",
-        host.load_average[0], host.load_average[1], host.load_average[2]
-    );
     view! {
         <p class="host">
-            "Measured on this server: " {host.cpu_model} ", " {cores} ", " {memory} ", " {load} "."
-            {host.busy.then(|| view! {
-                <strong class="busy">
-                    " The machine was already busy when this run started, so these times are likely slower than on a quiet machine."
-                </strong>
-            })}
+            "Measured on this server: " {host_line(&host)} "."
+            {host.busy.then(|| view! { <strong class="busy">" " {BUSY_NOTE}</strong> })}
         </p>
     }
 }
@@ -142,12 +129,11 @@ fn HostLine(host: HostInfo) -> impl IntoView {
 /// The main loop's pulse: one mark per heartbeat along the run's timeline,
 /// its height the tick's lateness. A long gap is the loop frozen by the work.
 #[component]
-pub fn HeartbeatStrip(lab: RwSignal<LabState>) -> AnyView {
+pub fn HeartbeatStrip(lab: LabView) -> AnyView {
     const W: f64 = 600.0;
     const H: f64 = 80.0;
     let marks = move || {
-        lab.with(|s| {
-            let beats = &s.heartbeats;
+        lab.heartbeats.with(|beats| {
             let span = beats.last().map_or(1, |b| b.0.max(1)) as f64;
             let worst = beats.iter().map(|b| b.1).max().unwrap_or(1).max(1) as f64;
             let mut out = Vec::new();
@@ -171,8 +157,8 @@ pub fn HeartbeatStrip(lab: RwSignal<LabState>) -> AnyView {
         })
     };
     let figures = move || {
-        lab.with(|s| {
-            let mut lags: Vec<u64> = s.heartbeats.iter().map(|b| b.1).collect();
+        lab.heartbeats.with(|beats| {
+            let mut lags: Vec<u64> = beats.iter().map(|b| b.1).collect();
             lags.sort_unstable();
             (!lags.is_empty())
                 .then(|| (lags.len(), lags[lags.len() / 2], *lags.last().unwrap_or(&0)))
@@ -203,18 +189,17 @@ pub fn HeartbeatStrip(lab: RwSignal<LabState>) -> AnyView {
 /// The cluster as it is loaded: answers per worker, throughput, latency,
 /// deaths and replacements.
 #[component]
-pub fn ClusterView(lab: RwSignal<LabState>, kill: Callback<u32>) -> AnyView {
+pub fn ClusterView(lab: LabView, kill: Callback<u32>) -> AnyView {
     // Workers can be killed while the load runs: after the first tick, until
     // the load generator's final figures arrive.
-    let loading = move || lab.with(|s| s.busy() && !s.ticks.is_empty() && s.load.is_none());
+    let loading = Memo::new(move |_| {
+        lab.busy.get() && lab.ticks.with(|t| !t.is_empty()) && lab.load.with(Option::is_none)
+    });
     let per_worker = move || {
-        lab.with(|s| {
-            s.load
-                .as_ref()
-                .map(|l| l.per_worker.clone())
-                .or_else(|| s.ticks.last().map(|t| t.per_worker.clone()))
-                .unwrap_or_default()
-        })
+        lab.load
+            .with(|l| l.as_ref().map(|l| l.per_worker.clone()))
+            .or_else(|| lab.ticks.with(|t| t.last().map(|t| t.per_worker.clone())))
+            .unwrap_or_default()
     };
     let bars =
         move || {
@@ -239,8 +224,8 @@ pub fn ClusterView(lab: RwSignal<LabState>, kill: Callback<u32>) -> AnyView {
             .collect_view()
         };
     let live = move || {
-        lab.with(|s| {
-            s.ticks.last().map(|t| {
+        lab.ticks.with(|ticks| {
+            ticks.last().map(|t| {
                 format!(
                     "{} answered, {} failed · {:.0} requests/s · latency p50 {} · p90 {} · p99 {}",
                     format_count(t.completed),
@@ -254,28 +239,16 @@ pub fn ClusterView(lab: RwSignal<LabState>, kill: Callback<u32>) -> AnyView {
         })
     };
     let incidents = move || {
-        lab.with(|s| {
-            s.incidents
+        lab.incidents.with(|incidents| {
+            incidents
                 .iter()
-                .map(|i| {
-                    let text = match i {
-                        Incident::Exited { worker, pid, signal, at_ms } => format!(
-                            "{at_ms} ms: worker {worker} (pid {pid}) died{}",
-                            signal.map(|s| format!(", signal {s}")).unwrap_or_default()
-                        ),
-                        Incident::Respawned { worker, pid, downtime_us, at_ms } => format!(
-                            "{at_ms} ms: the primary replaced worker {worker} with pid {pid} after {}",
-                            format_us(*downtime_us)
-                        ),
-                    };
-                    view! { <li>{text}</li> }
-                })
+                .map(|i| view! { <li>{format!("{} ms: {}", i.at_ms(), incident_sentence(i))}</li> })
                 .collect_view()
         })
     };
     let total = move || {
-        lab.with(|s| {
-            s.load.as_ref().map(|l| {
+        lab.load.with(|l| {
+            l.as_ref().map(|l| {
                 format!(
                     "{} of {} requests answered ({} failed) at {:.0} requests/s; latency p50 {}, p90 {}, p99 {}, max {}.",
                     format_count(l.completed),
@@ -311,7 +284,7 @@ pub fn ClusterView(lab: RwSignal<LabState>, kill: Callback<u32>) -> AnyView {
             <div class="kills" role="group" aria-label="Kill a worker now">
                 <span>"Kill a worker now:"</span>
                 <For
-                    each=move || 0..lab.with(|s| s.workers.len() as u32)
+                    each=move || 0..lab.workers.with(|w| w.len() as u32)
                     key=|i| *i
                     children=move |i| {
                         view! {
@@ -319,7 +292,7 @@ pub fn ClusterView(lab: RwSignal<LabState>, kill: Callback<u32>) -> AnyView {
                                 type="button"
                                 class="kill"
                                 data-kill=i
-                                disabled=move || !loading()
+                                disabled=move || !loading.get()
                                 on:click=move |_| kill.run(i)
                             >
                                 {format!("Worker {i}")}
@@ -339,10 +312,10 @@ pub fn ClusterView(lab: RwSignal<LabState>, kill: Callback<u32>) -> AnyView {
 /// can be compared with the next (messages against shared memory, a pool
 /// against fresh threads, one policy against another).
 #[component]
-pub fn RunHistory(lab: RwSignal<LabState>) -> AnyView {
+pub fn RunHistory(lab: LabView) -> AnyView {
     let rows = move || {
-        lab.with(|s| {
-            s.history
+        lab.history.with(|history| {
+            history
                 .iter()
                 .map(|past| {
                     let sum = &past.summary;
@@ -364,7 +337,7 @@ pub fn RunHistory(lab: RwSignal<LabState>) -> AnyView {
         })
     };
     view! {
-        <div class="table-wrap history" class:empty=move || lab.with(|s| s.history.is_empty())>
+        <div class="table-wrap history" class:empty=move || lab.history.with(Vec::is_empty)>
             <table>
                 <caption>"Your runs on this page, newest first"</caption>
                 <thead>

@@ -6,8 +6,12 @@
 //! A share is a list of small *steps*; a worker reports progress after each
 //! step and checks between steps whether it has been told to stop, which is
 //! what makes cancel prompt (a step is a few milliseconds at most).
+//!
+//! Only [`Compute`] workloads run inside a worker: the type holds nothing
+//! else, so a worker cannot be handed an HTTP or a program workload by
+//! mistake, whatever the limits let through.
 
-use app::protocol::{WorkResult, Workload};
+use protocol::{WorkResult, Workload};
 use sha2::{Digest, Sha256};
 use std::time::{Duration, Instant};
 
@@ -18,11 +22,50 @@ const STEPS_PER_WORKLOAD: u64 = 256;
 /// Longest single sleep step, so a sleeping worker still notices a cancel.
 const SLEEP_STEP: Duration = Duration::from_millis(10);
 
+/// A workload a worker computes by itself: the only kind a [`Share`] holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compute {
+    /// Count the primes below `below`.
+    Primes { below: u64 },
+    /// A SHA-256 chain of `rounds` rounds, one chain per worker.
+    Sha256Chain { rounds: u64 },
+    /// Sleep `ms` milliseconds, shared out.
+    Sleep { ms: u64 },
+}
+
+/// A workload that no worker computes on its own (a program, an HTTP one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("{0} is not a workload a worker computes")]
+pub struct NotComputable(pub &'static str);
+
+impl TryFrom<&Workload> for Compute {
+    type Error = NotComputable;
+
+    fn try_from(workload: &Workload) -> Result<Self, NotComputable> {
+        match *workload {
+            Workload::Primes { below } => Ok(Compute::Primes { below }),
+            Workload::Sha256Chain { rounds } => Ok(Compute::Sha256Chain { rounds }),
+            Workload::Sleep { ms } => Ok(Compute::Sleep { ms }),
+            ref other => Err(NotComputable(other.name())),
+        }
+    }
+}
+
+impl From<Compute> for Workload {
+    fn from(compute: Compute) -> Workload {
+        match compute {
+            Compute::Primes { below } => Workload::Primes { below },
+            Compute::Sha256Chain { rounds } => Workload::Sha256Chain { rounds },
+            Compute::Sleep { ms } => Workload::Sleep { ms },
+        }
+    }
+}
+
 /// One worker's part of a workload.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Share {
     /// The whole workload, as the learner asked for it.
-    pub workload: Workload,
+    pub workload: Compute,
     /// This worker, counted from 0.
     pub worker: u32,
     /// How many workers split the workload.
@@ -34,9 +77,11 @@ pub struct Share {
 pub struct Stopped;
 
 impl Share {
-    /// Worker `worker` of `workers`.
-    pub fn new(workload: Workload, worker: u32, workers: u32) -> Self {
-        assert!(worker < workers, "worker {worker} of {workers}");
+    /// Worker `worker` of `workers`; a worker index past the end is read as
+    /// the last worker.
+    pub fn new(workload: Compute, worker: u32, workers: u32) -> Self {
+        let workers = workers.max(1);
+        let worker = worker.min(workers - 1);
         Share {
             workload,
             worker,
@@ -54,45 +99,38 @@ impl Share {
 
     /// How many steps this worker will report progress for.
     pub fn total_steps(&self) -> u64 {
-        match &self.workload {
-            Workload::Primes { .. } | Workload::Sha256Chain { .. } | Workload::Sleep { .. } => {
-                self.my_steps(self.step_count()).count() as u64
-            }
-            _ => 1,
-        }
+        self.my_steps(self.step_count()).count() as u64
     }
 
     fn step_count(&self) -> u64 {
-        match &self.workload {
-            Workload::Primes { below } => STEPS_PER_WORKLOAD.min(*below).max(1),
-            Workload::Sha256Chain { rounds } => {
+        match self.workload {
+            Compute::Primes { below } => STEPS_PER_WORKLOAD.min(below).max(1),
+            Compute::Sha256Chain { rounds } => {
                 // Each worker runs one chain, cut into equal steps.
-                let mine = split_evenly(*rounds, self.worker, self.workers);
+                let mine = split_evenly(rounds, self.worker, self.workers);
                 (STEPS_PER_WORKLOAD / self.workers as u64).clamp(1, mine.max(1))
                     * self.workers as u64
             }
-            Workload::Sleep { ms } => {
-                let mine = split_evenly(*ms, self.worker, self.workers);
+            Compute::Sleep { ms } => {
+                let mine = split_evenly(ms, self.worker, self.workers);
                 mine.div_ceil(SLEEP_STEP.as_millis() as u64).max(1) * self.workers as u64
             }
-            _ => 1,
         }
     }
 
     /// Do the work. `should_stop` is asked between steps; `progress` is told
-    /// `(done, total)` after each one. Only catalogue workloads that compute
-    /// inside a worker are accepted here; the caller has validated the spec.
+    /// `(done, total)` after each one.
     pub fn run(
         &self,
         mut should_stop: impl FnMut() -> bool,
         mut progress: impl FnMut(u64, u64),
     ) -> Result<WorkResult, Stopped> {
         let total = self.total_steps();
-        match &self.workload {
-            Workload::Primes { below } => {
+        match self.workload {
+            Compute::Primes { below } => {
                 // Validation keeps `below` far inside u32, and 32-bit division
                 // is markedly faster than 64-bit on x86.
-                let below = (*below).min(u64::from(u32::MAX));
+                let below = below.min(u64::from(u32::MAX));
                 let divisors = small_primes(isqrt(below) as u32);
                 let steps = self.step_count();
                 let mut count = 0;
@@ -106,8 +144,8 @@ impl Share {
                 }
                 Ok(WorkResult::Primes { count })
             }
-            Workload::Sha256Chain { rounds } => {
-                let mine = split_evenly(*rounds, self.worker, self.workers);
+            Compute::Sha256Chain { rounds } => {
+                let mine = split_evenly(rounds, self.worker, self.workers);
                 let mut state = chain_seed(self.worker);
                 for done in 0..total {
                     if should_stop() {
@@ -121,8 +159,8 @@ impl Share {
                     digests: vec![hex(&state)],
                 })
             }
-            Workload::Sleep { ms } => {
-                let mine = Duration::from_millis(split_evenly(*ms, self.worker, self.workers));
+            Compute::Sleep { ms } => {
+                let mine = Duration::from_millis(split_evenly(ms, self.worker, self.workers));
                 let started = Instant::now();
                 for done in 0..total {
                     if should_stop() {
@@ -136,7 +174,6 @@ impl Share {
                     ms: started.elapsed().as_millis() as u64,
                 })
             }
-            other => panic!("{} is not a worker workload", other.name()),
         }
     }
 }
@@ -240,10 +277,10 @@ fn hex(bytes: &[u8]) -> String {
 mod tests {
     use super::*;
 
-    fn run_all(workload: Workload, workers: u32) -> WorkResult {
+    fn run_all(workload: Compute, workers: u32) -> WorkResult {
         let results = (0..workers)
             .map(|w| {
-                Share::new(workload.clone(), w, workers)
+                Share::new(workload, w, workers)
                     .run(|| false, |_, _| {})
                     .unwrap()
             })
@@ -254,7 +291,7 @@ mod tests {
     #[test]
     fn there_are_78498_primes_below_a_million() {
         assert_eq!(
-            run_all(Workload::Primes { below: 1_000_000 }, 1),
+            run_all(Compute::Primes { below: 1_000_000 }, 1),
             WorkResult::Primes { count: 78_498 }
         );
     }
@@ -263,7 +300,7 @@ mod tests {
     fn the_prime_count_does_not_depend_on_how_it_is_split() {
         for workers in [1, 2, 3, 7, 16] {
             assert_eq!(
-                run_all(Workload::Primes { below: 100_000 }, workers),
+                run_all(Compute::Primes { below: 100_000 }, workers),
                 WorkResult::Primes { count: 9_592 },
                 "{workers} workers"
             );
@@ -285,7 +322,7 @@ mod tests {
             (102, 26),
         ] {
             assert_eq!(
-                run_all(Workload::Primes { below }, 1),
+                run_all(Compute::Primes { below }, 1),
                 WorkResult::Primes { count },
                 "below {below}"
             );
@@ -306,7 +343,7 @@ mod tests {
         // h = hashlib.sha256(b"spawnlab:0").digest()
         // for _ in range(1000): h = hashlib.sha256(h).digest()
         let WorkResult::Sha256Chain { digests } =
-            run_all(Workload::Sha256Chain { rounds: 1_000 }, 1)
+            run_all(Compute::Sha256Chain { rounds: 1_000 }, 1)
         else {
             panic!("not a chain result");
         };
@@ -316,7 +353,7 @@ mod tests {
     #[test]
     fn sha256_chains_are_split_into_one_chain_per_worker() {
         let WorkResult::Sha256Chain { digests } =
-            run_all(Workload::Sha256Chain { rounds: 2_001 }, 2)
+            run_all(Compute::Sha256Chain { rounds: 2_001 }, 2)
         else {
             panic!("not a chain result");
         };
@@ -332,7 +369,7 @@ mod tests {
 
     #[test]
     fn a_stop_request_ends_the_work_between_steps() {
-        let share = Share::new(Workload::Primes { below: 10_000_000 }, 0, 1);
+        let share = Share::new(Compute::Primes { below: 10_000_000 }, 0, 1);
         let mut asked = 0;
         let mut last_progress = 0;
         let result = share.run(
@@ -349,11 +386,11 @@ mod tests {
     #[test]
     fn progress_counts_up_to_the_total() {
         for workload in [
-            Workload::Primes { below: 50_000 },
-            Workload::Sha256Chain { rounds: 500 },
-            Workload::Sleep { ms: 30 },
+            Compute::Primes { below: 50_000 },
+            Compute::Sha256Chain { rounds: 500 },
+            Compute::Sleep { ms: 30 },
         ] {
-            let share = Share::new(workload.clone(), 1, 3);
+            let share = Share::new(workload, 1, 3);
             let mut seen = Vec::new();
             share.run(|| false, |d, t| seen.push((d, t))).unwrap();
             let total = share.total_steps();
@@ -361,6 +398,16 @@ mod tests {
             assert_eq!(seen.last(), Some(&(total, total)), "{workload:?}");
             assert_eq!(seen.len() as u64, total, "{workload:?}");
         }
+    }
+
+    #[test]
+    fn only_computable_workloads_reach_a_worker() {
+        assert_eq!(
+            Compute::try_from(&Workload::HttpHello),
+            Err(NotComputable("http_hello"))
+        );
+        let primes = Workload::Primes { below: 10 };
+        assert_eq!(Workload::from(Compute::try_from(&primes).unwrap()), primes);
     }
 
     const CHAIN_0_1000: &str = "b5c6dbf0ba223224e48d88bdba4af91377f904c1a5f3365a47265e8827962694";

@@ -17,19 +17,18 @@ pub mod channel;
 pub mod primary;
 pub mod worker;
 
-use super::loadgen::{self, Live, Load};
+use super::error::RunError;
+use super::loadgen::{self, Load, Tally};
 use super::measure::micros;
 use super::spawn::{kill_group, spawn};
 use super::{EventSink, Faults, ModelRun, Pass, Stop};
-use app::protocol::{
+use protocol::{
     KillWorker, LoadStats, Memory, RunId, SchedPolicy, ServerEvent, WorkResult, Workload,
 };
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::atomic::Ordering;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::mpsc;
@@ -135,7 +134,64 @@ pub struct Plan {
     pub concurrency: u32,
     pub keep_alive: bool,
     pub kill: Option<KillWorker>,
-    pub binary: PathBuf,
+}
+
+/// Start the cluster, drive the load through it, and report.
+pub async fn run(
+    id: RunId,
+    plan: Plan,
+    binary: &Path,
+    events: &EventSink,
+    stop: &Stop,
+    faults: Option<Faults>,
+) -> Result<ModelRun, RunError> {
+    // Every stamp of the run counts from here, the primary's spawn.
+    let clock = Clock(Instant::now());
+    let mut primary = Primary::start(binary).await?;
+    primary
+        .tell(&ToPrimary::Start {
+            workers: plan.workers,
+            policy: plan.policy,
+            workload: plan.workload.clone(),
+        })
+        .await?;
+    let port = tokio::select! {
+        port = tokio::time::timeout(SETUP_TIMEOUT, primary.serving(id, clock, events)) => {
+            port.map_err(|_| RunError::Timeout("the cluster's start"))??
+        }
+        _ = stop.requested() => return Ok(Pass::stopped(plan.workers).alone()),
+    };
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let load = drive(id, &plan, addr, &mut primary, clock, events, stop, faults).await?;
+    if stop.is_requested() {
+        return Ok(Pass::stopped(plan.workers).alone());
+    }
+    let stats = tokio::time::timeout(SETUP_TIMEOUT, primary.finish())
+        .await
+        .map_err(|_| RunError::Timeout("the cluster's final report"))??;
+    Ok(report(id, &plan, load, stats, clock, events))
+}
+
+/// The run's clock: every stamp counts from the primary's spawn.
+#[derive(Debug, Clone, Copy)]
+struct Clock(Instant);
+
+impl Clock {
+    fn at_us(self) -> Option<u64> {
+        Some(micros(self.0.elapsed()))
+    }
+
+    fn at_ms(self) -> u64 {
+        self.0.elapsed().as_millis() as u64
+    }
+}
+
+/// The cluster's primary process, its channel, and the guard that ends the
+/// whole cluster however the run ends.
+struct Primary {
+    to: tokio::process::ChildStdin,
+    from: mpsc::UnboundedReceiver<FromPrimary>,
+    _guard: ClusterGuard,
 }
 
 /// Ends the cluster however the run ends: kill the group, reap the primary.
@@ -150,227 +206,249 @@ impl Drop for ClusterGuard {
     }
 }
 
-/// Start the cluster, drive the load through it, and report.
-pub async fn run(
-    id: RunId,
-    plan: Plan,
-    events: &EventSink,
-    stop: &Stop,
-    mut faults: Option<Faults>,
-) -> Result<ModelRun, String> {
-    let send = |ev| {
-        let _ = events.send(ev);
-    };
-    // Every stamp of the run counts from here, the primary's spawn.
-    let began = Instant::now();
-    let at_us = || Some(micros(began.elapsed()));
-    let mut command = Command::new(&plan.binary);
-    command
-        .arg(PRIMARY_COMMAND)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
-    let mut primary = tokio::task::spawn_blocking(move || spawn(command, None))
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| format!("could not start the cluster primary: {e}"))?;
-    let stdin = primary.stdin.take().ok_or("no primary stdin")?;
-    let stdout = primary.stdout.take().ok_or("no primary stdout")?;
-    let _guard = ClusterGuard { primary };
-    let mut to_primary = tokio::process::ChildStdin::from_std(stdin).map_err(|e| e.to_string())?;
-    let from_primary = tokio::process::ChildStdout::from_std(stdout).map_err(|e| e.to_string())?;
-    let mut messages = relay(from_primary);
+impl Primary {
+    /// Start `binary` as a cluster primary in a process group of its own.
+    async fn start(binary: &Path) -> Result<Self, RunError> {
+        let mut command = Command::new(binary);
+        command
+            .arg(PRIMARY_COMMAND)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        let mut child = tokio::task::spawn_blocking(move || spawn(command, None))
+            .await
+            .map_err(|e| RunError::joined("starting the cluster primary", e))?
+            .map_err(|e| RunError::start("the cluster primary", e))?;
+        let pipes = child.stdin.take().zip(child.stdout.take());
+        let guard = ClusterGuard { primary: child };
+        let (stdin, stdout) = pipes.ok_or(RunError::Cluster("started without pipes".into()))?;
+        let io = |e| RunError::io("the cluster primary's pipes", e);
+        Ok(Primary {
+            to: tokio::process::ChildStdin::from_std(stdin).map_err(io)?,
+            from: relay(tokio::process::ChildStdout::from_std(stdout).map_err(io)?),
+            _guard: guard,
+        })
+    }
 
-    tell(
-        &mut to_primary,
-        &ToPrimary::Start {
-            workers: plan.workers,
-            policy: plan.policy,
-            workload: plan.workload.clone(),
-        },
-    )
-    .await?;
+    /// Send one message.
+    async fn tell(&mut self, msg: &ToPrimary) -> Result<(), RunError> {
+        let mut line = serde_json::to_vec(msg).expect("messages serialize");
+        line.push(b'\n');
+        self.to
+            .write_all(&line)
+            .await
+            .map_err(|e| RunError::io("the cluster primary stopped listening", e))
+    }
 
-    // Set-up: the port, then every worker's start latency.
-    let mut port = None;
-    let setup = async {
+    /// Wait until every worker is up and the port is served, announcing
+    /// each worker's start; the port.
+    async fn serving(
+        &mut self,
+        id: RunId,
+        clock: Clock,
+        events: &EventSink,
+    ) -> Result<u16, RunError> {
+        let mut port = None;
         loop {
-            match messages.recv().await {
+            match self.from.recv().await {
                 Some(FromPrimary::Listening { port: p }) => port = Some(p),
                 Some(FromPrimary::WorkerUp {
                     worker,
                     pid,
                     latency_us,
-                }) => send(ServerEvent::WorkerSpawned {
-                    run: id,
-                    worker,
-                    start_latency_us: latency_us,
-                    pid,
-                    tid: None,
-                    at_us: at_us(),
-                }),
-                Some(FromPrimary::Serving) => return Ok(()),
-                Some(FromPrimary::Failed { message }) => return Err(message),
+                }) => {
+                    let _ = events.send(ServerEvent::WorkerSpawned {
+                        run: id,
+                        worker,
+                        start_latency_us: latency_us,
+                        pid,
+                        tid: None,
+                        at_us: clock.at_us(),
+                    });
+                }
+                Some(FromPrimary::Serving) => {
+                    return port.ok_or(RunError::Cluster("it named no port".into()))
+                }
+                Some(FromPrimary::Failed { message }) => return Err(RunError::Cluster(message)),
                 Some(_) => {}
-                None => return Err("the cluster primary exited during start-up".to_string()),
+                None => return Err(RunError::Cluster("it exited during start-up".into())),
             }
         }
-    };
-    tokio::select! {
-        r = tokio::time::timeout(SETUP_TIMEOUT, setup) => {
-            r.map_err(|_| "the cluster did not start in time".to_string())??
-        }
-        _ = stop.requested() => return Ok(stopped(plan.workers)),
-    }
-    let addr = SocketAddr::from(([127, 0, 0, 1], port.ok_or("the primary named no port")?));
-
-    // The load, with live figures and fault injection beside it.
-    let live = Arc::new(Live::new(plan.workers));
-    let load = tokio::spawn(loadgen::run(
-        Load {
-            addr,
-            requests: plan.requests.into(),
-            concurrency: plan.concurrency,
-            keep_alive: plan.keep_alive,
-        },
-        live.clone(),
-        stop.clone(),
-    ));
-    tokio::pin!(load);
-    let mut ticker = tokio::time::interval(TICK);
-    let mut last_completed = 0;
-    let mut kill = plan.kill;
-    let mut respawns = 0;
-    let at_ms = || began.elapsed().as_millis() as u64;
-    let duration = loop {
-        tokio::select! {
-            done = &mut load => break done.map_err(|e| e.to_string())?,
-            _ = ticker.tick() => {
-                last_completed = tick(id, &live, last_completed, at_ms(), events);
-                if let Some(k) = kill.filter(|k| live.completed.load(Ordering::Relaxed) >= k.after_requests.into()) {
-                    tell(&mut to_primary, &ToPrimary::Kill { worker: k.worker }).await?;
-                    kill = None;
-                }
-            }
-            // A kill the learner asked for, now.
-            Some(worker) = async { faults.as_mut()?.recv().await } => {
-                tell(&mut to_primary, &ToPrimary::Kill { worker }).await?;
-            }
-            msg = messages.recv() => match msg {
-                Some(FromPrimary::WorkerExited { worker, pid, signal, exit_code }) => {
-                    send(ServerEvent::WorkerExited { run: id, worker, pid, signal, exit_code, at_ms: at_ms() })
-                }
-                Some(FromPrimary::WorkerRespawned { worker, pid, downtime_us }) => {
-                    respawns += 1;
-                    send(ServerEvent::WorkerRespawned { run: id, worker, pid, downtime_us, at_ms: at_ms() })
-                }
-                Some(FromPrimary::Failed { message }) => return Err(message),
-                Some(_) => {}
-                None => return Err("the cluster primary exited under load".to_string()),
-            },
-            // A kill that waits for a request count must not wait forever:
-            // check more often than the ticker while one is pending.
-            _ = tokio::time::sleep(Duration::from_millis(5)), if kill.is_some() => {
-                if let Some(k) = kill.filter(|k| live.completed.load(Ordering::Relaxed) >= k.after_requests.into()) {
-                    tell(&mut to_primary, &ToPrimary::Kill { worker: k.worker }).await?;
-                    kill = None;
-                }
-            }
-        }
-    };
-    tick(id, &live, last_completed, at_ms(), events);
-    if stop.is_requested() {
-        return Ok(stopped(plan.workers));
     }
 
-    // The workers' own counts, CPU time and memory.
-    tell(&mut to_primary, &ToPrimary::Finish).await?;
-    let stats = tokio::time::timeout(SETUP_TIMEOUT, async {
+    /// Ask for the workers' own figures and wait for them.
+    async fn finish(&mut self) -> Result<WorkerStats, RunError> {
+        self.tell(&ToPrimary::Finish).await?;
         loop {
-            match messages.recv().await {
+            match self.from.recv().await {
                 Some(FromPrimary::Stats {
                     served,
                     cpu_us,
                     memory,
-                }) => return Some((served, cpu_us, memory)),
+                }) => {
+                    return Ok(WorkerStats {
+                        served,
+                        cpu_us,
+                        memory,
+                    })
+                }
                 Some(_) => continue,
-                None => return None,
+                None => return Err(RunError::Cluster("it did not report its workers".into())),
             }
         }
+    }
+}
+
+/// Each worker's own figures, as the primary collected them at the end.
+struct WorkerStats {
+    served: Vec<Option<u64>>,
+    cpu_us: Vec<Option<u64>>,
+    memory: Vec<Option<Memory>>,
+}
+
+/// What the load amounted to.
+struct LoadDone {
+    tally: Tally,
+    duration: Duration,
+    respawns: u32,
+}
+
+/// Fire the load at `addr`, folding its samples, streaming live figures,
+/// killing workers when asked (by the plan or by the learner) and passing
+/// on the primary's deaths and respawns, until the load is done.
+#[allow(clippy::too_many_arguments)]
+async fn drive(
+    id: RunId,
+    plan: &Plan,
+    addr: SocketAddr,
+    primary: &mut Primary,
+    clock: Clock,
+    events: &EventSink,
+    stop: &Stop,
+    mut faults: Option<Faults>,
+) -> Result<LoadDone, RunError> {
+    let load = Load {
+        addr,
+        requests: plan.requests.into(),
+        concurrency: plan.concurrency,
+        keep_alive: plan.keep_alive,
+    };
+    let started = Instant::now();
+    let mut samples = loadgen::start(load, stop.clone());
+    let mut tally = Tally::new(plan.workers);
+    let mut ticker = tokio::time::interval(TICK);
+    let mut last_completed = 0;
+    let mut kill = plan.kill;
+    let mut respawns = 0;
+    loop {
+        tokio::select! {
+            sample = samples.recv() => match sample {
+                Some(sample) => {
+                    tally.add(sample);
+                    if let Some(k) = kill.filter(|k| tally.completed >= k.after_requests.into()) {
+                        primary.tell(&ToPrimary::Kill { worker: k.worker }).await?;
+                        kill = None;
+                    }
+                }
+                None => break,
+            },
+            _ = ticker.tick() => {
+                last_completed = tick(id, &tally, last_completed, clock.at_ms(), events);
+            }
+            // A kill the learner asked for, now.
+            Some(worker) = async { faults.as_mut()?.recv().await } => {
+                primary.tell(&ToPrimary::Kill { worker }).await?;
+            }
+            msg = primary.from.recv() => match msg {
+                Some(FromPrimary::WorkerExited { worker, pid, signal, exit_code }) => {
+                    let at_ms = clock.at_ms();
+                    let _ = events.send(ServerEvent::WorkerExited { run: id, worker, pid, signal, exit_code, at_ms });
+                }
+                Some(FromPrimary::WorkerRespawned { worker, pid, downtime_us }) => {
+                    respawns += 1;
+                    let at_ms = clock.at_ms();
+                    let _ = events.send(ServerEvent::WorkerRespawned { run: id, worker, pid, downtime_us, at_ms });
+                }
+                Some(FromPrimary::Failed { message }) => return Err(RunError::Cluster(message)),
+                Some(_) => {}
+                None => return Err(RunError::Cluster("it exited under load".into())),
+            },
+        }
+    }
+    tick(id, &tally, last_completed, clock.at_ms(), events);
+    Ok(LoadDone {
+        tally,
+        duration: started.elapsed(),
+        respawns,
     })
-    .await
-    .ok()
-    .flatten()
-    .ok_or("the cluster primary did not report its workers")?;
-    let (served, cpu_us, memory) = stats;
-    let per_worker = live.per_worker();
+}
+
+/// Every worker's end, the load's figures, and the run's result.
+fn report(
+    id: RunId,
+    plan: &Plan,
+    load: LoadDone,
+    stats: WorkerStats,
+    clock: Clock,
+    events: &EventSink,
+) -> ModelRun {
+    let per_worker = load.tally.per_worker();
     let mut results = Vec::new();
     let mut cpu = Duration::ZERO;
     for (worker, &answered) in per_worker.iter().enumerate() {
-        let worker_cpu = cpu_us.get(worker).copied().flatten().unwrap_or(0);
+        let worker_cpu = stats.cpu_us.get(worker).copied().flatten().unwrap_or(0);
         cpu += Duration::from_micros(worker_cpu);
         let result = WorkResult::Requests { served: answered };
-        send(ServerEvent::WorkerFinished {
+        let _ = events.send(ServerEvent::WorkerFinished {
             run: id,
             worker: worker as u32,
-            wall_us: micros(duration),
+            wall_us: micros(load.duration),
             cpu_us: worker_cpu,
-            memory: memory.get(worker).copied().flatten(),
+            memory: stats.memory.get(worker).copied().flatten(),
             messages: None,
             result: result.clone(),
-            at_us: at_us(),
+            at_us: clock.at_us(),
         });
         results.push(Some(result));
     }
-    let completed = live.completed.load(Ordering::Relaxed);
-    send(ServerEvent::LoadFinished {
+    let completed = load.tally.completed;
+    let _ = events.send(ServerEvent::LoadFinished {
         run: id,
         stats: LoadStats {
             requests: plan.requests.into(),
             completed,
-            errors: live.errors.load(Ordering::Relaxed),
+            errors: load.tally.errors,
             per_worker,
-            served_by_workers: served,
-            duration_us: micros(duration),
-            rps: completed as f64 / duration.as_secs_f64().max(1e-9),
-            latency: live.latency(),
-            respawns,
+            served_by_workers: stats.served,
+            duration_us: micros(load.duration),
+            rps: completed as f64 / load.duration.as_secs_f64().max(1e-9),
+            latency: load.tally.latency(),
+            respawns: load.respawns,
         },
     });
-    Ok(Pass {
-        wall: duration,
+    Pass {
+        wall: load.duration,
         cpu,
         results,
-    }
-    .alone())
-}
-
-/// What a stopped cluster run amounts to: nothing complete.
-fn stopped(workers: u32) -> ModelRun {
-    Pass {
-        wall: Duration::ZERO,
-        cpu: Duration::ZERO,
-        results: vec![None; workers as usize],
     }
     .alone()
 }
 
 /// Stream the live figures; returns the completed count for the next tick.
-fn tick(id: RunId, live: &Live, last_completed: u64, at_ms: u64, events: &EventSink) -> u64 {
-    let completed = live.completed.load(Ordering::Relaxed);
-    let latency = live.latency();
+fn tick(id: RunId, tally: &Tally, last_completed: u64, at_ms: u64, events: &EventSink) -> u64 {
+    let latency = tally.latency();
     let _ = events.send(ServerEvent::ClusterTick {
         run: id,
         at_ms,
-        per_worker: live.per_worker(),
-        completed,
-        errors: live.errors.load(Ordering::Relaxed),
-        rps: (completed - last_completed) as f64 / TICK.as_secs_f64(),
+        per_worker: tally.per_worker(),
+        completed: tally.completed,
+        errors: tally.errors,
+        rps: (tally.completed - last_completed) as f64 / TICK.as_secs_f64(),
         p50_us: latency.p50_us,
         p90_us: latency.p90_us,
         p99_us: latency.p99_us,
     });
-    completed
+    tally.completed
 }
 
 /// Read the primary's lines on a task of their own and pass them on.
@@ -390,12 +468,4 @@ fn relay(stdout: tokio::process::ChildStdout) -> mpsc::UnboundedReceiver<FromPri
         }
     });
     rx
-}
-
-async fn tell(to: &mut tokio::process::ChildStdin, msg: &ToPrimary) -> Result<(), String> {
-    let mut line = serde_json::to_vec(msg).map_err(|e| e.to_string())?;
-    line.push(b'\n');
-    to.write_all(&line)
-        .await
-        .map_err(|e| format!("the cluster primary stopped listening: {e}"))
 }

@@ -3,7 +3,8 @@
 //! Every run carries a [`HostInfo`] so a figure on the page can always say
 //! where it was measured, and whether the machine was already busy.
 
-use app::protocol::HostInfo;
+use procfs::{Current, CurrentSI};
+use protocol::HostInfo;
 use std::collections::HashSet;
 use std::time::Duration;
 
@@ -22,20 +23,37 @@ pub fn describe() -> HostInfo {
     let after = cpu_ticks();
     let busy_share = match (before, after) {
         (Some((busy0, total0)), Some((busy1, total1))) if total1 > total0 => {
-            (busy1 - busy0) as f64 / (total1 - total0) as f64
+            busy1.saturating_sub(busy0) as f64 / (total1 - total0) as f64
         }
         _ => 0.0,
     };
-    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let cpuinfo = procfs::CpuInfo::current().ok();
+    let meminfo = procfs::Meminfo::current().ok();
+    let load = procfs::LoadAverage::current().ok();
     HostInfo {
-        cpu_model: cpu_model(&cpuinfo).unwrap_or_else(|| std::env::consts::ARCH.to_string()),
+        cpu_model: cpuinfo
+            .as_ref()
+            .and_then(|c| c.model_name(0))
+            .map_or_else(|| std::env::consts::ARCH.to_string(), str::to_string),
         logical_cores: logical_cores(),
-        physical_cores: physical_cores(&cpuinfo),
-        load_average: load_average(),
-        memory_total_bytes: meminfo_bytes(&meminfo, "MemTotal:").unwrap_or(0),
-        memory_available_bytes: meminfo_bytes(&meminfo, "MemAvailable:").unwrap_or(0),
+        physical_cores: cpuinfo.as_ref().and_then(physical_cores),
+        load_average: load.map_or([0.0; 3], |l| [l.one, l.five, l.fifteen].map(f64::from)),
+        memory_total_bytes: meminfo.as_ref().map_or(0, |m| m.mem_total),
+        memory_available_bytes: meminfo.and_then(|m| m.mem_available).unwrap_or(0),
         busy: busy_share > BUSY_SHARE,
+    }
+}
+
+/// A host that could not be described (its description panicked).
+pub fn unknown() -> HostInfo {
+    HostInfo {
+        cpu_model: std::env::consts::ARCH.to_string(),
+        logical_cores: logical_cores(),
+        physical_cores: None,
+        load_average: [0.0; 3],
+        memory_total_bytes: 0,
+        memory_available_bytes: 0,
+        busy: false,
     }
 }
 
@@ -46,55 +64,31 @@ pub fn logical_cores() -> u32 {
         .unwrap_or(1)
 }
 
-fn cpu_model(cpuinfo: &str) -> Option<String> {
-    cpuinfo
-        .lines()
-        .find(|l| l.starts_with("model name"))
-        .and_then(|l| l.split_once(':'))
-        .map(|(_, v)| v.trim().to_string())
-}
-
 /// Distinct (package, core) pairs; `None` when the kernel does not say.
-fn physical_cores(cpuinfo: &str) -> Option<u32> {
-    let mut cores = HashSet::new();
-    for block in cpuinfo.split("\n\n") {
-        let field = |name: &str| {
-            block
-                .lines()
-                .find(|l| l.starts_with(name))
-                .and_then(|l| l.split_once(':'))
-                .map(|(_, v)| v.trim().to_string())
-        };
-        if let (Some(package), Some(core)) = (field("physical id"), field("core id")) {
-            cores.insert((package, core));
-        }
-    }
+fn physical_cores(cpuinfo: &procfs::CpuInfo) -> Option<u32> {
+    let cores: HashSet<(&str, &str)> = (0..cpuinfo.num_cores())
+        .filter_map(|cpu| {
+            Some((
+                cpuinfo.get_field(cpu, "physical id")?,
+                cpuinfo.get_field(cpu, "core id")?,
+            ))
+        })
+        .collect();
     (!cores.is_empty()).then_some(cores.len() as u32)
 }
 
-fn load_average() -> [f64; 3] {
-    let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    let mut fields = text.split_whitespace().map(|f| f.parse().unwrap_or(0.0));
-    [(); 3].map(|_| fields.next().unwrap_or(0.0))
-}
-
-fn meminfo_bytes(meminfo: &str, key: &str) -> Option<u64> {
-    let line = meminfo.lines().find(|l| l.starts_with(key))?;
-    let kib: u64 = line[key.len()..].split_whitespace().next()?.parse().ok()?;
-    Some(kib * 1024)
-}
-
-/// (busy, total) jiffies summed over all CPUs, from the first line of
-/// /proc/stat. Idle and iowait count as not busy.
+/// (busy, total) ticks summed over all CPUs. Idle and iowait count as not
+/// busy.
 fn cpu_ticks() -> Option<(u64, u64)> {
-    let stat = std::fs::read_to_string("/proc/stat").ok()?;
-    let line = stat.lines().next()?.strip_prefix("cpu ")?;
-    let ticks: Vec<u64> = line
-        .split_whitespace()
-        .filter_map(|t| t.parse().ok())
-        .collect();
-    let total: u64 = ticks.iter().take(8).sum();
-    let idle = ticks.get(3)? + ticks.get(4).unwrap_or(&0);
+    let t = procfs::KernelStats::current().ok()?.total;
+    let idle = t.idle + t.iowait.unwrap_or(0);
+    let total = t.user
+        + t.nice
+        + t.system
+        + idle
+        + t.irq.unwrap_or(0)
+        + t.softirq.unwrap_or(0)
+        + t.steal.unwrap_or(0);
     Some((total - idle, total))
 }
 
@@ -102,24 +96,22 @@ fn cpu_ticks() -> Option<(u64, u64)> {
 mod tests {
     use super::*;
 
-    const CPUINFO: &str = "processor\t: 0\nmodel name\t: Example CPU @ 2.0GHz\nphysical id\t: 0\ncore id\t\t: 0\n\nprocessor\t: 1\nmodel name\t: Example CPU @ 2.0GHz\nphysical id\t: 0\ncore id\t\t: 0\n\nprocessor\t: 2\nmodel name\t: Example CPU @ 2.0GHz\nphysical id\t: 0\ncore id\t\t: 1\n";
+    const CPUINFO: &str = "processor\t: 0\nmodel name\t: Example CPU @ 2.0GHz\nphysical id\t: 0\ncore id\t\t: 0\n\nprocessor\t: 1\nmodel name\t: Example CPU @ 2.0GHz\nphysical id\t: 0\ncore id\t\t: 0\n\nprocessor\t: 2\nmodel name\t: Example CPU @ 2.0GHz\nphysical id\t: 0\ncore id\t\t: 1\n\n";
+
+    fn cpuinfo(text: &str) -> procfs::CpuInfo {
+        procfs::FromRead::from_read(text.as_bytes()).unwrap()
+    }
 
     #[test]
     fn hyperthreads_of_one_core_count_once() {
-        assert_eq!(physical_cores(CPUINFO), Some(2));
-        assert_eq!(cpu_model(CPUINFO).as_deref(), Some("Example CPU @ 2.0GHz"));
+        let info = cpuinfo(CPUINFO);
+        assert_eq!(physical_cores(&info), Some(2));
+        assert_eq!(info.model_name(0), Some("Example CPU @ 2.0GHz"));
     }
 
     #[test]
     fn physical_cores_are_unknown_without_topology() {
-        assert_eq!(physical_cores("processor\t: 0\n"), None);
-    }
-
-    #[test]
-    fn meminfo_is_read_in_bytes() {
-        let text = "MemTotal:       24576000 kB\nMemAvailable:   1024 kB\n";
-        assert_eq!(meminfo_bytes(text, "MemTotal:"), Some(24_576_000 * 1024));
-        assert_eq!(meminfo_bytes(text, "MemAvailable:"), Some(1024 * 1024));
+        assert_eq!(physical_cores(&cpuinfo("processor\t: 0\n\n")), None);
     }
 
     #[test]
@@ -127,6 +119,10 @@ mod tests {
         let host = describe();
         assert!(host.logical_cores >= 1);
         assert!(host.memory_total_bytes > 0);
+        assert!(host.memory_available_bytes <= host.memory_total_bytes);
         assert!(!host.cpu_model.is_empty());
+        if let Some(physical) = host.physical_cores {
+            assert!(physical >= 1 && physical <= host.logical_cores);
+        }
     }
 }

@@ -6,7 +6,7 @@
 //! and readable (`strace -e write` shows the real traffic), and costs about
 //! what Node's own JSON serialization over its IPC pipe costs.
 
-use app::protocol::{Memory, WorkResult, Workload};
+use protocol::{Memory, WorkResult, Workload};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::io::{self, BufRead, Write};

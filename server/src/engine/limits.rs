@@ -4,7 +4,10 @@
 //! before [`Limits::validate`] has passed it. A refusal names the field, as a
 //! dotted path into the request, and the range that field allows.
 
-use app::protocol::{self, ErrorCode, ModelSpec, RunSpec, Workload};
+use super::catalogue::Compute;
+use super::error::Refused;
+use super::{cluster, process, threads, Plan};
+use protocol::{ModelSpec, RunSpec, Workload};
 use std::time::Duration;
 
 /// Configurable bounds. The defaults keep the largest run of each workload
@@ -56,36 +59,11 @@ impl Default for Limits {
     }
 }
 
-/// A request that breaks a bound.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{message}")]
-pub struct Invalid {
-    /// Whether the value is out of range or the feature is not available.
-    pub code: ErrorCode,
-    /// Dotted path of the offending field, e.g. `spec.workers`.
-    pub field: String,
-    /// The sentence shown to the learner.
-    pub message: String,
-}
-
-impl Invalid {
-    fn field(field: &str, message: String) -> Self {
-        Invalid {
-            code: ErrorCode::InvalidField,
-            field: field.to_string(),
-            message,
-        }
-    }
-}
-
-fn in_range(field: &str, value: u64, min: u64, max: u64) -> Result<(), Invalid> {
+fn in_range(field: &str, value: u64, min: u64, max: u64) -> Result<(), Refused> {
     if (min..=max).contains(&value) {
         Ok(())
     } else {
-        Err(Invalid::field(
-            field,
-            format!("{field} must be between {min} and {max}, got {value}"),
-        ))
+        Err(Refused::out_of_range(field, value, min, max))
     }
 }
 
@@ -106,12 +84,13 @@ impl Limits {
         }
     }
 
-    /// Accept `spec` or say which field is wrong and what it allows.
-    pub fn validate(&self, spec: &RunSpec) -> Result<(), Invalid> {
+    /// Accept `spec` as the plan its model runs, or say which field is
+    /// wrong and what it allows.
+    pub fn validate(&self, spec: &RunSpec) -> Result<Plan, Refused> {
         match &spec.model {
             ModelSpec::MainThread => {
                 if spec.workers != 1 {
-                    return Err(Invalid::field(
+                    return Err(Refused::invalid(
                         "spec.workers",
                         format!(
                             "spec.workers must be 1 for the main thread, which has one loop; got {}",
@@ -173,19 +152,15 @@ impl Limits {
                 in_range("spec.workload.ms", ms, 0, most)?;
             }
         }
-        let compute = ["primes", "sha256_chain", "sleep"];
-        let allowed: &[&str] = match &spec.model {
-            ModelSpec::Cluster { .. } => &["http_hello", "http_cpu", "http_sleep"],
-            ModelSpec::ChildProcess { .. } => &["primes", "sha256_chain", "sleep", "program"],
-            ModelSpec::Threads { .. } | ModelSpec::MainThread => &compute,
-        };
-        if !allowed.contains(&spec.workload.name()) {
-            return Err(Invalid::field(
+        let model = spec.model.kind();
+        if !model.accepts(spec.workload.kind()) {
+            let allowed: Vec<&str> = model.workloads().iter().map(|w| w.name()).collect();
+            return Err(Refused::invalid(
                 "spec.workload.kind",
                 format!(
                     "spec.workload.kind {} cannot run in the {} model; choose one of: {}",
                     spec.workload.name(),
-                    spec.model.name(),
+                    model.name(),
                     allowed.join(", ")
                 ),
             ));
@@ -203,8 +178,49 @@ impl Limits {
             }
             Workload::Program { .. } | Workload::HttpHello => {}
         }
-        Ok(())
+        plan(spec)
     }
+}
+
+/// The plan for a spec that passed every check: the model's kind has
+/// accepted the workload's kind, so the conversions below cannot fail, and
+/// if they ever did the request would be refused, not run.
+fn plan(spec: &RunSpec) -> Result<Plan, Refused> {
+    let compute = || {
+        Compute::try_from(&spec.workload)
+            .map_err(|e| Refused::invalid("spec.workload.kind", e.to_string()))
+    };
+    Ok(match spec.model {
+        ModelSpec::MainThread => Plan::MainThread { work: compute()? },
+        ModelSpec::Threads { strategy, sharing } => Plan::Threads {
+            work: compute()?,
+            workers: spec.workers,
+            style: threads::Style { strategy, sharing },
+        },
+        ModelSpec::ChildProcess { round_trips } => Plan::ChildProcess {
+            job: match spec.workload {
+                Workload::Program { program } => process::ChildJob::Program(program),
+                _ => process::ChildJob::Compute(compute()?),
+            },
+            workers: spec.workers,
+            round_trips,
+        },
+        ModelSpec::Cluster {
+            policy,
+            requests,
+            concurrency,
+            keep_alive,
+            kill,
+        } => Plan::Cluster(cluster::Plan {
+            workers: spec.workers,
+            policy,
+            workload: spec.workload.clone(),
+            requests,
+            concurrency,
+            keep_alive,
+            kill,
+        }),
+    })
 }
 
 #[cfg(test)]
@@ -214,8 +230,8 @@ mod tests {
     fn threads(workload: Workload, workers: u32) -> RunSpec {
         RunSpec {
             model: ModelSpec::Threads {
-                strategy: app::protocol::ThreadStrategy::Spawn,
-                sharing: app::protocol::Sharing::Messages,
+                strategy: protocol::ThreadStrategy::Spawn,
+                sharing: protocol::Sharing::Messages,
             },
             workload,
             workers,
@@ -225,10 +241,10 @@ mod tests {
     #[test]
     fn a_reasonable_run_passes() {
         let limits = Limits::default();
-        assert_eq!(
+        assert!(matches!(
             limits.validate(&threads(Workload::Primes { below: 20_000_000 }, 2)),
-            Ok(())
-        );
+            Ok(Plan::Threads { workers: 2, .. })
+        ));
     }
 
     #[test]
@@ -238,10 +254,10 @@ mod tests {
             let err = limits
                 .validate(&threads(Workload::Primes { below: 100 }, workers))
                 .unwrap_err();
-            assert_eq!(err.field, "spec.workers");
-            assert_eq!(err.code, ErrorCode::InvalidField);
+            assert_eq!(err.field(), Some("spec.workers"));
+            assert_eq!(err.code(), protocol::ErrorCode::InvalidField);
             assert_eq!(
-                err.message,
+                err.to_string(),
                 format!("spec.workers must be between 1 and 16, got {workers}")
             );
         }
@@ -274,8 +290,8 @@ mod tests {
         ];
         for (workload, field, range) in cases {
             let err = limits.validate(&threads(workload, 1)).unwrap_err();
-            assert_eq!(err.field, field);
-            assert!(err.message.contains(range), "{}", err.message);
+            assert_eq!(err.field(), Some(field));
+            assert!(err.to_string().contains(range), "{err}");
         }
     }
 
@@ -284,12 +300,11 @@ mod tests {
         let err = Limits::default()
             .validate(&threads(Workload::HttpHello, 2))
             .unwrap_err();
-        assert_eq!(err.field, "spec.workload.kind");
+        assert_eq!(err.field(), Some("spec.workload.kind"));
         assert!(
-            err.message
+            err.to_string()
                 .contains("choose one of: primes, sha256_chain, sleep"),
-            "{}",
-            err.message
+            "{err}"
         );
     }
 
@@ -307,20 +322,20 @@ mod tests {
             workers: 2,
         };
         let limits = Limits::default();
-        assert_eq!(limits.validate(&cluster(2_000, None)), Ok(()));
+        assert!(limits.validate(&cluster(2_000, None)).is_ok());
         // 20,000 requests × 10 ms is 200 s of CPU: too much for one run.
         let err = limits.validate(&cluster(20_000, None)).unwrap_err();
-        assert_eq!(err.field, "spec.workload.ms");
+        assert_eq!(err.field(), Some("spec.workload.ms"));
         assert_eq!(
-            err.message,
+            err.to_string(),
             "spec.workload.ms must be between 0 and 1, got 10"
         );
-        let kill = Some(app::protocol::KillWorker {
+        let kill = Some(protocol::KillWorker {
             worker: 2,
             after_requests: 10,
         });
         let err = limits.validate(&cluster(2_000, kill)).unwrap_err();
-        assert_eq!(err.field, "spec.model.kill.worker");
+        assert_eq!(err.field(), Some("spec.model.kill.worker"));
     }
 
     #[test]
@@ -331,6 +346,6 @@ mod tests {
             workers: 2,
         };
         let err = Limits::default().validate(&spec).unwrap_err();
-        assert_eq!(err.field, "spec.workers");
+        assert_eq!(err.field(), Some("spec.workers"));
     }
 }

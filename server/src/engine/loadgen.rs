@@ -2,23 +2,26 @@
 //!
 //! A fixed number of requests, at most `concurrency` in flight, over
 //! keep-alive connections or a new connection per request. Each answer's
-//! `x-worker` header says which worker served it; latencies go into an HDR
-//! histogram. [`Live`] holds the running totals so a ticker can stream them
-//! while the load runs.
+//! `x-worker` header says which worker served it. The generator only emits:
+//! one [`Sample`] per request on a channel that closes when the load is
+//! done. Whoever runs the load folds the samples into a [`Tally`] (counts
+//! per worker, an HDR histogram of latencies) and reads it whenever it
+//! likes, with nothing shared between the two.
 
 use super::Stop;
-use app::protocol::{Bucket, Latency};
 use bytes::Bytes;
 use hdrhistogram::Histogram;
 use http_body_util::{BodyExt, Empty};
 use hyper::client::conn::http1::SendRequest;
 use hyper::Request;
 use hyper_util::rt::TokioIo;
+use protocol::{Bucket, Latency};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
+use tokio::sync::mpsc;
 
 /// Longest a single request may take before it counts as failed.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
@@ -32,42 +35,71 @@ pub struct Load {
     pub keep_alive: bool,
 }
 
-/// Running totals, shared with whoever reports them.
-pub struct Live {
-    /// Requests handed out to the senders so far.
-    issued: AtomicU64,
-    pub completed: AtomicU64,
-    pub errors: AtomicU64,
-    per_worker: Mutex<Vec<u64>>,
-    histogram: Mutex<Histogram<u64>>,
+/// One request's outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sample {
+    /// The worker that answered, or `None` if the request failed.
+    pub worker: Option<usize>,
+    /// Send to answer (or to failure).
+    pub took: Duration,
 }
 
-impl Live {
+/// Send the whole load, one sample per request; the channel closes when
+/// every request is done, or soon after a stop.
+pub fn start(load: Load, stop: Stop) -> mpsc::UnboundedReceiver<Sample> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let issued = Arc::new(AtomicU64::new(0));
+    for _ in 0..load.concurrency.max(1) {
+        tokio::spawn(sender(load, issued.clone(), tx.clone(), stop.clone()));
+    }
+    rx
+}
+
+/// The samples so far, folded.
+pub struct Tally {
+    pub completed: u64,
+    pub errors: u64,
+    per_worker: Vec<u64>,
+    histogram: Histogram<u64>,
+}
+
+impl Tally {
     /// Totals for a cluster of `workers`.
     pub fn new(workers: u32) -> Self {
-        Live {
-            issued: AtomicU64::new(0),
-            completed: AtomicU64::new(0),
-            errors: AtomicU64::new(0),
-            per_worker: Mutex::new(vec![0; workers as usize]),
+        Tally {
+            completed: 0,
+            errors: 0,
+            per_worker: vec![0; workers as usize],
             // 1 µs to 60 s, 3 significant figures.
-            histogram: Mutex::new(
-                Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds"),
-            ),
+            histogram: Histogram::new_with_bounds(1, 60_000_000, 3)
+                .expect("valid histogram bounds"),
+        }
+    }
+
+    /// Take one sample into account.
+    pub fn add(&mut self, sample: Sample) {
+        match sample.worker {
+            Some(w) => {
+                if let Some(count) = self.per_worker.get_mut(w) {
+                    *count += 1;
+                }
+                let _ = self
+                    .histogram
+                    .record((sample.took.as_micros() as u64).max(1));
+                self.completed += 1;
+            }
+            None => self.errors += 1,
         }
     }
 
     /// Answers per worker so far.
     pub fn per_worker(&self) -> Vec<u64> {
-        self.per_worker
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.per_worker.clone()
     }
 
     /// Latency figures so far.
     pub fn latency(&self) -> Latency {
-        let h = self.histogram.lock().unwrap_or_else(|p| p.into_inner());
+        let h = &self.histogram;
         let mut buckets = Vec::new();
         if !h.is_empty() {
             let mut upper = 64u64;
@@ -90,48 +122,17 @@ impl Live {
             buckets,
         }
     }
-
-    fn record(&self, worker: Option<usize>, took: Duration) {
-        match worker {
-            Some(w) => {
-                if let Some(count) = self
-                    .per_worker
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .get_mut(w)
-                {
-                    *count += 1;
-                }
-                let _ = self
-                    .histogram
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .record((took.as_micros() as u64).max(1));
-                self.completed.fetch_add(1, Ordering::Relaxed);
-            }
-            None => {
-                self.errors.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-    }
 }
 
-/// Send the whole load; returns first request to last answer.
-pub async fn run(load: Load, live: Arc<Live>, stop: Stop) -> Duration {
-    let started = Instant::now();
-    let senders: Vec<_> = (0..load.concurrency.max(1))
-        .map(|_| tokio::spawn(sender(load, live.clone(), stop.clone())))
-        .collect();
-    for s in senders {
-        let _ = s.await;
-    }
-    started.elapsed()
-}
-
-/// One of `concurrency` loops: take the next request number, send it, record.
-async fn sender(load: Load, live: Arc<Live>, stop: Stop) {
+/// One of `concurrency` loops: take the next request number, send it, emit.
+async fn sender(
+    load: Load,
+    issued: Arc<AtomicU64>,
+    samples: mpsc::UnboundedSender<Sample>,
+    stop: Stop,
+) {
     let mut conn: Option<SendRequest<Empty<Bytes>>> = None;
-    while !stop.is_requested() && live.issued.fetch_add(1, Ordering::Relaxed) < load.requests {
+    while !stop.is_requested() && issued.fetch_add(1, Ordering::Relaxed) < load.requests {
         let started = Instant::now();
         let answer = tokio::time::timeout(REQUEST_TIMEOUT, request(&load, &mut conn))
             .await
@@ -140,7 +141,13 @@ async fn sender(load: Load, live: Arc<Live>, stop: Stop) {
             // A broken connection is not reused.
             conn = None;
         }
-        live.record(answer, started.elapsed());
+        let sample = Sample {
+            worker: answer,
+            took: started.elapsed(),
+        };
+        if samples.send(sample).is_err() {
+            return;
+        }
     }
 }
 
@@ -195,15 +202,19 @@ mod tests {
 
     #[test]
     fn answers_are_counted_per_worker_and_failures_apart() {
-        let live = Live::new(2);
-        live.record(Some(0), Duration::from_micros(100));
-        live.record(Some(1), Duration::from_micros(300));
-        live.record(Some(1), Duration::from_micros(5_000));
-        live.record(None, Duration::from_millis(1));
-        assert_eq!(live.per_worker(), vec![1, 2]);
-        assert_eq!(live.completed.load(Ordering::Relaxed), 3);
-        assert_eq!(live.errors.load(Ordering::Relaxed), 1);
-        let latency = live.latency();
+        let mut tally = Tally::new(2);
+        let sample = |worker, us| Sample {
+            worker,
+            took: Duration::from_micros(us),
+        };
+        tally.add(sample(Some(0), 100));
+        tally.add(sample(Some(1), 300));
+        tally.add(sample(Some(1), 5_000));
+        tally.add(sample(None, 1_000));
+        assert_eq!(tally.per_worker(), vec![1, 2]);
+        assert_eq!(tally.completed, 3);
+        assert_eq!(tally.errors, 1);
+        let latency = tally.latency();
         assert_eq!(latency.buckets.iter().map(|b| b.count).sum::<u64>(), 3);
         assert!(
             latency.p50_us >= 299 && latency.p50_us <= 301,

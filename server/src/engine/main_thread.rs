@@ -9,12 +9,14 @@
 //! reports how late it ran. The loop idles for [`CALM`] first, so the
 //! learner sees a steady pulse, then the work blocks it, then it idles again.
 
-use super::catalogue::Share;
+use super::catalogue::{Compute, Share};
+use super::error::{panic_message, RunError};
 use super::measure::{current_tid, micros, thread_cpu_time};
 use super::report::{Reporter, Tally, WorkerReport};
 use super::spawn::lower_this_thread;
 use super::{EventSink, ModelRun, Stop};
-use app::protocol::{RunId, ServerEvent, Workload};
+use protocol::{RunId, ServerEvent};
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -29,10 +31,10 @@ pub const CALM: Duration = Duration::from_millis(300);
 /// heartbeat, streaming events for run `id`.
 pub async fn run(
     id: RunId,
-    workload: Workload,
+    work: Compute,
     events: &EventSink,
     stop: &Stop,
-) -> Result<ModelRun, String> {
+) -> Result<ModelRun, RunError> {
     let (events, stop) = (events.clone(), stop.clone());
     let (done_tx, done_rx) = tokio::sync::oneshot::channel();
     std::thread::Builder::new()
@@ -42,18 +44,29 @@ pub async fn run(
             let result = tokio::runtime::Builder::new_current_thread()
                 .enable_time()
                 .build()
-                .map_err(|e| format!("could not start the run's event loop: {e}"))
-                .map(|rt| rt.block_on(event_loop(id, workload, events, stop)));
+                .map_err(|e| RunError::start("the run's event loop", e))
+                .and_then(|rt| {
+                    catch_unwind(AssertUnwindSafe(|| {
+                        rt.block_on(event_loop(id, work, events, stop))
+                    }))
+                    .map_err(|payload| RunError::Panicked {
+                        what: "the run's event loop".into(),
+                        message: panic_message(payload),
+                    })
+                });
             let _ = done_tx.send(result);
         })
-        .map_err(|e| format!("could not start the run's event loop thread: {e}"))?;
-    done_rx
-        .await
-        .map_err(|_| "the run's event loop died".to_string())?
+        .map_err(|e| RunError::start("the run's event loop thread", e))?;
+    done_rx.await.unwrap_or_else(|_| {
+        Err(RunError::Panicked {
+            what: "the run's event loop".into(),
+            message: "it ended without a word".into(),
+        })
+    })
 }
 
 /// The run's whole life on its loop: calm, blocked, calm again.
-async fn event_loop(id: RunId, workload: Workload, events: EventSink, stop: Stop) -> ModelRun {
+async fn event_loop(id: RunId, work: Compute, events: EventSink, stop: Stop) -> ModelRun {
     let started = Instant::now();
     let max_lag = Arc::new(AtomicU64::new(0));
     let heartbeat = tokio::spawn(heartbeat(id, started, events.clone(), max_lag.clone()));
@@ -80,7 +93,7 @@ async fn event_loop(id: RunId, workload: Workload, events: EventSink, stop: Stop
         },
     );
     let cpu_start = thread_cpu_time();
-    let result = Share::new(workload, 0, 1).run(
+    let result = Share::new(work, 0, 1).run(
         || stop.is_requested(),
         |done, total| {
             report(

@@ -1,55 +1,75 @@
-//! Clocks and counters the models share.
+//! Clocks, memory and counters the models share, read through `nix` and
+//! `procfs` rather than hand-written system calls and parsers.
 //!
 //! CPU time is read from each worker's own clock: `getrusage(RUSAGE_SELF)`
 //! under-reports threads that are still running, and a per-thread clock is
 //! exactly "what this worker cost".
 
-use app::protocol::Memory;
+use nix::time::{clock_gettime, ClockId};
+use protocol::Memory;
 use std::time::Duration;
 
 /// CPU time the calling thread has used so far.
 pub fn thread_cpu_time() -> Duration {
-    cpu_clock(libc::CLOCK_THREAD_CPUTIME_ID)
+    cpu_clock(ClockId::CLOCK_THREAD_CPUTIME_ID)
 }
 
 /// CPU time the calling process (all its threads) has used so far.
 pub fn process_cpu_time() -> Duration {
-    cpu_clock(libc::CLOCK_PROCESS_CPUTIME_ID)
+    cpu_clock(ClockId::CLOCK_PROCESS_CPUTIME_ID)
 }
 
-fn cpu_clock(clock: libc::clockid_t) -> Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec; the clock ids are the
-    // kernel's fixed per-thread/per-process CPU clocks, which always exist.
-    let rc = unsafe { libc::clock_gettime(clock, &mut ts) };
-    if rc != 0 {
-        return Duration::ZERO;
-    }
-    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+fn cpu_clock(clock: ClockId) -> Duration {
+    // The per-thread and per-process CPU clocks always exist on Linux.
+    clock_gettime(clock).map_or(Duration::ZERO, Duration::from)
 }
 
 /// The kernel's id for the calling thread, as `top -H` and `/proc` show it.
 pub fn current_tid() -> u32 {
-    // SAFETY: gettid has no preconditions and cannot fail.
-    unsafe { libc::gettid() as u32 }
+    nix::unistd::gettid().as_raw() as u32
 }
 
-/// Resident memory of process `pid` (`"self"` for this one), from
-/// `/proc/<pid>/status`: all resident pages, and the anonymous ones that are
-/// this process's alone (its heap and stacks, not the shared binary).
-pub fn memory_of(pid: &str) -> Option<Memory> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let kib = |key: &str| -> Option<u64> {
-        let line = status.lines().find(|l| l.starts_with(key))?;
-        line[key.len()..].split_whitespace().next()?.parse().ok()
-    };
+/// Resident memory of this process: all resident pages, and the anonymous
+/// ones that are this process's alone (its heap and stacks, not the shared
+/// binary).
+pub fn memory_of_self() -> Option<Memory> {
+    memory(procfs::process::Process::myself().ok()?)
+}
+
+/// [`memory_of_self`] for process `pid`.
+pub fn memory_of(pid: u32) -> Option<Memory> {
+    memory(procfs::process::Process::new(pid as i32).ok()?)
+}
+
+fn memory(process: procfs::process::Process) -> Option<Memory> {
+    let status = process.status().ok()?;
     Some(Memory {
-        rss_bytes: kib("VmRSS:")? * 1024,
-        anon_bytes: kib("RssAnon:").unwrap_or(0) * 1024,
+        rss_bytes: status.vmrss? * 1024,
+        anon_bytes: status.rssanon.unwrap_or(0) * 1024,
     })
+}
+
+/// CPU time (user and system) of our child `pid`, once it has exited:
+/// waits for the exit without reaping, reads the zombie's own clock, and
+/// leaves the reaping to the caller.
+pub fn cpu_time_of_exited(pid: u32) -> Option<Duration> {
+    use nix::sys::wait::{waitid, Id, WaitPidFlag};
+    let pid = nix::unistd::Pid::from_raw(pid as i32);
+    loop {
+        match waitid(Id::Pid(pid), WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => return None,
+            Ok(_) => break,
+        }
+    }
+    let stat = procfs::process::Process::new(pid.as_raw())
+        .ok()?
+        .stat()
+        .ok()?;
+    let ticks = stat.utime + stat.stime;
+    Some(Duration::from_secs_f64(
+        ticks as f64 / procfs::ticks_per_second() as f64,
+    ))
 }
 
 /// The `p`-th percentile (0–100) of `sorted`, by the nearest-rank method.
@@ -104,8 +124,20 @@ mod tests {
 
     #[test]
     fn this_process_has_resident_memory() {
-        let m = memory_of("self").unwrap();
+        let m = memory_of_self().unwrap();
+        assert_eq!(
+            memory_of(std::process::id()).map(|m| m.rss_bytes > 0),
+            Some(true)
+        );
         assert!(m.rss_bytes > 0 && m.anon_bytes > 0 && m.anon_bytes <= m.rss_bytes);
+    }
+
+    #[test]
+    fn an_exited_childs_cpu_time_is_read_before_it_is_reaped() {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let cpu = cpu_time_of_exited(child.id());
+        assert!(cpu.is_some_and(|c| c < Duration::from_secs(1)), "{cpu:?}");
+        assert!(child.wait().unwrap().success(), "still ours to reap");
     }
 
     #[test]

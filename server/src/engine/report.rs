@@ -7,7 +7,7 @@
 
 use super::measure::{micros, percentile};
 use super::{EventSink, Pass, Stop};
-use app::protocol::{ErrorCode, Memory, RunId, ServerEvent, WorkResult};
+use protocol::{ErrorCode, Memory, RunId, ServerEvent, WorkResult};
 use std::time::{Duration, Instant};
 
 /// One thing a worker has to say.

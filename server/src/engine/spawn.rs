@@ -13,6 +13,9 @@
 //! every spawn goes through one dedicated thread that lives as long as the
 //! server: [`spawn`] hands it the command and waits for the child.
 
+use nix::sys::signal::{kill, killpg, Signal};
+use nix::sys::wait::waitpid;
+use nix::unistd::Pid;
 use std::io;
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command};
@@ -53,25 +56,35 @@ fn spawner() -> &'static Mutex<mpsc::Sender<Request>> {
 }
 
 fn start(command: &mut Command, group: Option<u32>) -> io::Result<Child> {
-    let parent = std::process::id() as libc::pid_t;
+    let parent = nix::unistd::getpid();
     command.process_group(group.map_or(0, |g| g as i32));
     // SAFETY: the closure runs in the forked child before exec and calls only
-    // async-signal-safe functions (prctl, getppid, setpriority, _exit).
+    // async-signal-safe functions (prctl, getppid, setpriority, _exit);
+    // `pre_exec` has no safe counterpart.
     unsafe {
         command.pre_exec(move || {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                return Err(io::Error::last_os_error());
-            }
+            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?;
             // The server may have died between fork and prctl; then the
             // signal will never come, so leave now.
-            if libc::getppid() != parent {
+            if nix::unistd::getppid() != parent {
                 libc::_exit(1);
             }
-            libc::setpriority(libc::PRIO_PROCESS, 0, WORKER_NICE);
+            set_nice(0);
             Ok(())
         });
     }
     command.spawn()
+}
+
+/// `setpriority(PRIO_PROCESS, who, WORKER_NICE)`: `who` 0 is the calling
+/// process (before exec) or, on Linux, a thread id. Neither nix nor std
+/// wraps it.
+fn set_nice(who: libc::id_t) {
+    // SAFETY: setpriority has no memory effects; a failure only leaves the
+    // priority where it was.
+    unsafe {
+        libc::setpriority(libc::PRIO_PROCESS, who, WORKER_NICE);
+    }
 }
 
 /// Start `command` in process group `group` (or a new group led by the child
@@ -92,36 +105,38 @@ pub fn spawn(command: Command, group: Option<u32>) -> io::Result<Child> {
         .map_err(|_| io::Error::other("the spawner thread is gone"))?
 }
 
-/// SIGKILL every process in `group`. Harmless if they are all gone.
+/// SIGKILL every process in `group`. Harmless if they are all gone (a
+/// stale group id fails with ESRCH).
 pub fn kill_group(group: u32) {
-    // SAFETY: killpg has no memory effects; a stale group id fails with ESRCH.
-    unsafe {
-        libc::killpg(group as libc::pid_t, libc::SIGKILL);
+    let _ = killpg(Pid::from_raw(group as i32), Signal::SIGKILL);
+}
+
+/// SIGKILL process `pid`. Harmless if it is gone.
+pub fn kill_process(pid: u32) {
+    let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
+}
+
+/// Wait for each child so none is left a zombie.
+pub fn reap(pids: &[u32]) {
+    for &pid in pids {
+        let _ = waitpid(Pid::from_raw(pid as i32), None);
     }
 }
 
 /// Lower the calling thread's priority to [`WORKER_NICE`] (on Linux, nice is
 /// per thread), for worker threads inside the server.
 pub fn lower_this_thread() {
-    // SAFETY: setpriority on our own thread id has no memory effects.
-    unsafe {
-        libc::setpriority(
-            libc::PRIO_PROCESS,
-            libc::gettid() as libc::id_t,
-            WORKER_NICE,
-        );
-    }
+    set_nice(nix::unistd::gettid().as_raw() as libc::id_t);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn field(pid: u32, index: usize) -> Option<i64> {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-        // Fields after the command name, which is in parentheses.
-        let rest = &stat[stat.rfind(')')? + 2..];
-        rest.split_whitespace().nth(index - 3)?.parse().ok()
+    fn stat(pid: u32) -> procfs::process::Stat {
+        procfs::process::Process::new(pid as i32)
+            .and_then(|p| p.stat())
+            .expect("a live child has a /proc entry")
     }
 
     #[test]
@@ -134,10 +149,9 @@ mod tests {
         let mut first = spawn(sleeper(), None).unwrap();
         let group = first.id();
         let mut second = spawn(sleeper(), Some(group)).unwrap();
-        // stat fields: 5 = process group, 19 = nice.
-        assert_eq!(field(first.id(), 5), Some(group as i64));
-        assert_eq!(field(second.id(), 5), Some(group as i64));
-        assert_eq!(field(second.id(), 19), Some(WORKER_NICE as i64));
+        assert_eq!(stat(first.id()).pgrp, group as i32);
+        assert_eq!(stat(second.id()).pgrp, group as i32);
+        assert_eq!(stat(second.id()).nice, i64::from(WORKER_NICE));
         kill_group(group);
         for child in [&mut first, &mut second] {
             let status = child.wait().unwrap();

@@ -18,14 +18,21 @@
 //! it learns into the same reports. When more than one worker ran, the same
 //! workload then runs on a single worker of the same kind, so the speedup is
 //! a measurement, not `workers × 1`.
+//!
+//! A worker that panics is caught where it runs: it reports itself lost
+//! (with the panic's message), the run fails, and the server — and the
+//! pool's thread — go on.
 
-use super::catalogue::Share;
+use super::catalogue::{Compute, Share};
+use super::error::{panic_message, RunError};
 use super::measure::{current_tid, thread_cpu_time};
-use super::report::{Reporter, Tally, WorkerReport};
+use super::pass::{measured, Pass, Which};
+use super::report::{Tally, WorkerReport};
 use super::spawn::lower_this_thread;
-use super::{EventSink, ModelRun, Pass, Stop};
-use app::protocol::{RunId, Sharing, ThreadStrategy, WorkResult, Workload};
+use super::{EventSink, ModelRun, Stop};
+use protocol::{RunId, Sharing, ThreadStrategy, WorkResult};
 use std::cell::Cell;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -41,54 +48,59 @@ pub struct Style {
 }
 
 /// The pool, started on first use with one thread per allowed worker and
-/// kept for the life of the server.
-fn pool(size: u32) -> &'static rayon::ThreadPool {
+/// kept for the life of the server. Workers catch their own panics; the
+/// handler is the last line, so a panic that escapes one is logged rather
+/// than aborting the server (rayon's default).
+fn pool(size: u32) -> Result<&'static rayon::ThreadPool, RunError> {
     static POOL: OnceLock<rayon::ThreadPool> = OnceLock::new();
-    POOL.get_or_init(|| {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(size.max(1) as usize)
-            .thread_name(|i| format!("spawnlab-pool-{i}"))
-            .start_handler(|_| lower_this_thread())
-            .build()
-            .expect("the worker pool starts")
-    })
+    if let Some(pool) = POOL.get() {
+        return Ok(pool);
+    }
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(size.max(1) as usize)
+        .thread_name(|i| format!("spawnlab-pool-{i}"))
+        .start_handler(|_| lower_this_thread())
+        .panic_handler(|payload| {
+            tracing::error!("a pool thread panicked: {}", panic_message(payload));
+        })
+        .build()
+        .map_err(|e| RunError::start("the worker pool", std::io::Error::other(e)))?;
+    // Two runs may build one at once; the first to land is the pool.
+    Ok(POOL.get_or_init(|| pool))
 }
 
-/// Run `workload` on `workers` threads in `style`, streaming events for run
-/// `id`, then measure the one-worker baseline when it is worth comparing.
-/// `pool_size` sizes the pool the first time one is needed.
+/// What every pass of a run does.
+#[derive(Debug, Clone, Copy)]
+pub struct Job {
+    /// The work, shared out between the workers.
+    pub work: Compute,
+    pub style: Style,
+    /// Threads in the pool, the first time one is needed.
+    pub pool_size: u32,
+    /// Test builds only: every worker panics once it has started.
+    pub panic_in_worker: bool,
+}
+
+/// Run `job` on `workers` threads, streaming events for run `id`, then
+/// measure the one-worker baseline when it is worth comparing.
 pub async fn run(
     id: RunId,
-    workload: Workload,
+    job: Job,
     workers: u32,
-    style: Style,
-    pool_size: u32,
     events: &EventSink,
     stop: &Stop,
-) -> Result<ModelRun, String> {
-    let (events, stop) = (events.clone(), stop.clone());
-    tokio::task::spawn_blocking(move || {
-        let mut reporter = Reporter::new(id, workers, events.clone(), stop.clone());
-        let job = Job {
-            workload: &workload,
-            style,
-            pool_size,
-        };
-        let pass = run_pass(&job, workers, &stop, |worker, report| {
-            reporter.report(worker, report)
-        })?;
-        pass.with_baseline(id, workers, &events, &stop, || {
-            run_pass(&job, 1, &stop, |_, _| {})
-        })
-    })
+) -> Result<ModelRun, RunError> {
+    let what = "the thread coordinator";
+    measured(
+        id,
+        workers,
+        true,
+        events,
+        stop,
+        what,
+        move |_: Which, n, stop, observe| run_pass(&job, n, stop, observe),
+    )
     .await
-    .map_err(|e| format!("the thread coordinator failed: {e}"))?
-}
-
-struct Job<'a> {
-    workload: &'a Workload,
-    style: Style,
-    pool_size: u32,
 }
 
 /// Where a worker puts what it has to say.
@@ -104,6 +116,9 @@ struct Board {
     rows: Vec<Row>,
     /// Results that do not fit in a number (digests), stored once, at the end.
     results: Vec<Mutex<Option<WorkResult>>>,
+    /// Why a worker ended without a result (it panicked), stored before
+    /// its row is marked finished.
+    lost: Vec<Mutex<Option<String>>>,
 }
 
 #[derive(Default)]
@@ -119,35 +134,47 @@ struct Row {
     finished: AtomicBool,
 }
 
+impl Board {
+    fn new(workers: u32) -> Self {
+        Board {
+            rows: (0..workers).map(|_| Row::default()).collect(),
+            results: (0..workers).map(|_| Mutex::new(None)).collect(),
+            lost: (0..workers).map(|_| Mutex::new(None)).collect(),
+        }
+    }
+}
+
 /// One pass over the workers: start them, relay what they say to `observe`
 /// (stamped with the time since that worker was started), wait for all.
 fn run_pass(
     job: &Job,
     workers: u32,
     stop: &Stop,
-    mut observe: impl FnMut(u32, WorkerReport),
-) -> Result<Pass, String> {
+    observe: &mut dyn FnMut(u32, WorkerReport),
+) -> Result<Pass, RunError> {
     let mut tally = Tally::new(workers);
     let epoch = Instant::now();
     let (tx, rx) = mpsc::channel();
-    let board = Arc::new(Board {
-        rows: (0..workers).map(|_| Row::default()).collect(),
-        results: (0..workers).map(|_| Mutex::new(None)).collect(),
-    });
+    let board = Arc::new(Board::new(workers));
     let outbox = match job.style.sharing {
         Sharing::Messages => Outbox::Channel(tx),
         Sharing::SharedMemory => Outbox::Board(board.clone()),
     };
     let mut started_at = Vec::with_capacity(workers as usize);
     let mut handles = Vec::new();
+    let pool = match job.style.strategy {
+        ThreadStrategy::Pool => Some(pool(job.pool_size)?),
+        ThreadStrategy::Spawn => None,
+    };
     for worker in 0..workers {
-        let share = Share::new(job.workload.clone(), worker, workers);
+        let share = Share::new(job.work, worker, workers);
         let (worker_outbox, worker_stop) = (outbox.clone(), stop.clone());
-        let body = move || worker_main(share, worker_outbox, worker_stop, epoch);
+        let panic = job.panic_in_worker;
+        let body = move || worker_main(share, worker_outbox, worker_stop, epoch, panic);
         started_at.push(Instant::now());
-        match job.style.strategy {
-            ThreadStrategy::Pool => pool(job.pool_size).spawn(body),
-            ThreadStrategy::Spawn => {
+        match pool {
+            Some(pool) => pool.spawn(body),
+            None => {
                 let spawned = std::thread::Builder::new()
                     .name(format!("spawnlab-worker-{worker}"))
                     .spawn(body);
@@ -158,7 +185,7 @@ fn run_pass(
                         stop.request(super::StopReason::Cancelled);
                         drop(outbox);
                         handles.into_iter().for_each(|h| drop(h.join()));
-                        return Err(format!("could not start worker thread {worker}: {e}"));
+                        return Err(RunError::start(format!("worker thread {worker}"), e));
                     }
                 }
             }
@@ -169,7 +196,9 @@ fn run_pass(
     let mut deliver = |worker: u32, mut report: WorkerReport, since_start: Duration| {
         match &mut report {
             WorkerReport::Ready { latency, .. } => *latency = since_start,
-            WorkerReport::Done { wall, .. } => *wall = since_start,
+            WorkerReport::Done { wall, .. } | WorkerReport::Lost { wall, .. } => {
+                *wall = since_start
+            }
             _ => {}
         }
         tally.note(worker, &report);
@@ -189,9 +218,8 @@ fn run_pass(
         }
     }
     for handle in handles {
-        handle
-            .join()
-            .map_err(|_| "a worker thread panicked".to_string())?;
+        // Workers catch their own panics and report them as lost.
+        let _ = handle.join();
     }
     Ok(tally.finish())
 }
@@ -241,6 +269,18 @@ fn read_board(
             }
             if row.finished.load(Ordering::Acquire) {
                 finished[w] = true;
+                let lost = board.lost[w]
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .take();
+                if let Some(why) = lost {
+                    let report = WorkerReport::Lost {
+                        wall: Duration::ZERO,
+                        why,
+                    };
+                    deliver(w as u32, report, started_at[w].elapsed());
+                    continue;
+                }
                 let result = (!row.stopped.load(Ordering::Relaxed))
                     .then(|| {
                         board.results[w]
@@ -262,8 +302,36 @@ fn read_board(
     }
 }
 
-/// The body of one worker, on a fresh thread or a pool thread.
-fn worker_main(share: Share, outbox: Outbox, stop: Stop, epoch: Instant) {
+/// One worker, on a fresh thread or a pool thread. A panic anywhere in its
+/// body is caught here and reported as the worker lost, so the
+/// coordinator never waits for a worker that will not finish.
+fn worker_main(share: Share, outbox: Outbox, stop: Stop, epoch: Instant, panic: bool) {
+    let worker = share.worker;
+    let caught = catch_unwind(AssertUnwindSafe(|| {
+        worker_body(share, &outbox, &stop, epoch, panic)
+    }));
+    if let Err(payload) = caught {
+        let why = format!("it panicked: {}", panic_message(payload));
+        match &outbox {
+            Outbox::Board(board) => {
+                let i = worker as usize;
+                *board.lost[i].lock().unwrap_or_else(|p| p.into_inner()) = Some(why);
+                board.rows[i].finished.store(true, Ordering::Release);
+            }
+            Outbox::Channel(tx) => {
+                let lost = WorkerReport::Lost {
+                    wall: Duration::ZERO,
+                    why,
+                };
+                let _ = tx.send((worker, lost));
+            }
+        }
+    }
+}
+
+/// What a worker does: say it is ready, do its share reporting progress,
+/// report its result and CPU time.
+fn worker_body(share: Share, outbox: &Outbox, stop: &Stop, epoch: Instant, panic: bool) {
     let worker = share.worker;
     let i = worker as usize;
     // Below the site's own threads, so pages stay fast while a lab runs.
@@ -271,14 +339,14 @@ fn worker_main(share: Share, outbox: Outbox, stop: Stop, epoch: Instant) {
     let cpu_start = thread_cpu_time();
     let messages = Cell::new(0u64);
     let say = |report: WorkerReport| {
-        if let Outbox::Channel(tx) = &outbox {
+        if let Outbox::Channel(tx) = outbox {
             messages.set(messages.get() + 1);
             // A send fails only if the coordinator is gone; then nobody
             // needs the work.
             let _ = tx.send((worker, report));
         }
     };
-    match &outbox {
+    match outbox {
         Outbox::Board(board) => {
             let row = &board.rows[i];
             row.tid.store(current_tid().into(), Ordering::Relaxed);
@@ -292,9 +360,12 @@ fn worker_main(share: Share, outbox: Outbox, stop: Stop, epoch: Instant) {
             tid: Some(current_tid()),
         }),
     }
+    if panic {
+        panic!("injected panic in worker {worker}");
+    }
     let result = share.run(
         || stop.is_requested(),
-        |done, total| match &outbox {
+        |done, total| match outbox {
             Outbox::Board(board) => {
                 board.rows[i].total.store(total, Ordering::Relaxed);
                 board.rows[i].done.store(done, Ordering::Relaxed);
@@ -303,7 +374,7 @@ fn worker_main(share: Share, outbox: Outbox, stop: Stop, epoch: Instant) {
         },
     );
     let cpu = thread_cpu_time() - cpu_start;
-    match &outbox {
+    match outbox {
         Outbox::Board(board) => {
             let row = &board.rows[i];
             row.cpu_ns.store(cpu.as_nanos() as u64, Ordering::Relaxed);
@@ -324,101 +395,26 @@ fn worker_main(share: Share, outbox: Outbox, stop: Stop, epoch: Instant) {
     }
 }
 
-/// Time `count` small messages sent to another thread and answered, over a
-/// pair of channels: what one `postMessage` there and back costs at the
-/// bottom, without Node's structured clone on top.
-pub fn round_trips(count: usize) -> Vec<Duration> {
-    let (to_peer, peer_inbox) = mpsc::channel::<u64>();
-    let (to_us, our_inbox) = mpsc::channel::<u64>();
-    let peer = std::thread::spawn(move || {
-        for n in peer_inbox {
-            if to_us.send(n + 1).is_err() {
-                break;
-            }
-        }
-    });
-    let mut samples = Vec::with_capacity(count);
-    for n in 0..count as u64 {
-        let sent = Instant::now();
-        if to_peer.send(n).is_err() || our_inbox.recv().is_err() {
-            break;
-        }
-        samples.push(sent.elapsed());
-    }
-    drop(to_peer);
-    let _ = peer.join();
-    samples.sort_unstable();
-    samples
-}
-
-/// Start `count` threads one after another and time each from the spawn
-/// call to its first message: what starting a worker thread costs, with
-/// enough samples for a steady median. Sorted.
-pub fn start_latencies(count: usize) -> Vec<Duration> {
-    let mut samples = Vec::with_capacity(count);
-    for _ in 0..count {
-        let (tx, rx) = mpsc::channel();
-        let spawned = Instant::now();
-        let thread = std::thread::spawn(move || {
-            let _ = tx.send(());
-        });
-        if rx.recv().is_ok() {
-            samples.push(spawned.elapsed());
-        }
-        let _ = thread.join();
-    }
-    samples.sort_unstable();
-    samples
-}
-
-/// What one more thread adds to this process's resident memory: start
-/// `count` threads that each allocate a little and wait, and divide the
-/// growth of the process's RSS by `count`. Threads share the heap and the
-/// code, so this is mostly each one's stack pages in use.
-pub fn resident_bytes_per_thread(count: usize) -> Option<u64> {
-    let rss = || super::measure::memory_of("self").map(|m| m.rss_bytes);
-    let before = rss()?;
-    let release = Arc::new(std::sync::Barrier::new(count + 1));
-    let (ready, all_ready) = mpsc::channel();
-    let threads: Vec<_> = (0..count)
-        .map(|_| {
-            let (release, ready) = (release.clone(), ready.clone());
-            std::thread::spawn(move || {
-                let scratch = std::hint::black_box(vec![1u8; 1024]);
-                let _ = ready.send(());
-                release.wait();
-                drop(scratch);
-            })
-        })
-        .collect();
-    for _ in 0..count {
-        all_ready.recv().ok()?;
-    }
-    let during = rss();
-    release.wait();
-    for thread in threads {
-        let _ = thread.join();
-    }
-    Some(during?.saturating_sub(before) / count as u64)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::engine::StopReason;
-    use app::protocol::{ServerEvent, WorkResult};
+    use protocol::{ErrorCode, ServerEvent, WorkResult};
     use std::time::Duration;
     use tokio::sync::mpsc::unbounded_channel;
 
-    async fn collect(workload: Workload, workers: u32, stop: Stop) -> (ModelRun, Vec<ServerEvent>) {
+    fn job(work: Compute, strategy: ThreadStrategy, sharing: Sharing, panic: bool) -> Job {
+        Job {
+            work,
+            style: Style { strategy, sharing },
+            pool_size: 4,
+            panic_in_worker: panic,
+        }
+    }
+
+    async fn collect_job(job: Job, workers: u32, stop: Stop) -> (ModelRun, Vec<ServerEvent>) {
         let (tx, mut rx) = unbounded_channel();
-        let style = Style {
-            strategy: ThreadStrategy::Spawn,
-            sharing: Sharing::Messages,
-        };
-        let run = run(9, workload, workers, style, 16, &tx, &stop)
-            .await
-            .unwrap();
+        let run = run(9, job, workers, &tx, &stop).await.unwrap();
         drop(tx);
         let mut events = Vec::new();
         while let Some(ev) = rx.recv().await {
@@ -427,31 +423,14 @@ mod tests {
         (run, events)
     }
 
-    #[test]
-    fn every_started_thread_is_timed() {
-        let samples = start_latencies(5);
-        assert_eq!(samples.len(), 5);
-        assert!(samples.windows(2).all(|w| w[0] <= w[1]), "sorted");
-    }
-
-    #[test]
-    fn a_message_pair_comes_back_once_per_round_trip() {
-        let samples = round_trips(100);
-        assert_eq!(samples.len(), 100);
-        assert!(samples.windows(2).all(|w| w[0] <= w[1]), "sorted");
-    }
-
-    #[test]
-    fn extra_threads_are_measured_in_this_process() {
-        // Other tests allocate in this process at the same time, so only a
-        // loose bound holds here; the compare page shows the real figure.
-        let per_thread = resident_bytes_per_thread(8).expect("/proc/self/status is readable");
-        assert!(per_thread < 64 * 1024 * 1024, "{per_thread}");
+    async fn collect(work: Compute, workers: u32, stop: Stop) -> (ModelRun, Vec<ServerEvent>) {
+        let job = job(work, ThreadStrategy::Spawn, Sharing::Messages, false);
+        collect_job(job, workers, stop).await
     }
 
     #[tokio::test]
     async fn every_worker_reports_spawn_progress_and_result() {
-        let (run, events) = collect(Workload::Primes { below: 200_000 }, 3, Stop::new()).await;
+        let (run, events) = collect(Compute::Primes { below: 200_000 }, 3, Stop::new()).await;
         let spawned: Vec<_> = events
             .iter()
             .filter_map(|e| match e {
@@ -491,7 +470,7 @@ mod tests {
         let started = Instant::now();
         // Ten seconds of sleeping, split over two workers: only a prompt
         // stop ends this within the bound below.
-        let (run, events) = collect(Workload::Sleep { ms: 10_000 }, 2, stop).await;
+        let (run, events) = collect(Compute::Sleep { ms: 10_000 }, 2, stop).await;
         stopper.await.unwrap();
         assert!(
             started.elapsed() < Duration::from_secs(2),
@@ -503,5 +482,43 @@ mod tests {
         assert!(!events
             .iter()
             .any(|e| matches!(e, ServerEvent::BaselineStarted { .. })));
+    }
+
+    /// Every way a worker can run, with every worker panicking: the run
+    /// ends (no coordinator waits forever), each worker is reported lost
+    /// with the panic's message, and the pool survives to run again.
+    #[tokio::test]
+    async fn a_panicking_worker_is_reported_lost_in_every_style() {
+        for strategy in ThreadStrategy::ALL {
+            for sharing in Sharing::ALL {
+                let job = job(Compute::Primes { below: 100_000 }, strategy, sharing, true);
+                let (run, events) = collect_job(job, 2, Stop::new()).await;
+                assert_eq!(run.results, vec![None, None], "{strategy:?} {sharing:?}");
+                let errors: Vec<_> = events
+                    .iter()
+                    .filter_map(|e| match e {
+                        ServerEvent::Error { code, message, .. } => Some((*code, message.clone())),
+                        _ => None,
+                    })
+                    .collect();
+                assert_eq!(errors.len(), 2, "{strategy:?} {sharing:?}: {events:?}");
+                for (code, message) in errors {
+                    assert_eq!(code, ErrorCode::RunFailed);
+                    assert!(
+                        message.contains("it panicked: injected panic in worker"),
+                        "{message}"
+                    );
+                }
+            }
+        }
+        // The pool's threads are still there and still work.
+        let pooled = job(
+            Compute::Primes { below: 100_000 },
+            ThreadStrategy::Pool,
+            Sharing::SharedMemory,
+            false,
+        );
+        let (run, _) = collect_job(pooled, 2, Stop::new()).await;
+        assert!(run.results.iter().all(Option::is_some));
     }
 }

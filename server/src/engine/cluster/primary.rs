@@ -14,8 +14,9 @@
 use super::channel::Channel;
 use super::{FromPrimary, FromWorker, ToPrimary, ToWorker, WORKER_COMMAND};
 use crate::engine::ipc;
-use crate::engine::spawn::spawn;
-use app::protocol::{Memory, SchedPolicy, Workload};
+use crate::engine::spawn::{kill_process, spawn};
+use nix::sys::wait::{waitpid, WaitStatus};
+use protocol::{Memory, SchedPolicy, Workload};
 use std::io::{BufReader, Write};
 use std::net::TcpListener;
 use std::os::fd::AsFd;
@@ -234,10 +235,7 @@ fn run(
                     .filter(|s| s.alive)
                     .map(|s| s.pid);
                 if let Some(pid) = pid {
-                    // SAFETY: kill(2) on our own worker's pid.
-                    unsafe {
-                        libc::kill(pid as libc::pid_t, libc::SIGKILL);
-                    }
+                    kill_process(pid);
                 }
             }
             Ok(Some(ToPrimary::Finish)) => {
@@ -295,16 +293,20 @@ fn round_robin(cluster: &Cluster) {
 /// Reap workers as they die; replace any that die before the end.
 fn watch_workers(cluster: &Cluster) {
     loop {
-        let mut status = 0;
-        // SAFETY: waiting for any child of ours, status into a local.
-        let pid = unsafe { libc::waitpid(-1, &mut status, 0) };
-        if pid <= 0 {
-            if cluster.finishing.load(Ordering::SeqCst) {
-                return;
+        let (pid, signal, exit_code) = match waitpid(None, None) {
+            Ok(WaitStatus::Exited(pid, code)) => (pid.as_raw(), None, Some(code)),
+            Ok(WaitStatus::Signaled(pid, signal, _)) => (pid.as_raw(), Some(signal as i32), None),
+            // Stops and continues are not deaths; no children yet (or any
+            // more) is a pause.
+            Ok(_) => continue,
+            Err(_) => {
+                if cluster.finishing.load(Ordering::SeqCst) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+                continue;
             }
-            std::thread::sleep(Duration::from_millis(10));
-            continue;
-        }
+        };
         let noticed = Instant::now();
         let index = {
             let mut slots = cluster.slots.lock().unwrap_or_else(|p| p.into_inner());
@@ -314,8 +316,6 @@ fn watch_workers(cluster: &Cluster) {
             })
         };
         let Some(index) = index else { continue };
-        let signal = libc::WIFSIGNALED(status).then(|| libc::WTERMSIG(status));
-        let exit_code = libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
         if cluster.finishing.load(Ordering::SeqCst) {
             continue;
         }
@@ -391,10 +391,7 @@ fn finish(cluster: &Cluster) {
     }
     for (pid, _, alive) in &slots {
         if *alive {
-            // SAFETY: kill(2) on our own worker's pid.
-            unsafe {
-                libc::kill(*pid as libc::pid_t, libc::SIGKILL);
-            }
+            kill_process(*pid);
         }
     }
     cluster.tell(&FromPrimary::Stats {

@@ -9,16 +9,16 @@
 
 use super::channel::Channel;
 use super::{FromWorker, ToWorker};
-use crate::engine::measure::{memory_of, micros, process_cpu_time};
-use app::protocol::{Memory, SchedPolicy, Workload};
+use crate::engine::measure::{memory_of_self, micros, process_cpu_time};
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
+use protocol::{Memory, SchedPolicy, Workload};
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -103,9 +103,11 @@ fn std_to_tokio_listener(fd: OwnedFd) -> std::io::Result<TcpListener> {
 /// The worker's life: set up serving as told, say ready, then serve until
 /// the primary closes the channel.
 pub fn worker_main() -> ExitCode {
-    // SAFETY: the primary started this process with the channel as stdin;
-    // nothing else in this process uses descriptor 0.
-    let channel = Arc::new(Channel::from_fd(unsafe { OwnedFd::from_raw_fd(0) }));
+    // The primary started this process with the channel as its stdin.
+    let Ok(stdin) = std::io::stdin().as_fd().try_clone_to_owned() else {
+        return ExitCode::FAILURE;
+    };
+    let channel = Arc::new(Channel::from_fd(stdin));
     let (index, policy, port, workload, listener_fd) = match channel.recv::<ToWorker>() {
         Ok(Some((
             ToWorker::Serve {
@@ -171,7 +173,7 @@ pub fn worker_main() -> ExitCode {
                     let stats = FromWorker::Stats {
                         served: service.served.load(Ordering::Relaxed),
                         cpu_us: micros(process_cpu_time()),
-                        memory: memory_of("self").unwrap_or(Memory {
+                        memory: memory_of_self().unwrap_or(Memory {
                             rss_bytes: 0,
                             anon_bytes: 0,
                         }),

@@ -1,18 +1,21 @@
 //! The compare page's figures: the same jobs run through every model on this
 //! host, once, and kept.
 //!
-//! Each figure comes from a real run through [`Engine::run`] — admitted,
-//! bounded and reaped like a learner's — folded with the same
-//! [`LabState`] the page uses, or from a small direct measurement where the
-//! lab has none (a thread's message round trip, a thread's memory). Every
+//! A client of the engine, like the WebSocket session and the CLI: each
+//! figure comes from a real run through [`Engine::prepare`] — admitted,
+//! bounded and reaped like a learner's — folded with the same [`LabState`]
+//! the page uses, or from a small direct measurement in [`probes`] where the
+//! lab has none (a thread's start, message round trip and memory). Every
 //! figure carries a sentence saying how it was measured.
 
-use super::{threads, Engine, Stop};
-use crate::engine::StopReason;
-use app::lab_state::{format_count, median, LabState};
-use app::protocol::{
-    Calibration, Figure, ModelFigures, ModelSpec, Outcome, RunSpec, SchedPolicy, Sharing,
-    ThreadStrategy, Unit, Workload,
+pub mod probes;
+
+use crate::engine::{Engine, Refused, Stop};
+use protocol::format::{format_bytes, format_count, format_us, median};
+use protocol::lab::LabState;
+use protocol::{
+    Calibration, Figure, Memory, ModelFigures, ModelKind, ModelSpec, Outcome, RunSpec, SchedPolicy,
+    Sharing, ThreadStrategy, Unit, Workload,
 };
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -42,6 +45,23 @@ pub const CPU_CONCURRENCY: u32 = 8;
 /// pass: the figures are shared by everyone, and a pass loads both cores.
 pub const MIN_RERUN_GAP: Duration = Duration::from_secs(60);
 
+/// Why a calibration pass has no figures.
+#[derive(Debug, thiserror::Error)]
+pub enum CalibrationError {
+    /// The queue turned one of the pass's runs away.
+    #[error("the {model} calibration run was refused: {refused}")]
+    Refused {
+        model: &'static str,
+        refused: Refused,
+    },
+    /// One of the pass's runs failed or was stopped.
+    #[error("the {model} calibration run did not complete: {why}")]
+    Incomplete { model: &'static str, why: String },
+    /// The direct thread measurements panicked.
+    #[error("the thread measurements failed: {0}")]
+    Probes(#[from] tokio::task::JoinError),
+}
+
 /// Measures once, on first request, and hands everyone the same figures.
 pub struct Calibrator {
     engine: Arc<Engine>,
@@ -63,7 +83,7 @@ impl Calibrator {
 
     /// The figures: measured now if there are none yet, or if `rerun` is
     /// asked and the last pass is at least [`MIN_RERUN_GAP`] old.
-    pub async fn get(&self, rerun: bool) -> Result<Calibration, String> {
+    pub async fn get(&self, rerun: bool) -> Result<Calibration, CalibrationError> {
         let mut last = self.last.lock().await;
         if let Some((at, figures)) = &*last {
             if !rerun || at.elapsed() < MIN_RERUN_GAP {
@@ -77,7 +97,10 @@ impl Calibrator {
 }
 
 /// One full pass over every model.
-pub async fn calibrate(engine: &Engine, shutdown: &Stop) -> Result<Calibration, String> {
+pub async fn calibrate(
+    engine: &Arc<Engine>,
+    shutdown: &Stop,
+) -> Result<Calibration, CalibrationError> {
     let began = Instant::now();
     let job = Workload::Primes { below: JOB_BELOW };
     let run = |model, workload, workers| {
@@ -136,16 +159,21 @@ pub async fn calibrate(engine: &Engine, shutdown: &Stop) -> Result<Calibration, 
     let cpu = cluster(cpu_ms, WORKERS, CPU_REQUESTS, CPU_CONCURRENCY).await?;
     let (thread_starts, thread_trips, thread_bytes) = tokio::task::spawn_blocking(|| {
         (
-            threads::start_latencies(TIMED_STARTS),
-            threads::round_trips(THREAD_ROUND_TRIPS),
-            threads::resident_bytes_per_thread(WEIGHED_THREADS),
+            probes::start_latencies(TIMED_STARTS),
+            probes::round_trips(THREAD_ROUND_TRIPS),
+            probes::resident_bytes_per_thread(WEIGHED_THREADS),
         )
     })
-    .await
-    .map_err(|e| format!("the thread measurements failed: {e}"))?;
+    .await?;
 
     let job_words = format!("count the primes below {}", format_count(JOB_BELOW));
-    let host = main.host.clone().ok_or("the first run reported no host")?;
+    let host = main
+        .host
+        .clone()
+        .ok_or_else(|| CalibrationError::Incomplete {
+            model: ModelKind::MainThread.name(),
+            why: "it reported no host".into(),
+        })?;
     Ok(Calibration {
         host,
         finished_unix_s: SystemTime::now()
@@ -169,18 +197,23 @@ pub async fn calibrate(engine: &Engine, shutdown: &Stop) -> Result<Calibration, 
 }
 
 /// Run `spec` to the end and fold its events, as the page would.
-async fn measure(engine: &Engine, spec: RunSpec, shutdown: &Stop) -> Result<LabState, String> {
+async fn measure(
+    engine: &Arc<Engine>,
+    spec: RunSpec,
+    shutdown: &Stop,
+) -> Result<LabState, CalibrationError> {
+    let model = spec.model.name();
     let (events, mut received) = mpsc::unbounded_channel();
-    let stop = Stop::new();
+    let (handle, run) = engine
+        .prepare(0, spec, events)
+        .map_err(|refused| CalibrationError::Refused { model, refused })?;
     let relay = {
-        let (stop, shutdown) = (stop.clone(), shutdown.clone());
+        let shutdown = shutdown.clone();
         tokio::spawn(async move {
-            shutdown.requested().await;
-            stop.request(StopReason::Shutdown);
+            handle.stop(shutdown.requested().await);
         })
     };
-    let name = spec.model.name();
-    let summary = engine.run(0, spec, events, stop).await;
+    let summary = run.execute().await;
     relay.abort();
     let mut lab = LabState::default();
     lab.begin(0);
@@ -188,12 +221,14 @@ async fn measure(engine: &Engine, spec: RunSpec, shutdown: &Stop) -> Result<LabS
         lab.apply(ev);
     }
     match summary {
-        Some(s) if s.outcome == Outcome::Completed => Ok(lab),
-        other => Err(format!(
-            "the {name} calibration run did not complete: {}",
-            lab.error
-                .unwrap_or_else(|| format!("{:?}", other.map(|s| s.outcome)))
-        )),
+        Ok(s) if s.outcome == Outcome::Completed => Ok(lab),
+        Ok(s) => Err(CalibrationError::Incomplete {
+            model,
+            why: lab
+                .error
+                .unwrap_or_else(|| protocol::format::outcome_word(s.outcome).into()),
+        }),
+        Err(refused) => Err(CalibrationError::Refused { model, refused }),
     }
 }
 
@@ -220,10 +255,7 @@ fn speedup(lab: &LabState, job: &str) -> Figure {
         Some((speedup, one)) => Figure::measured(
             speedup,
             Unit::Ratio,
-            format!(
-                "{job} on one worker ({}) against {WORKERS}",
-                app::lab_state::format_us(one)
-            ),
+            format!("{job} on one worker ({}) against {WORKERS}", format_us(one)),
         ),
         None => Figure::none(Unit::Ratio, "the run measured no one-worker baseline"),
     }
@@ -235,13 +267,10 @@ fn main_figures(main: &LabState, hello_alone: &LabState, job: &str) -> ModelFigu
         .as_ref()
         .and_then(|s| s.main_loop_lag_us)
         .map_or(String::new(), |us| {
-            format!(
-                "; the loop's heartbeat waited {}",
-                app::lab_state::format_us(us)
-            )
+            format!("; the loop's heartbeat waited {}", format_us(us))
         });
     ModelFigures {
-        model: ModelSpec::MainThread.name().into(),
+        model: ModelKind::MainThread,
         start: Figure::none(Unit::Micros, "nothing to start: the loop is already running"),
         round_trip: Figure::none(Unit::Nanos, "no second party to send a message to"),
         memory: Figure::none(Unit::Bytes, "no worker to add"),
@@ -264,16 +293,16 @@ fn thread_figures(
     bytes: Option<u64>,
     job: &str,
 ) -> ModelFigures {
-    let trip = super::measure::percentile(trips, 50.0);
+    let trip = crate::engine::measure::percentile(trips, 50.0);
     ModelFigures {
-        model: "threads".into(),
+        model: ModelKind::Threads,
         // The run's two workers are too few for a steady median (a new
         // thread may wait for a core), so threads are started alone here.
         start: if starts.is_empty() {
             Figure::none(Unit::Micros, "no thread could be started")
         } else {
             Figure::measured(
-                super::measure::percentile(starts, 50.0).as_nanos() as f64 / 1_000.0,
+                crate::engine::measure::percentile(starts, 50.0).as_nanos() as f64 / 1_000.0,
                 Unit::Micros,
                 format!(
                     "std::thread::spawn to the thread's first message; median of {} threads \
@@ -323,7 +352,7 @@ fn child_figures(lab: &LabState, job: &str) -> ModelFigures {
             .collect(),
     );
     ModelFigures {
-        model: "child_process".into(),
+        model: ModelKind::ChildProcess,
         start: start(lab, "spawning the server's own binary to its first message on stdout"),
         round_trip: match trip {
             Some(ns) => Figure::measured(
@@ -348,7 +377,7 @@ fn child_figures(lab: &LabState, job: &str) -> ModelFigures {
 fn cluster_figures(hello: &LabState, cpu_alone: &LabState, cpu: &LabState) -> ModelFigures {
     let rps_of = |lab: &LabState| lab.load.as_ref().map(|l| l.rps);
     ModelFigures {
-        model: "cluster".into(),
+        model: ModelKind::Cluster,
         start: start(
             hello,
             "the primary spawning a worker to that worker listening",
@@ -409,7 +438,7 @@ fn job_wall(lab: &LabState, job: &str, on: &str) -> Figure {
 
 /// The median worker's private memory, with its whole resident size.
 fn memory(lab: &LabState, what: &str) -> Figure {
-    let of = |f: fn(&app::protocol::Memory) -> u64| {
+    let of = |f: fn(&Memory) -> u64| {
         median(
             lab.workers
                 .iter()
@@ -424,7 +453,7 @@ fn memory(lab: &LabState, what: &str) -> Figure {
             format!(
                 "the {what}'s private (anonymous) resident memory at the end of its work; \
                  {} resident in all, counting the binary it shares",
-                app::lab_state::format_bytes(rss)
+                format_bytes(rss)
             ),
         ),
         _ => Figure::none(Unit::Bytes, format!("no {what} reported its memory")),

@@ -1,12 +1,15 @@
 //! What a lab knows about its run, rebuilt from the event stream.
 //!
 //! Plain data and one [`LabState::apply`] function, with no Leptos in it, so
-//! the way the page interprets the protocol is tested on the host like any
-//! other code. The components only draw this state.
+//! the way the page, the CLI and the calibration pass read the protocol is
+//! one fold, tested on the host like any other code. The components only
+//! draw this state.
 
-use crate::protocol::{
-    HostInfo, Limits, LoadStats, Memory, ModelSpec, RunId, RunSpec, RunSummary, ServerEvent,
-    Sharing, ThreadStrategy, WorkResult, Workload,
+use crate::format::{
+    describe_spec, format_count, format_us, incident_sentence, median, outcome_word,
+};
+use crate::{
+    HostInfo, Limits, LoadStats, Memory, RunId, RunSpec, RunSummary, ServerEvent, WorkResult,
 };
 
 /// One worker's row in the lab's table.
@@ -82,6 +85,15 @@ pub enum Incident {
     },
 }
 
+impl Incident {
+    /// When it happened, in ms since the run began.
+    pub fn at_ms(&self) -> u64 {
+        match self {
+            Incident::Exited { at_ms, .. } | Incident::Respawned { at_ms, .. } => *at_ms,
+        }
+    }
+}
+
 /// A finished run, kept so the learner can compare it with the next ones
 /// (shared memory against messages, a pool against fresh threads, …).
 #[derive(Debug, Clone, PartialEq)]
@@ -98,56 +110,6 @@ pub struct PastRun {
 
 /// How many finished runs a lab keeps.
 pub const HISTORY: usize = 8;
-
-/// What was asked for, in a few words: "primes below 3,000,000 · 2 workers ·
-/// spawn · shared memory".
-pub fn describe_spec(spec: &RunSpec) -> String {
-    let work = match &spec.workload {
-        Workload::Primes { below } => format!("primes below {}", format_count(*below)),
-        Workload::Sha256Chain { rounds } => format!("{} SHA-256 rounds", format_count(*rounds)),
-        Workload::Sleep { ms } => format!("sleep {ms} ms"),
-        Workload::Program { program } => format!("program {program:?}"),
-        Workload::HttpHello => "hello per request".into(),
-        Workload::HttpCpu { ms } => format!("{ms} ms CPU per request"),
-        Workload::HttpSleep { ms } => format!("{ms} ms wait per request"),
-    };
-    let mut parts = vec![work, format!("{} workers", spec.workers)];
-    match &spec.model {
-        ModelSpec::MainThread => parts.truncate(1),
-        ModelSpec::Threads { strategy, sharing } => {
-            parts.push(
-                match strategy {
-                    ThreadStrategy::Spawn => "fresh threads",
-                    ThreadStrategy::Pool => "pool",
-                }
-                .into(),
-            );
-            parts.push(
-                match sharing {
-                    Sharing::Messages => "messages",
-                    Sharing::SharedMemory => "shared memory",
-                }
-                .into(),
-            );
-        }
-        ModelSpec::ChildProcess { round_trips } => parts.push(format!("{round_trips} round trips")),
-        ModelSpec::Cluster {
-            policy,
-            requests,
-            concurrency,
-            keep_alive,
-            ..
-        } => {
-            parts.push(format!("{policy:?}").to_lowercase());
-            parts.push(format!(
-                "{} requests, {concurrency} in flight{}",
-                format_count((*requests).into()),
-                if *keep_alive { "" } else { ", no keep-alive" }
-            ));
-        }
-    }
-    parts.join(" · ")
-}
 
 /// Where the current run is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -361,18 +323,14 @@ impl LabState {
                 ..
             } => {
                 self.saw(Some(at_ms * 1_000));
-                self.incidents.push(Incident::Exited {
+                let incident = Incident::Exited {
                     worker,
                     pid,
                     signal,
                     at_ms,
-                });
-                let how = signal.map_or("exited".to_string(), |s| {
-                    format!("was killed by signal {s}")
-                });
-                self.say(format!(
-                    "Worker {worker} (pid {pid}) {how}; the primary noticed."
-                ));
+                };
+                self.say(incident_sentence(&incident));
+                self.incidents.push(incident);
             }
             ServerEvent::WorkerRespawned {
                 worker,
@@ -382,16 +340,14 @@ impl LabState {
                 ..
             } => {
                 self.saw(Some(at_ms * 1_000));
-                self.incidents.push(Incident::Respawned {
+                let incident = Incident::Respawned {
                     worker,
                     pid,
                     downtime_us,
                     at_ms,
-                });
-                self.say(format!(
-                    "The primary replaced worker {worker} with pid {pid} after {}.",
-                    format_us(downtime_us)
-                ));
+                };
+                self.say(incident_sentence(&incident));
+                self.incidents.push(incident);
             }
             ServerEvent::LoadFinished { stats, .. } => {
                 self.say(format!(
@@ -479,99 +435,10 @@ impl LabState {
     }
 }
 
-/// The median of some values (the lower middle of an even count), if any.
-pub fn median(mut values: Vec<u64>) -> Option<u64> {
-    values.sort_unstable();
-    values.get(values.len().saturating_sub(1) / 2).copied()
-}
-
-/// A run's outcome in words.
-pub fn outcome_word(outcome: crate::protocol::Outcome) -> &'static str {
-    use crate::protocol::Outcome::*;
-    match outcome {
-        Completed => "completed",
-        Cancelled => "cancelled",
-        DeadlineExceeded => "stopped at the deadline",
-        Failed => "failed",
-    }
-}
-
-/// A duration for people: µs below a millisecond, ms below a second, else s.
-pub fn format_us(us: u64) -> String {
-    if us < 1_000 {
-        format!("{us} µs")
-    } else if us < 1_000_000 {
-        format!("{:.1} ms", us as f64 / 1_000.0)
-    } else {
-        format!("{:.2} s", us as f64 / 1_000_000.0)
-    }
-}
-
-/// A duration in nanoseconds, at a scale a reader takes in at a glance.
-pub fn format_ns(ns: u64) -> String {
-    if ns < 1_000 {
-        format!("{ns} ns")
-    } else if ns < 100_000 {
-        format!("{:.1} µs", ns as f64 / 1_000.0)
-    } else {
-        format_us(ns / 1_000)
-    }
-}
-
-/// A size in bytes, in binary units: 1536 → "1.5 KiB".
-pub fn format_bytes(bytes: u64) -> String {
-    const KIB: f64 = 1024.0;
-    let b = bytes as f64;
-    if b < KIB {
-        format!("{bytes} B")
-    } else if b < KIB * KIB {
-        format!("{:.1} KiB", b / KIB)
-    } else {
-        format!("{:.1} MiB", b / (KIB * KIB))
-    }
-}
-
-/// A whole number with thousands separators: 20000000 → "20,000,000".
-pub fn format_count(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
-/// A result in a few words.
-pub fn describe_result(result: &WorkResult) -> String {
-    match result {
-        WorkResult::Primes { count } => format!("{} primes", format_count(*count)),
-        WorkResult::Sha256Chain { digests } => match digests.as_slice() {
-            [one] => format!("digest {}…", &one[..one.len().min(16)]),
-            many => format!("{} chains", many.len()),
-        },
-        WorkResult::Slept { ms } => format!("slept {}", format_us(ms * 1_000)),
-        WorkResult::Program {
-            exit_code, output, ..
-        } => {
-            let first = output.lines().next().unwrap_or_default();
-            let status = exit_code.map_or("no exit code".into(), |c| format!("exit {c}"));
-            match output.lines().count().saturating_sub(1) {
-                0 => format!("{status}: {first}"),
-                more => format!("{status}: {first} (+{more} more lines)"),
-            }
-        }
-        WorkResult::Requests { served } => format!("{} requests", format_count(*served)),
-        WorkResult::Incomplete => "stopped".into(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::{Outcome, RunSummary};
+    use crate::{ModelSpec, Outcome, RunSummary, Sharing, ThreadStrategy, Workload};
 
     fn finished(run: RunId) -> ServerEvent {
         ServerEvent::RunFinished {
@@ -636,7 +503,7 @@ mod tests {
         lab.begin(3);
         lab.apply(ServerEvent::Error {
             run: Some(3),
-            code: crate::protocol::ErrorCode::InvalidField,
+            code: crate::ErrorCode::InvalidField,
             field: Some("spec.workers".into()),
             message: "spec.workers must be between 1 and 16, got 99".into(),
         });
@@ -696,28 +563,5 @@ mod tests {
         );
         assert_eq!(newest.messages, Some(0), "a shared board sends none");
         assert_eq!(newest.summary.speedup, Some(2.0));
-    }
-
-    #[test]
-    fn the_median_is_the_middle_value() {
-        assert_eq!(median(vec![]), None);
-        assert_eq!(median(vec![7]), Some(7));
-        assert_eq!(median(vec![9, 1, 5]), Some(5));
-        assert_eq!(median(vec![4, 1]), Some(1));
-    }
-
-    #[test]
-    fn numbers_read_well() {
-        assert_eq!(format_count(20_000_000), "20,000,000");
-        assert_eq!(format_count(999), "999");
-        assert_eq!(format_us(999), "999 µs");
-        assert_eq!(format_us(1_500), "1.5 ms");
-        assert_eq!(format_us(2_345_678), "2.35 s");
-        assert_eq!(format_ns(850), "850 ns");
-        assert_eq!(format_ns(13_240), "13.2 µs");
-        assert_eq!(format_ns(6_100_000), "6.1 ms");
-        assert_eq!(format_bytes(512), "512 B");
-        assert_eq!(format_bytes(1_536), "1.5 KiB");
-        assert_eq!(format_bytes(9_122_611), "8.7 MiB");
     }
 }

@@ -1,7 +1,7 @@
 //! The WebSocket route, driven by a real client against a real server bound
 //! to a loopback port: validation, a full run, cancel and disconnect.
 
-use app::protocol::{
+use protocol::{
     ClientMessage, ErrorCode, ModelSpec, Outcome, RunSpec, ServerEvent, WorkResult, Workload,
 };
 use spawnlab_tests::{eventually, http_get, spawn_app, WsClient};
@@ -22,13 +22,9 @@ fn finished(ev: &ServerEvent) -> bool {
     matches!(ev, ServerEvent::RunFinished { .. })
 }
 
-/// Threads of this process whose names mark them as engine workers.
-fn live_worker_threads() -> usize {
-    std::fs::read_dir("/proc/self/task")
-        .unwrap()
-        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
-        .filter(|name| name.starts_with("spawnlab-worke"))
-        .count()
+/// True while thread `tid` of this process (the server runs in it) lives.
+fn thread_alive(tid: u32) -> bool {
+    std::path::Path::new(&format!("/proc/self/task/{tid}")).exists()
 }
 
 #[tokio::test]
@@ -153,13 +149,18 @@ async fn cancel_and_disconnect_stop_the_threads() -> anyhow::Result<()> {
     assert_eq!(summary.result, WorkResult::Incomplete);
 
     // A learner who closes the tab mid-run: the server stops the work.
+    // Its own threads, as it reported them, not a count of threads that
+    // other tests in this process could change.
     ws.send(&ClientMessage::Start { id: 8, spec: long }).await?;
-    ws.until(|e| matches!(e, ServerEvent::WorkerSpawned { worker: 1, .. }))
+    let started = ws
+        .until(|e| matches!(e, ServerEvent::WorkerSpawned { worker: 1, .. }))
         .await?;
-    assert!(live_worker_threads() >= 2);
+    let workers = tids(&started);
+    assert_eq!(workers.len(), 2, "{started:?}");
+    assert!(workers.iter().all(|&tid| thread_alive(tid)));
     drop(ws);
     eventually(Duration::from_secs(2), "the workers to exit", || async {
-        Ok((live_worker_threads() == 0).then_some(()))
+        Ok(workers.iter().all(|&tid| !thread_alive(tid)).then_some(()))
     })
     .await?;
     Ok(())
@@ -189,7 +190,7 @@ fn tids(events: &[ServerEvent]) -> std::collections::BTreeSet<u32> {
 
 #[tokio::test]
 async fn a_pool_reuses_its_threads_and_shared_memory_sends_no_messages() -> anyhow::Result<()> {
-    use app::protocol::{Sharing, ThreadStrategy};
+    use protocol::{Sharing, ThreadStrategy};
     let app = spawn_app().await;
     let (mut ws, _) = WsClient::connect(&app.ws_url()).await?;
     let spec = |strategy, sharing| RunSpec {

@@ -3,11 +3,11 @@
 //! request must be counted exactly once, and every process must be gone
 //! afterwards.
 
-use app::protocol::{
+use protocol::{
     ClientMessage, KillWorker, LoadStats, ModelSpec, Outcome, RunSpec, SchedPolicy, ServerEvent,
     Workload,
 };
-use spawnlab_tests::{group_is_gone, spawn_app, WsClient};
+use spawnlab_tests::{group_is_gone, group_of, spawn_app, WsClient};
 
 fn cluster(policy: SchedPolicy, requests: u32, kill: Option<KillWorker>) -> RunSpec {
     RunSpec {
@@ -37,12 +37,9 @@ fn group_of_first_worker(events: &[ServerEvent]) -> u32 {
             _ => None,
         })
         .expect("a worker started");
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    stat.rsplit(')')
-        .next()
-        .and_then(|rest| rest.split_whitespace().nth(2))
-        .and_then(|g| g.parse().ok())
-        .unwrap_or(pid)
+    let group = group_of(pid);
+    assert_ne!(group, pid, "a cluster worker is not its own group's leader");
+    group
 }
 
 fn load_stats(events: &[ServerEvent]) -> LoadStats {

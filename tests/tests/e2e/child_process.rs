@@ -2,9 +2,11 @@
 //! real server, driven over a real WebSocket. Every failure path ends with a
 //! look at the host's process table: nothing the test started may survive.
 
-use app::protocol::{
+use nix::sys::signal::Signal;
+use protocol::{
     ClientMessage, ModelSpec, Outcome, Program, RunSpec, ServerEvent, WorkResult, Workload,
 };
+use spawnlab_tests::procs::signal;
 use spawnlab_tests::{
     children_of, eventually, group_is_gone, is_running, spawn_app, spawn_app_with, test_settings,
     ServerProcess, WsClient,
@@ -228,10 +230,7 @@ async fn a_crashed_child_fails_the_run_and_the_rest_are_reaped() -> anyhow::Resu
         start_and_wait_ready(&mut ws, 1, children(Workload::Sleep { ms: 10_000 }, 2, 0)).await;
     let workers = pids(&seen);
     // Something outside the server kills one worker.
-    // SAFETY: kill(2) on a worker process this test's server started.
-    unsafe {
-        libc::kill(workers[1] as i32, libc::SIGKILL);
-    }
+    signal(workers[1] as i32, Signal::SIGKILL);
     let events = ws.until(finished).await?;
     let error = events.iter().find_map(|e| match e {
         ServerEvent::Error { message, .. } => Some(message.clone()),

@@ -1,4 +1,22 @@
-//! The wire contract between the browser (or any client) and the engine.
+//! spawnlab's wire contract, shared by the browser, the server, the engine,
+//! the CLI and the tests — and depending on none of them (serde only, like
+//! tokio-console's `console-api`).
+//!
+//! # Layout
+//!
+//! - this file: the WebSocket messages, [`ClientMessage`] and [`ServerEvent`],
+//!   and the types they carry;
+//! - [`catalogue`]: every model and workload, named once: which workloads a
+//!   model accepts, each allow-listed program's argument vector, the labels a
+//!   page or the CLI shows;
+//! - [`lab`]: [`lab::LabState`], what a lab knows about its run, folded from
+//!   the events;
+//! - [`format`]: durations, sizes, counts, results and hosts in words, the
+//!   same on the page and in the terminal;
+//! - [`compare`]: the comparison table's measured rows, shared by the compare
+//!   page and `spawnlab compare`.
+//!
+//! # The wire
 //!
 //! Every frame on the `/ws` WebSocket is one JSON object tagged by `"type"`.
 //! The client sends [`ClientMessage`]s; the server answers with
@@ -21,6 +39,13 @@
 //! naming the field and the allowed range; the connection stays open.
 
 use serde::{Deserialize, Serialize};
+
+pub mod catalogue;
+pub mod compare;
+pub mod format;
+pub mod lab;
+
+pub use catalogue::{ModelKind, WorkloadKind};
 
 /// Bumped whenever a change would break an older client.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -109,20 +134,26 @@ fn default_true() -> bool {
 }
 
 impl ModelSpec {
-    /// The model's name as it appears on the wire and on the page.
-    pub fn name(&self) -> &'static str {
+    /// Which model this is, without its options.
+    pub fn kind(&self) -> ModelKind {
         match self {
-            ModelSpec::MainThread => "main_thread",
-            ModelSpec::Threads { .. } => "threads",
-            ModelSpec::ChildProcess { .. } => "child_process",
-            ModelSpec::Cluster { .. } => "cluster",
+            ModelSpec::MainThread => ModelKind::MainThread,
+            ModelSpec::Threads { .. } => ModelKind::Threads,
+            ModelSpec::ChildProcess { .. } => ModelKind::ChildProcess,
+            ModelSpec::Cluster { .. } => ModelKind::Cluster,
         }
+    }
+
+    /// The model's name as it appears on the wire.
+    pub fn name(&self) -> &'static str {
+        self.kind().name()
     }
 }
 
 /// Fresh threads per run, or a pool reused across runs.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum ThreadStrategy {
     /// `std::thread::spawn` for every worker of every run (Node: `new Worker()`).
     #[default]
@@ -134,6 +165,7 @@ pub enum ThreadStrategy {
 /// How workers hand their results back.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum Sharing {
     /// Values copied into messages (Node: `postMessage`, structured clone).
     #[default]
@@ -145,6 +177,7 @@ pub enum Sharing {
 /// How a cluster's connections reach its workers.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum SchedPolicy {
     /// The primary accepts and passes each connection to the next worker
     /// (Node's default, `SCHED_RR`).
@@ -189,17 +222,22 @@ pub enum Workload {
 }
 
 impl Workload {
-    /// The workload's name as it appears on the wire and on the page.
-    pub fn name(&self) -> &'static str {
+    /// Which workload this is, without its size.
+    pub fn kind(&self) -> WorkloadKind {
         match self {
-            Workload::Primes { .. } => "primes",
-            Workload::Sha256Chain { .. } => "sha256_chain",
-            Workload::Sleep { .. } => "sleep",
-            Workload::Program { .. } => "program",
-            Workload::HttpHello => "http_hello",
-            Workload::HttpCpu { .. } => "http_cpu",
-            Workload::HttpSleep { .. } => "http_sleep",
+            Workload::Primes { .. } => WorkloadKind::Primes,
+            Workload::Sha256Chain { .. } => WorkloadKind::Sha256Chain,
+            Workload::Sleep { .. } => WorkloadKind::Sleep,
+            Workload::Program { .. } => WorkloadKind::Program,
+            Workload::HttpHello => WorkloadKind::HttpHello,
+            Workload::HttpCpu { .. } => WorkloadKind::HttpCpu,
+            Workload::HttpSleep { .. } => WorkloadKind::HttpSleep,
         }
+    }
+
+    /// The workload's name as it appears on the wire.
+    pub fn name(&self) -> &'static str {
+        self.kind().name()
     }
 }
 
@@ -207,6 +245,7 @@ impl Workload {
 /// vector on the server; learners choose a name, never a command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum Program {
     /// `uname -a`
     Uname,
@@ -592,8 +631,8 @@ pub struct Calibration {
 /// One model's measured row values.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelFigures {
-    /// The model's wire name, as [`ModelSpec::name`] gives it.
-    pub model: String,
+    /// Which model's column this is.
+    pub model: ModelKind,
     /// Spawn → first sign of life of one worker.
     pub start: Figure,
     /// One small message there and back.

@@ -1,9 +1,7 @@
 //! The main-thread model: the heartbeat on the run's own loop stops while the
 //! work runs, and the site around it does not.
 
-use app::protocol::{
-    ClientMessage, ModelSpec, Outcome, RunSpec, ServerEvent, WorkResult, Workload,
-};
+use protocol::{ClientMessage, ModelSpec, Outcome, RunSpec, ServerEvent, WorkResult, Workload};
 use spawnlab_tests::{http_get, spawn_app, WsClient};
 
 #[tokio::test]

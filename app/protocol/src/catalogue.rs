@@ -1,0 +1,399 @@
+//! The catalogue: every model, workload, program and option the server runs,
+//! named once.
+//!
+//! The engine's limits, the lab's menus, the CLI's flags, the calibration
+//! pass and the compare page all read their names, labels and "which
+//! workload suits which model" from here, so adding a model, a workload or a
+//! program is one edit in this file (plus the code that runs it).
+
+use crate::{Program, SchedPolicy, Sharing, ThreadStrategy, Workload};
+use serde::{Deserialize, Serialize};
+
+/// The four models, without their options.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+pub enum ModelKind {
+    /// The work on the event loop itself (blocking code in a handler).
+    MainThread,
+    /// Threads inside one process (Node: `worker_threads`).
+    Threads,
+    /// Separate processes with a message channel (Node: `child_process`).
+    ChildProcess,
+    /// A primary and HTTP workers sharing one port (Node: `cluster`).
+    Cluster,
+}
+
+impl ModelKind {
+    /// Every model, in the order the site presents them.
+    pub const ALL: [ModelKind; 4] = [
+        ModelKind::MainThread,
+        ModelKind::Threads,
+        ModelKind::ChildProcess,
+        ModelKind::Cluster,
+    ];
+
+    /// The name on the wire (`"child_process"`).
+    pub fn name(self) -> &'static str {
+        match self {
+            ModelKind::MainThread => "main_thread",
+            ModelKind::Threads => "threads",
+            ModelKind::ChildProcess => "child_process",
+            ModelKind::Cluster => "cluster",
+        }
+    }
+
+    /// What a Node.js developer calls it: the module, or the situation.
+    pub fn node_name(self) -> &'static str {
+        match self {
+            ModelKind::MainThread => "Main thread alone",
+            ModelKind::Threads => "worker_threads",
+            ModelKind::ChildProcess => "child_process",
+            ModelKind::Cluster => "cluster",
+        }
+    }
+
+    /// What one worker is called in this model.
+    pub fn worker_noun(self) -> &'static str {
+        match self {
+            ModelKind::MainThread => "Loop",
+            ModelKind::Threads => "Thread",
+            ModelKind::ChildProcess => "Process",
+            ModelKind::Cluster => "Worker",
+        }
+    }
+
+    /// The workloads this model accepts, the first being its default.
+    pub fn workloads(self) -> &'static [WorkloadKind] {
+        use WorkloadKind::*;
+        match self {
+            ModelKind::MainThread | ModelKind::Threads => &[Primes, Sha256Chain, Sleep],
+            ModelKind::ChildProcess => &[Primes, Sha256Chain, Sleep, Program],
+            ModelKind::Cluster => &[HttpHello, HttpCpu, HttpSleep],
+        }
+    }
+
+    /// True if `workload` can run in this model.
+    pub fn accepts(self, workload: WorkloadKind) -> bool {
+        self.workloads().contains(&workload)
+    }
+
+    /// How many workers a run gets unless asked otherwise: the main thread
+    /// has exactly one loop; two workers show parallelism on two cores.
+    pub fn default_workers(self) -> u32 {
+        match self {
+            ModelKind::MainThread => 1,
+            _ => 2,
+        }
+    }
+
+    /// Threads or processes a run of `workers` workers keeps alive: a
+    /// cluster's primary is a process too.
+    pub fn live_workers(self, workers: u32) -> u32 {
+        match self {
+            ModelKind::Cluster => workers + 1,
+            _ => workers,
+        }
+    }
+}
+
+/// The workloads, without their sizes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+pub enum WorkloadKind {
+    /// Count primes by trial division.
+    Primes,
+    /// A chain of SHA-256 hashes.
+    Sha256Chain,
+    /// Waiting, not computing.
+    Sleep,
+    /// An allow-listed program (child processes only).
+    Program,
+    /// Answer "hello" per request (cluster only).
+    HttpHello,
+    /// Burn CPU per request (cluster only).
+    HttpCpu,
+    /// Wait per request (cluster only).
+    HttpSleep,
+}
+
+impl WorkloadKind {
+    /// Every workload.
+    pub const ALL: [WorkloadKind; 7] = [
+        WorkloadKind::Primes,
+        WorkloadKind::Sha256Chain,
+        WorkloadKind::Sleep,
+        WorkloadKind::Program,
+        WorkloadKind::HttpHello,
+        WorkloadKind::HttpCpu,
+        WorkloadKind::HttpSleep,
+    ];
+
+    /// The name on the wire (`"sha256_chain"`).
+    pub fn name(self) -> &'static str {
+        match self {
+            WorkloadKind::Primes => "primes",
+            WorkloadKind::Sha256Chain => "sha256_chain",
+            WorkloadKind::Sleep => "sleep",
+            WorkloadKind::Program => "program",
+            WorkloadKind::HttpHello => "http_hello",
+            WorkloadKind::HttpCpu => "http_cpu",
+            WorkloadKind::HttpSleep => "http_sleep",
+        }
+    }
+
+    /// The workload whose wire name is `name`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.name() == name)
+    }
+
+    /// The menu entry.
+    pub fn label(self) -> &'static str {
+        match self {
+            WorkloadKind::Primes => "Count primes (CPU-bound)",
+            WorkloadKind::Sha256Chain => "SHA-256 chain (CPU-bound)",
+            WorkloadKind::Sleep => "Sleep (waiting, not computing)",
+            WorkloadKind::Program => "Run another program",
+            WorkloadKind::HttpHello => "Say hello (almost no work)",
+            WorkloadKind::HttpCpu => "Burn CPU on every request",
+            WorkloadKind::HttpSleep => "Wait on every request",
+        }
+    }
+
+    /// What the size means; `None` when the workload has no size.
+    pub fn size_label(self) -> Option<&'static str> {
+        match self {
+            WorkloadKind::Primes => Some("Count the primes below"),
+            WorkloadKind::Sha256Chain => Some("Rounds of hashing, shared out"),
+            WorkloadKind::Sleep => Some("Milliseconds of sleep, shared out"),
+            WorkloadKind::HttpCpu => Some("Milliseconds of CPU per request"),
+            WorkloadKind::HttpSleep => Some("Milliseconds of waiting per request"),
+            WorkloadKind::Program | WorkloadKind::HttpHello => None,
+        }
+    }
+
+    /// The size a lab or the CLI starts from.
+    pub fn default_size(self) -> u64 {
+        match self {
+            WorkloadKind::Primes => 20_000_000,
+            WorkloadKind::Sha256Chain => 2_000_000,
+            WorkloadKind::Sleep => 2_000,
+            WorkloadKind::HttpCpu => 1,
+            WorkloadKind::HttpSleep => 5,
+            WorkloadKind::Program | WorkloadKind::HttpHello => 0,
+        }
+    }
+
+    /// The workload of this kind with `size` (ignored where there is none),
+    /// running `program` where it runs one.
+    pub fn with_size(self, size: u64, program: Program) -> Workload {
+        match self {
+            WorkloadKind::Primes => Workload::Primes { below: size },
+            WorkloadKind::Sha256Chain => Workload::Sha256Chain { rounds: size },
+            WorkloadKind::Sleep => Workload::Sleep { ms: size },
+            WorkloadKind::Program => Workload::Program { program },
+            WorkloadKind::HttpHello => Workload::HttpHello,
+            WorkloadKind::HttpCpu => Workload::HttpCpu { ms: size },
+            WorkloadKind::HttpSleep => Workload::HttpSleep { ms: size },
+        }
+    }
+}
+
+/// Where an allow-listed program's argument vector takes the one path it
+/// may be given: the directory of the site being served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arg {
+    /// A fixed argument.
+    Text(&'static str),
+    /// The served site's directory.
+    SiteDir,
+}
+
+impl Program {
+    /// Every allow-listed program.
+    pub const ALL: [Program; 4] = [
+        Program::Uname,
+        Program::ListPublic,
+        Program::PythonVersion,
+        Program::NodeVersion,
+    ];
+
+    /// The name on the wire (`"list_public"`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Program::Uname => "uname",
+            Program::ListPublic => "list_public",
+            Program::PythonVersion => "python_version",
+            Program::NodeVersion => "node_version",
+        }
+    }
+
+    /// The executable, looked up on `PATH`.
+    pub fn binary(self) -> &'static str {
+        match self {
+            Program::Uname => "uname",
+            Program::ListPublic => "ls",
+            Program::PythonVersion => "python3",
+            Program::NodeVersion => "node",
+        }
+    }
+
+    /// The fixed arguments: the learner picks a program, never a command line.
+    pub fn args(self) -> &'static [Arg] {
+        match self {
+            Program::Uname => &[Arg::Text("-a")],
+            Program::ListPublic => &[Arg::Text("-l"), Arg::SiteDir],
+            Program::PythonVersion | Program::NodeVersion => &[Arg::Text("--version")],
+        }
+    }
+
+    /// The command line as a person would type it, for menus and tables.
+    pub fn command_line(self) -> &'static str {
+        match self {
+            Program::Uname => "uname -a",
+            Program::ListPublic => "ls -l (the site's files)",
+            Program::PythonVersion => "python3 --version",
+            Program::NodeVersion => "node --version",
+        }
+    }
+}
+
+impl SchedPolicy {
+    /// Every policy.
+    pub const ALL: [SchedPolicy; 3] = [
+        SchedPolicy::RoundRobin,
+        SchedPolicy::SharedSocket,
+        SchedPolicy::ReusePort,
+    ];
+
+    /// The name on the wire.
+    pub fn name(self) -> &'static str {
+        match self {
+            SchedPolicy::RoundRobin => "round_robin",
+            SchedPolicy::SharedSocket => "shared_socket",
+            SchedPolicy::ReusePort => "reuse_port",
+        }
+    }
+
+    /// A few words for tables and history.
+    pub fn short(self) -> &'static str {
+        match self {
+            SchedPolicy::RoundRobin => "round robin",
+            SchedPolicy::SharedSocket => "shared socket",
+            SchedPolicy::ReusePort => "SO_REUSEPORT",
+        }
+    }
+
+    /// The menu entry.
+    pub fn label(self) -> &'static str {
+        match self {
+            SchedPolicy::RoundRobin => "Round robin: the primary hands out connections",
+            SchedPolicy::SharedSocket => "Shared socket: workers race to accept",
+            SchedPolicy::ReusePort => "SO_REUSEPORT: the kernel hashes connections",
+        }
+    }
+}
+
+impl ThreadStrategy {
+    /// Every strategy.
+    pub const ALL: [ThreadStrategy; 2] = [ThreadStrategy::Spawn, ThreadStrategy::Pool];
+
+    /// The name on the wire.
+    pub fn name(self) -> &'static str {
+        match self {
+            ThreadStrategy::Spawn => "spawn",
+            ThreadStrategy::Pool => "pool",
+        }
+    }
+
+    /// A few words for tables and history.
+    pub fn short(self) -> &'static str {
+        match self {
+            ThreadStrategy::Spawn => "fresh threads",
+            ThreadStrategy::Pool => "pool",
+        }
+    }
+
+    /// The menu entry.
+    pub fn label(self) -> &'static str {
+        match self {
+            ThreadStrategy::Spawn => "New threads for every run",
+            ThreadStrategy::Pool => "A pool, started once and reused",
+        }
+    }
+}
+
+impl Sharing {
+    /// Every way of reporting.
+    pub const ALL: [Sharing; 2] = [Sharing::Messages, Sharing::SharedMemory];
+
+    /// The name on the wire.
+    pub fn name(self) -> &'static str {
+        match self {
+            Sharing::Messages => "messages",
+            Sharing::SharedMemory => "shared_memory",
+        }
+    }
+
+    /// A few words for tables and history.
+    pub fn short(self) -> &'static str {
+        match self {
+            Sharing::Messages => "messages",
+            Sharing::SharedMemory => "shared memory",
+        }
+    }
+
+    /// The menu entry.
+    pub fn label(self) -> &'static str {
+        match self {
+            Sharing::Messages => "Messages on a channel",
+            Sharing::SharedMemory => "Shared memory (atomics), no messages",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The catalogue's names are the wire's names: serde and these tables
+    /// can never disagree.
+    #[test]
+    fn names_match_the_wire() {
+        let wire = |v: serde_json::Value| v.as_str().unwrap().to_string();
+        for m in ModelKind::ALL {
+            assert_eq!(wire(serde_json::to_value(m).unwrap()), m.name());
+        }
+        for w in WorkloadKind::ALL {
+            assert_eq!(wire(serde_json::to_value(w).unwrap()), w.name());
+            let built = w.with_size(w.default_size(), Program::Uname);
+            assert_eq!(built.kind(), w);
+            assert_eq!(
+                serde_json::to_value(&built).unwrap()["kind"],
+                serde_json::Value::String(w.name().into())
+            );
+        }
+        for p in Program::ALL {
+            assert_eq!(wire(serde_json::to_value(p).unwrap()), p.name());
+        }
+        for p in SchedPolicy::ALL {
+            assert_eq!(wire(serde_json::to_value(p).unwrap()), p.name());
+        }
+        for s in ThreadStrategy::ALL {
+            assert_eq!(wire(serde_json::to_value(s).unwrap()), s.name());
+        }
+        for s in Sharing::ALL {
+            assert_eq!(wire(serde_json::to_value(s).unwrap()), s.name());
+        }
+    }
+
+    #[test]
+    fn every_workload_belongs_to_some_model() {
+        for w in WorkloadKind::ALL {
+            assert!(ModelKind::ALL.iter().any(|m| m.accepts(w)), "{w:?}");
+        }
+        assert!(!ModelKind::Threads.accepts(WorkloadKind::Program));
+        assert!(ModelKind::ChildProcess.accepts(WorkloadKind::Program));
+    }
+}

@@ -1,0 +1,279 @@
+//! Figures in words, the same on the page, in the terminal and in the
+//! narration: durations, sizes, counts, results, runs, hosts and incidents.
+//!
+//! Every name a person reads comes from the catalogue's labels, never from
+//! a Rust type's debug name.
+
+use crate::lab::Incident;
+use crate::{HostInfo, ModelSpec, Outcome, RunSpec, WorkResult, Workload};
+
+/// The median of some values (the lower middle of an even count), if any.
+pub fn median(mut values: Vec<u64>) -> Option<u64> {
+    values.sort_unstable();
+    values.get(values.len().saturating_sub(1) / 2).copied()
+}
+
+/// A run's outcome in words.
+pub fn outcome_word(outcome: Outcome) -> &'static str {
+    match outcome {
+        Outcome::Completed => "completed",
+        Outcome::Cancelled => "cancelled",
+        Outcome::DeadlineExceeded => "stopped at the deadline",
+        Outcome::Failed => "failed",
+    }
+}
+
+/// A duration for people: µs below a millisecond, ms below a second, else s.
+pub fn format_us(us: u64) -> String {
+    if us < 1_000 {
+        format!("{us} µs")
+    } else if us < 1_000_000 {
+        format!("{:.1} ms", us as f64 / 1_000.0)
+    } else {
+        format!("{:.2} s", us as f64 / 1_000_000.0)
+    }
+}
+
+/// A duration in nanoseconds, at a scale a reader takes in at a glance.
+pub fn format_ns(ns: u64) -> String {
+    if ns < 1_000 {
+        format!("{ns} ns")
+    } else if ns < 100_000 {
+        format!("{:.1} µs", ns as f64 / 1_000.0)
+    } else {
+        format_us(ns / 1_000)
+    }
+}
+
+/// A size in bytes, in binary units: 1536 → "1.5 KiB".
+pub fn format_bytes(bytes: u64) -> String {
+    const KIB: f64 = 1024.0;
+    let b = bytes as f64;
+    if b < KIB {
+        format!("{bytes} B")
+    } else if b < KIB * KIB {
+        format!("{:.1} KiB", b / KIB)
+    } else if b < KIB * KIB * KIB {
+        format!("{:.1} MiB", b / (KIB * KIB))
+    } else {
+        format!("{:.1} GiB", b / (KIB * KIB * KIB))
+    }
+}
+
+/// A whole number with thousands separators: 20000000 → "20,000,000".
+pub fn format_count(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A result in a few words.
+pub fn describe_result(result: &WorkResult) -> String {
+    match result {
+        WorkResult::Primes { count } => format!("{} primes", format_count(*count)),
+        WorkResult::Sha256Chain { digests } => match digests.as_slice() {
+            [one] => format!("digest {}…", &one[..one.len().min(16)]),
+            many => format!("{} chains", many.len()),
+        },
+        WorkResult::Slept { ms } => format!("slept {}", format_us(ms * 1_000)),
+        WorkResult::Program {
+            exit_code, output, ..
+        } => {
+            let first = output.lines().next().unwrap_or_default();
+            let status = exit_code.map_or("no exit code".into(), |c| format!("exit {c}"));
+            match output.lines().count().saturating_sub(1) {
+                0 => format!("{status}: {first}"),
+                more => format!("{status}: {first} (+{more} more lines)"),
+            }
+        }
+        WorkResult::Requests { served } => format!("{} requests", format_count(*served)),
+        WorkResult::Incomplete => "stopped".into(),
+    }
+}
+
+/// A workload in a few words: "primes below 3,000,000", "`uname -a`".
+pub fn describe_workload(workload: &Workload) -> String {
+    match workload {
+        Workload::Primes { below } => format!("primes below {}", format_count(*below)),
+        Workload::Sha256Chain { rounds } => format!("{} SHA-256 rounds", format_count(*rounds)),
+        Workload::Sleep { ms } => format!("sleep {ms} ms"),
+        Workload::Program { program } => format!("run `{}`", program.command_line()),
+        Workload::HttpHello => "hello per request".into(),
+        Workload::HttpCpu { ms } => format!("{ms} ms CPU per request"),
+        Workload::HttpSleep { ms } => format!("{ms} ms wait per request"),
+    }
+}
+
+/// What was asked for, in a few words: "primes below 3,000,000 · 2 workers ·
+/// pool · shared memory".
+pub fn describe_spec(spec: &RunSpec) -> String {
+    let mut parts = vec![
+        describe_workload(&spec.workload),
+        format!("{} workers", spec.workers),
+    ];
+    match &spec.model {
+        ModelSpec::MainThread => parts.truncate(1),
+        ModelSpec::Threads { strategy, sharing } => {
+            parts.push(strategy.short().into());
+            parts.push(sharing.short().into());
+        }
+        ModelSpec::ChildProcess { round_trips } => parts.push(format!("{round_trips} round trips")),
+        ModelSpec::Cluster {
+            policy,
+            requests,
+            concurrency,
+            keep_alive,
+            ..
+        } => {
+            parts.push(policy.short().into());
+            parts.push(format!(
+                "{} requests, {concurrency} in flight{}",
+                format_count((*requests).into()),
+                if *keep_alive { "" } else { ", no keep-alive" }
+            ));
+        }
+    }
+    parts.join(" · ")
+}
+
+/// The machine in one line: "AMD EPYC 7B13, 2 logical CPUs on 1 physical
+/// core, 23 GiB of memory (21 GiB free), load 0.52 / 0.40 / 0.33".
+pub fn host_line(host: &HostInfo) -> String {
+    let cores = match host.physical_cores {
+        Some(1) => format!("{} logical CPUs on 1 physical core", host.logical_cores),
+        Some(p) => format!("{} logical CPUs on {p} physical cores", host.logical_cores),
+        None => format!("{} logical CPUs", host.logical_cores),
+    };
+    let [one, five, fifteen] = host.load_average;
+    format!(
+        "{}, {cores}, {} of memory ({} free), load {one:.2} / {five:.2} / {fifteen:.2}",
+        host.cpu_model,
+        format_bytes(host.memory_total_bytes),
+        format_bytes(host.memory_available_bytes)
+    )
+}
+
+/// Said wherever figures come from a machine that was already busy.
+pub const BUSY_NOTE: &str = "The machine was already busy when this run started, so these \
+                             times are likely slower than on a quiet machine.";
+
+/// A cluster worker's death or replacement, as a sentence.
+pub fn incident_sentence(incident: &Incident) -> String {
+    match incident {
+        Incident::Exited {
+            worker,
+            pid,
+            signal,
+            ..
+        } => {
+            let how = signal.map_or("exited".to_string(), |s| {
+                format!("was killed by signal {s}")
+            });
+            format!("Worker {worker} (pid {pid}) {how}; the primary noticed.")
+        }
+        Incident::Respawned {
+            worker,
+            pid,
+            downtime_us,
+            ..
+        } => format!(
+            "The primary replaced worker {worker} with pid {pid} after {}.",
+            format_us(*downtime_us)
+        ),
+    }
+}
+
+/// Seconds since the Unix epoch as a UTC date and time: "2026-11-27 07:42 UTC".
+pub fn utc(unix_s: u64) -> String {
+    let days = (unix_s / 86_400) as i64;
+    let (hour, minute) = ((unix_s % 86_400) / 3_600, (unix_s % 3_600) / 60);
+    // Days to a civil date (Howard Hinnant's algorithm, proleptic Gregorian).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02} {hour:02}:{minute:02} UTC")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Program, SchedPolicy};
+
+    #[test]
+    fn the_median_is_the_middle_value() {
+        assert_eq!(median(vec![]), None);
+        assert_eq!(median(vec![7]), Some(7));
+        assert_eq!(median(vec![9, 1, 5]), Some(5));
+        assert_eq!(median(vec![4, 1]), Some(1));
+    }
+
+    #[test]
+    fn numbers_read_well() {
+        assert_eq!(format_count(20_000_000), "20,000,000");
+        assert_eq!(format_count(999), "999");
+        assert_eq!(format_us(999), "999 µs");
+        assert_eq!(format_us(1_500), "1.5 ms");
+        assert_eq!(format_us(2_345_678), "2.35 s");
+        assert_eq!(format_ns(850), "850 ns");
+        assert_eq!(format_ns(13_240), "13.2 µs");
+        assert_eq!(format_ns(6_100_000), "6.1 ms");
+        assert_eq!(format_bytes(512), "512 B");
+        assert_eq!(format_bytes(1_536), "1.5 KiB");
+        assert_eq!(format_bytes(9_122_611), "8.7 MiB");
+        assert_eq!(format_bytes(24 << 30), "24.0 GiB");
+    }
+
+    #[test]
+    fn dates_are_utc() {
+        assert_eq!(utc(0), "1970-01-01 00:00 UTC");
+        assert_eq!(
+            utc(1_795_737_600 + 7 * 3_600 + 42 * 60),
+            "2026-11-27 07:42 UTC"
+        );
+        assert_eq!(utc(951_782_400), "2000-02-29 00:00 UTC");
+    }
+
+    /// Learners read labels, never Rust's debug names ("program Uname",
+    /// "roundrobin").
+    #[test]
+    fn specs_are_described_in_words() {
+        let program = RunSpec {
+            model: ModelSpec::ChildProcess { round_trips: 0 },
+            workload: Workload::Program {
+                program: Program::Uname,
+            },
+            workers: 1,
+        };
+        assert_eq!(
+            describe_spec(&program),
+            "run `uname -a` · 1 workers · 0 round trips"
+        );
+        let cluster = RunSpec {
+            model: ModelSpec::Cluster {
+                policy: SchedPolicy::RoundRobin,
+                requests: 20_000,
+                concurrency: 32,
+                keep_alive: false,
+                kill: None,
+            },
+            workload: Workload::HttpHello,
+            workers: 2,
+        };
+        assert_eq!(
+            describe_spec(&cluster),
+            "hello per request · 2 workers · round robin · 20,000 requests, 32 in flight, no keep-alive"
+        );
+    }
+}

@@ -1,0 +1,269 @@
+//! What the learner can set before pressing Run, and the request it makes.
+//!
+//! The menus are the catalogue's (`protocol::catalogue`): which workloads a
+//! model accepts, the programs, policies, strategies and ways of sharing,
+//! each with its label. Nothing here is judged in the browser: the server
+//! is the one judge of what is allowed, and says which field is wrong.
+
+use leptos::prelude::*;
+use protocol::{
+    KillWorker, ModelKind, ModelSpec, Program, RunSpec, SchedPolicy, Sharing, ThreadStrategy,
+    WorkloadKind,
+};
+
+/// Everything the learner can set, as signals.
+#[derive(Clone, Copy)]
+pub struct Controls {
+    kind: RwSignal<WorkloadKind>,
+    size: RwSignal<u64>,
+    workers: RwSignal<u32>,
+    program: RwSignal<Program>,
+    round_trips: RwSignal<u32>,
+    policy: RwSignal<SchedPolicy>,
+    strategy: RwSignal<ThreadStrategy>,
+    sharing: RwSignal<Sharing>,
+    requests: RwSignal<u32>,
+    concurrency: RwSignal<u32>,
+    keep_alive: RwSignal<bool>,
+    kill: RwSignal<bool>,
+    kill_worker: RwSignal<u32>,
+    kill_after: RwSignal<u32>,
+}
+
+impl Controls {
+    /// The controls of `model`'s lab, at their defaults.
+    pub fn new(model: ModelKind) -> Self {
+        let kind = model.workloads()[0];
+        Controls {
+            kind: RwSignal::new(kind),
+            size: RwSignal::new(kind.default_size()),
+            workers: RwSignal::new(model.default_workers()),
+            program: RwSignal::new(Program::Uname),
+            round_trips: RwSignal::new(if model == ModelKind::ChildProcess {
+                1_000
+            } else {
+                0
+            }),
+            policy: RwSignal::new(SchedPolicy::RoundRobin),
+            strategy: RwSignal::new(ThreadStrategy::Spawn),
+            sharing: RwSignal::new(Sharing::Messages),
+            requests: RwSignal::new(20_000),
+            concurrency: RwSignal::new(32),
+            keep_alive: RwSignal::new(true),
+            kill: RwSignal::new(false),
+            kill_worker: RwSignal::new(0),
+            kill_after: RwSignal::new(5_000),
+        }
+    }
+
+    /// The request these controls describe.
+    pub fn spec(&self, model: ModelKind) -> RunSpec {
+        let model_spec = match model {
+            ModelKind::MainThread => ModelSpec::MainThread,
+            ModelKind::Threads => ModelSpec::Threads {
+                strategy: self.strategy.get_untracked(),
+                sharing: self.sharing.get_untracked(),
+            },
+            ModelKind::ChildProcess => ModelSpec::ChildProcess {
+                round_trips: self.round_trips.get_untracked(),
+            },
+            ModelKind::Cluster => ModelSpec::Cluster {
+                policy: self.policy.get_untracked(),
+                requests: self.requests.get_untracked(),
+                concurrency: self.concurrency.get_untracked(),
+                keep_alive: self.keep_alive.get_untracked(),
+                kill: self.kill.get_untracked().then(|| KillWorker {
+                    worker: self.kill_worker.get_untracked(),
+                    after_requests: self.kill_after.get_untracked(),
+                }),
+            },
+        };
+        RunSpec {
+            model: model_spec,
+            workload: self
+                .kind
+                .get_untracked()
+                .with_size(self.size.get_untracked(), self.program.get_untracked()),
+            workers: self.workers.get_untracked(),
+        }
+    }
+
+    /// The form's fields for `model`, in order.
+    pub fn fields(self, model: ModelKind) -> impl IntoView {
+        let c = self;
+        let workload_select = view! {
+            <div class="field">
+                <label for="workload">
+                    {if model == ModelKind::Cluster { "Every request" } else { "Workload" }}
+                </label>
+                <select
+                    id="workload"
+                    on:change=move |ev| {
+                        if let Some(k) = WorkloadKind::from_name(&event_target_value(&ev)) {
+                            c.kind.set(k);
+                            c.size.set(k.default_size());
+                        }
+                    }
+                >
+                    {model
+                        .workloads()
+                        .iter()
+                        .map(|&k| {
+                            view! {
+                                <option value=k.name() selected=move || c.kind.get() == k>
+                                    {k.label()}
+                                </option>
+                            }
+                        })
+                        .collect_view()}
+                </select>
+            </div>
+        };
+        let size_field = move || {
+            c.kind
+                .get()
+                .size_label()
+                .map(|label| number_field("size", label, c.size))
+        };
+        let program_field = move || {
+            (c.kind.get() == WorkloadKind::Program).then(|| {
+                choice(
+                    "program",
+                    "Program (run without a shell)",
+                    c.program,
+                    &Program::ALL,
+                    |p| (p.name(), p.command_line()),
+                )
+            })
+        };
+        let workers_field = (model != ModelKind::MainThread).then(|| {
+            let label = match model {
+                ModelKind::Threads => "Threads",
+                ModelKind::ChildProcess => "Child processes",
+                _ => "Workers",
+            };
+            number_field("workers", label, c.workers)
+        });
+        let model_fields = match model {
+            ModelKind::Threads => Some(
+                view! {
+                    {choice("strategy", "Threads come from", c.strategy, &ThreadStrategy::ALL,
+                        |s| (s.name(), s.label()))}
+                    {choice("sharing", "Workers report through", c.sharing, &Sharing::ALL,
+                        |s| (s.name(), s.label()))}
+                }
+                .into_any(),
+            ),
+            ModelKind::ChildProcess => Some(
+                number_field("round_trips", "Ping-pong messages per child", c.round_trips)
+                    .into_any(),
+            ),
+            ModelKind::Cluster => Some(
+                view! {
+                    {choice("policy", "Scheduling policy", c.policy, &SchedPolicy::ALL,
+                        |p| (p.name(), p.label()))}
+                    {number_field("requests", "Requests to send", c.requests)}
+                    {number_field("concurrency", "In flight at once", c.concurrency)}
+                    {check("keep_alive", " Keep connections alive", c.keep_alive)}
+                    {check("kill", " Kill a worker during the load", c.kill)}
+                    {move || {
+                        c.kill.get().then(|| view! {
+                            {number_field("kill_worker", "Worker to kill", c.kill_worker)}
+                            {number_field("kill_after", "…after this many answers", c.kill_after)}
+                        })
+                    }}
+                }
+                .into_any(),
+            ),
+            ModelKind::MainThread => None,
+        };
+        view! {
+            {workload_select}
+            {size_field}
+            {program_field}
+            {workers_field}
+            {model_fields}
+        }
+    }
+}
+
+/// A labelled menu over `options`, bound to `value`; `words` gives each
+/// option's wire name and label.
+fn choice<T>(
+    id: &'static str,
+    label: &'static str,
+    value: RwSignal<T>,
+    options: &'static [T],
+    words: fn(T) -> (&'static str, &'static str),
+) -> AnyView
+where
+    T: Copy + PartialEq + Send + Sync + 'static,
+{
+    view! {
+        <div class="field">
+            <label for=id>{label}</label>
+            <select
+                id=id
+                on:change=move |ev| {
+                    let picked = event_target_value(&ev);
+                    if let Some(v) = options.iter().find(|&&o| words(o).0 == picked) {
+                        value.set(*v);
+                    }
+                }
+            >
+                {options
+                    .iter()
+                    .map(|&v| {
+                        let (name, text) = words(v);
+                        view! { <option value=name selected=move || value.get() == v>{text}</option> }
+                    })
+                    .collect_view()}
+            </select>
+        </div>
+    }
+    .into_any()
+}
+
+/// A labelled number input bound to `value`; unparsable text leaves the
+/// value alone, and the server judges the range.
+fn number_field<T>(id: &'static str, label: &'static str, value: RwSignal<T>) -> AnyView
+where
+    T: Copy + ToString + std::str::FromStr + Send + Sync + 'static,
+{
+    view! {
+        <div class="field">
+            <label for=id>{label}</label>
+            <input
+                id=id
+                type="number"
+                inputmode="numeric"
+                min="0"
+                prop:value=move || value.get().to_string()
+                on:input=move |ev| {
+                    if let Ok(v) = event_target_value(&ev).trim().parse() {
+                        value.set(v);
+                    }
+                }
+            />
+        </div>
+    }
+    .into_any()
+}
+
+/// A labelled checkbox bound to `value`.
+fn check(id: &'static str, label: &'static str, value: RwSignal<bool>) -> AnyView {
+    view! {
+        <div class="field check">
+            <label>
+                <input
+                    id=id
+                    type="checkbox"
+                    prop:checked=move || value.get()
+                    on:change=move |ev| value.set(event_target_checked(&ev))
+                />
+                {label}
+            </label>
+        </div>
+    }
+    .into_any()
+}

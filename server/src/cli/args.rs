@@ -1,0 +1,200 @@
+//! `spawnlab run`'s flags, and the request they describe. The values of
+//! `--model`, `--workload`, `--program`, `--strategy`, `--sharing` and
+//! `--policy` are the protocol catalogue's own (clap's `ValueEnum`, in
+//! kebab-case), so the command line and the wire can never disagree.
+
+use crate::engine::Limits;
+use clap::Args;
+use protocol::{
+    KillWorker, ModelKind, ModelSpec, Program, RunSpec, SchedPolicy, Sharing, ThreadStrategy,
+    WorkloadKind,
+};
+
+/// Run one lab from the command line.
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// How the work is spread.
+    #[arg(long, value_enum)]
+    pub model: ModelKind,
+
+    /// What to compute (program: child-process only; http-*: cluster only).
+    /// Defaults to the model's first: primes, or http-hello for the cluster.
+    #[arg(long, value_enum)]
+    pub workload: Option<WorkloadKind>,
+
+    /// Threads, processes or cluster workers sharing the work (default 2;
+    /// the main thread always has 1).
+    #[arg(long)]
+    pub workers: Option<u32>,
+
+    /// primes: count the primes below this.
+    #[arg(long, default_value_t = WorkloadKind::Primes.default_size())]
+    pub below: u64,
+
+    /// sha256-chain: rounds of hashing, shared out.
+    #[arg(long, default_value_t = WorkloadKind::Sha256Chain.default_size())]
+    pub rounds: u64,
+
+    /// sleep, http-cpu, http-sleep: milliseconds.
+    #[arg(long, default_value_t = 1_000)]
+    pub ms: u64,
+
+    /// program: which allow-listed program each child runs.
+    #[arg(long, value_enum, default_value_t = Program::Uname)]
+    pub program: Program,
+
+    /// child-process: ping-pong messages each child answers before working.
+    #[arg(long, default_value_t = 0)]
+    pub round_trips: u32,
+
+    /// threads: fresh threads per run, or a pool reused across runs.
+    #[arg(long, value_enum, default_value_t = ThreadStrategy::Spawn)]
+    pub strategy: ThreadStrategy,
+
+    /// threads: report through copied messages, or shared memory.
+    #[arg(long, value_enum, default_value_t = Sharing::Messages)]
+    pub sharing: Sharing,
+
+    /// cluster: how connections reach the workers.
+    #[arg(long, value_enum, default_value_t = SchedPolicy::RoundRobin)]
+    pub policy: SchedPolicy,
+
+    /// cluster: requests the load generator sends.
+    #[arg(long, default_value_t = 2_000)]
+    pub requests: u32,
+
+    /// cluster: requests in flight at once.
+    #[arg(long, default_value_t = 16)]
+    pub concurrency: u32,
+
+    /// cluster: open a new connection for every request.
+    #[arg(long)]
+    pub no_keep_alive: bool,
+
+    /// cluster: kill this worker part-way through the load.
+    #[arg(long)]
+    pub kill_worker: Option<u32>,
+
+    /// cluster: ... once this many requests have completed.
+    #[arg(long, default_value_t = 500)]
+    pub kill_after: u32,
+
+    /// Wall-clock seconds before the run is stopped.
+    #[arg(long, default_value_t = Limits::default().run_deadline.as_secs())]
+    pub deadline_secs: u64,
+
+    /// Print every event as a JSON line (the WebSocket protocol) instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl RunArgs {
+    /// The request these flags describe. Whether it fits the server's
+    /// limits (and whether the workload suits the model) the engine judges,
+    /// as it does for the page.
+    pub fn spec(&self) -> RunSpec {
+        let model = match self.model {
+            ModelKind::MainThread => ModelSpec::MainThread,
+            ModelKind::Threads => ModelSpec::Threads {
+                strategy: self.strategy,
+                sharing: self.sharing,
+            },
+            ModelKind::ChildProcess => ModelSpec::ChildProcess {
+                round_trips: self.round_trips,
+            },
+            ModelKind::Cluster => ModelSpec::Cluster {
+                policy: self.policy,
+                requests: self.requests,
+                concurrency: self.concurrency,
+                keep_alive: !self.no_keep_alive,
+                kill: self.kill_worker.map(|worker| KillWorker {
+                    worker,
+                    after_requests: self.kill_after,
+                }),
+            },
+        };
+        let kind = self.workload.unwrap_or(self.model.workloads()[0]);
+        let size = match kind {
+            WorkloadKind::Primes => self.below,
+            WorkloadKind::Sha256Chain => self.rounds,
+            _ => self.ms,
+        };
+        RunSpec {
+            model,
+            workload: kind.with_size(size, self.program),
+            workers: self.workers.unwrap_or(self.model.default_workers()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+    use protocol::Workload;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        run: RunArgs,
+    }
+
+    fn spec(args: &[&str]) -> Result<RunSpec, String> {
+        Cli::try_parse_from(std::iter::once("run").chain(args.iter().copied()))
+            .map(|cli| cli.run.spec())
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn flags_become_the_protocols_spec() {
+        let s = spec(&[
+            "--model",
+            "cluster",
+            "--workers",
+            "2",
+            "--policy",
+            "reuse-port",
+        ])
+        .unwrap();
+        assert_eq!(s.workload, Workload::HttpHello);
+        let ModelSpec::Cluster {
+            policy, keep_alive, ..
+        } = s.model
+        else {
+            panic!("{s:?}")
+        };
+        assert_eq!(policy, SchedPolicy::ReusePort);
+        assert!(keep_alive);
+
+        let s = spec(&[
+            "--model",
+            "child-process",
+            "--workload",
+            "program",
+            "--program",
+            "node-version",
+        ])
+        .unwrap();
+        assert_eq!(
+            s.workload,
+            Workload::Program {
+                program: Program::NodeVersion
+            }
+        );
+        assert_eq!(spec(&["--model", "main-thread"]).unwrap().workers, 1);
+    }
+
+    #[test]
+    fn unknown_names_are_refused_with_the_choices() {
+        let err = spec(&["--model", "fork"]).unwrap_err();
+        assert!(
+            err.contains("main-thread") && err.contains("child-process"),
+            "{err}"
+        );
+        let err = spec(&["--model", "threads", "--workload", "bitcoin"]).unwrap_err();
+        assert!(
+            err.contains("primes") && err.contains("sha256-chain"),
+            "{err}"
+        );
+    }
+}
