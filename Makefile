@@ -3,6 +3,8 @@
 #   make serve   install what is missing, then `cargo leptos serve` on :3000
 #   make test    install what is missing (and Chromium), then every check
 #
+# and one more for measuring: `make bench` (Node.js against the Rust engine).
+#
 # Every install step checks for the exact version first and does nothing
 # when it is already there, so only the first run is slow.
 
@@ -22,15 +24,21 @@ BINARYEN_DIR := $(HOME)/.local/share/spawnlab/binaryen-$(BINARYEN_VERSION)
 
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: serve test tools browser lint site build
+.PHONY: serve test tools node browser lint site build node-scripts bench
 
 ## make serve: build the site in debug mode and serve it on http://127.0.0.1:3000
-serve: tools
+serve: node tools
 	cargo leptos serve
 
-## make test: formatting, lints, the site and client-only builds, every test
-test: tools browser lint site build
+## make test: formatting, lints, the site and client-only builds, the Node.js
+## scripts' own checks, every test (a short `spawnlab bench --quick` among them)
+test: node tools browser lint site build node-scripts
 	cargo test --workspace
+
+## make bench: Node.js and the Rust engine side by side, the full pass
+## (a few minutes); `target/debug/spawnlab bench --json` for raw samples.
+bench: node tools build
+	target/debug/spawnlab bench
 
 ## The toolchain cargo-leptos and Trunk need, each at its pinned version.
 tools:
@@ -50,6 +58,21 @@ tools:
 	  || { echo "installing wasm-opt from npm binaryen@$(BINARYEN_VERSION).0.0"; \
 	       npm install --silent --no-audit --no-fund --prefix "$(BINARYEN_DIR)" binaryen@$(BINARYEN_VERSION).0.0; \
 	       ln -sf "$(BINARYEN_DIR)/node_modules/binaryen/bin/wasm-opt" "$(BIN)/wasm-opt"; }
+
+## Node.js 18 or newer, which the labs run by default (and npm, for wasm-opt).
+## Debian 12 ships 18; a newer one already on PATH is kept.
+NODE_MIN_MAJOR := 18
+node:
+	@major=$$(node --version 2>/dev/null | sed -E 's/^v([0-9]+).*/\1/'); \
+	if [ -z "$$major" ] || [ "$$major" -lt $(NODE_MIN_MAJOR) ]; then \
+	  echo "installing Node.js from Debian (the labs need v$(NODE_MIN_MAJOR) or newer; found: $${major:-none})"; \
+	  $(SUDO) apt-get update -qq; \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq nodejs npm >/dev/null; \
+	fi
+
+## The Node.js scripts' own checks, with real node (about 10 seconds).
+node-scripts: node
+	node server/node/test/check.js
 
 ## Debian's Chromium and its WebDriver, for the browser tests.
 browser:

@@ -9,9 +9,9 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::components::A;
-use protocol::compare::{shown, COLUMNS, MEASURED};
-use protocol::format::{format_us, host_line, utc};
-use protocol::{Calibration, ModelFigures, ModelKind};
+use protocol::compare::{ratio, shown, Pick, COLUMNS, MEASURED};
+use protocol::format::{format_count, format_us, host_line, utc};
+use protocol::{Calibration, Figure, ModelKind, Runtime, SweepPoint};
 
 /// Where the server function gets its figures: the server provides one
 /// (it owns the engine); the app only knows it answers with a
@@ -26,7 +26,7 @@ pub type PendingFigures =
     std::pin::Pin<Box<dyn std::future::Future<Output = Result<Calibration, String>> + Send>>;
 
 /// The comparison's measured figures; with `rerun=true`, measured again (the
-/// server allows that once a minute and otherwise answers with the last
+/// server allows that once every five minutes and otherwise answers with the last
 /// pass). `rerun` travels as text so that a bad value gets an answer naming
 /// the field, not a parser's complaint.
 #[server(endpoint = "calibration")]
@@ -122,20 +122,21 @@ pub fn ComparePage() -> AnyView {
             <h1>"The models side by side"</h1>
             <p class="lede">
                 "The first six rows are what every comparison says, in our words. The rest were "
-                "measured on the server that sent you this page: it ran one job through every "
-                "model, started the same HTTP server alone and as a cluster, and timed each step. "
-                "Every cell says how its figure was obtained."
+                "measured on the server that sent you this page, twice: with real Node.js running "
+                "our scripts, and with the Rust engine running the same models on the operating "
+                "system's own threads and processes. Each cell gives both, Node.js first, and how "
+                "many times the one is the other; open \"how\" to see exactly what was timed."
             </p>
             <Transition fallback=|| {
                 view! {
                     <p class="measuring" role="status">
-                        "Measuring every model on this server; this takes a few seconds, once."
+                        "Measuring every model on this server, on Node.js and on the Rust engine; this takes about half a minute, once."
                     </p>
                 }
             }>
                 {move || {
                     let fresh = again.value().get();
-                    // A re-run within the minute answers with the same pass.
+                    // A re-run within five minutes answers with the same pass.
                     let kept = matches!(
                         (&fresh, first.get()),
                         (Some(Ok(a)), Some(Ok(b))) if a.finished_unix_s == b.finished_unix_s
@@ -149,7 +150,7 @@ pub fn ComparePage() -> AnyView {
                                         .then(|| {
                                             view! {
                                                 <p class="kept" role="status">
-                                                    "These figures are less than a minute old, so the "
+                                                    "These figures are less than five minutes old, so the "
                                                     "server kept them instead of measuring again."
                                                 </p>
                                             }
@@ -188,45 +189,32 @@ pub fn ComparePage() -> AnyView {
                     {move || measuring.get().then_some("Measuring every model again… ")}
                 </span>
                 <span class="hint">
-                    "Runs every model again on this server (at most once a minute; sooner, you get "
+                    "Runs every model again on this server (at most once every five minutes; sooner, you get "
                     "the last figures). It needs JavaScript."
                 </span>
             </p>
             <h2>"Reading the figures"</h2>
-            <ul>
-                <li>
-                    "A small message costs about the same between threads as between processes: "
-                    "most of a round trip is waking the other side, whichever kind it is. What "
-                    "differs is bulk data (a copy into a pipe against a hand-over in memory) and, "
-                    "above all, the start cost."
-                </li>
-                <li>
-                    "Start cost is why Node's documentation advises a pool of workers: a thread "
-                    "starts far faster than a process, but neither is free next to a small task."
-                </li>
-                <li>
-                    "Memory per worker counts what a worker adds. A thread shares its process's "
-                    "heap and code, so it adds little; a process brings a whole runtime. In Node.js "
-                    "every worker thread also carries its own V8 heap, so there the gap is smaller: "
-                    "on a 2-core VM like this one (Node.js v20.20.2, 2026-11-26) an idle Worker "
-                    "added about 8–10 MiB and a forked child 6.8 MiB of private memory."
-                </li>
-                <li>
-                    "A speedup below the number of workers is the price of starting them and of "
-                    "sharing the cores with everything else on the machine; more workers than cores "
-                    "buys nothing for a CPU-bound job. Try it in the "
-                    <A href="/threads">"worker threads lab"</A>"."
-                </li>
-                <li>
-                    "A cluster multiplies requests per second only while the requests need CPU; the "
-                    "load generator here runs on the same cores, so it takes its share too. Past one "
-                    "machine, a load balancer spreads connections between machines: see the "
-                    <A href="/cluster">"cluster page"</A>"."
-                </li>
-            </ul>
+            <Transition fallback=|| ()>
+                {move || {
+                    again
+                        .value()
+                        .get()
+                        .or_else(|| first.get())
+                        .and_then(Result::ok)
+                        .map(|c| view! { <Reading c/> })
+                }}
+            </Transition>
         </article>
     }
     .into_any()
+}
+
+/// One model's figure on one runtime, if measured.
+fn figure(c: &Calibration, model: ModelKind, runtime: Runtime, pick: Pick) -> Option<Figure> {
+    c.models
+        .iter()
+        .find(|m| m.model == model && m.runtime == runtime)
+        .map(|m| pick(m).clone())
 }
 
 /// The table and the chart for one calibration pass.
@@ -247,25 +235,69 @@ fn Figures(c: Calibration) -> impl IntoView {
             </p>
         }
     });
-    let column = |model: ModelKind| c.models.iter().find(|m| m.model == model).cloned();
-    let columns: Vec<Option<ModelFigures>> = COLUMNS.iter().map(|&m| column(m)).collect();
+    let missing = c
+        .runtimes
+        .iter()
+        .filter(|r| !r.available)
+        .map(|r| view! { <p class="warning" role="note">{format!("{}: {}", r.runtime.label(), r.note)}</p> })
+        .collect_view();
+    let versions = c
+        .runtimes
+        .iter()
+        .filter(|r| r.available)
+        .map(|r| {
+            format!(
+                "{}: {}",
+                r.runtime.label(),
+                r.version.clone().unwrap_or_default()
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" · ");
     let measured_rows = MEASURED
         .iter()
         .map(|(heading, pick)| {
-            let cells = columns
+            let cells = COLUMNS
                 .iter()
-                .map(|m| match m {
-                    Some(m) => {
-                        let f = pick(m);
-                        view! {
-                            <td class:none=f.value.is_none()>
-                                <strong class="num">{shown(f)}</strong>
-                                <small class="how">{f.how.clone()}</small>
-                            </td>
-                        }
-                        .into_any()
+                .map(|&model| {
+                    let node = figure(&c, model, Runtime::Node, *pick);
+                    let rust = figure(&c, model, Runtime::Rust, *pick);
+                    let none = node.as_ref().is_none_or(|f| f.value.is_none())
+                        && rust.as_ref().is_none_or(|f| f.value.is_none());
+                    let why = none
+                        .then(|| node.as_ref().or(rust.as_ref()).map(|f| f.how.clone()))
+                        .flatten();
+                    let value = |f: &Option<Figure>| f.as_ref().map_or("not measured".into(), shown);
+                    let how = |f: &Option<Figure>, r: Runtime| {
+                        f.as_ref().filter(|f| f.value.is_some()).map(|f| {
+                            view! { <small class="how" data-runtime=r.name()>{f.how.clone()}</small> }
+                        })
+                    };
+                    let times = ratio(
+                        node.as_ref().and_then(|f| f.value),
+                        rust.as_ref().and_then(|f| f.value),
+                    );
+                    view! {
+                        <td class:none=none>
+                            {match why {
+                                Some(why) => view! { <span class="num">"—"</span> <small class="how">{why}</small> }.into_any(),
+                                None => view! {
+                                    <span class="fig" data-runtime="node">
+                                        <strong class="num">{value(&node)}</strong> " Node.js"
+                                    </span>
+                                    <span class="fig" data-runtime="rust">
+                                        <strong class="num">{value(&rust)}</strong> " Rust"
+                                    </span>
+                                    <span class="ratio" title="Node.js ÷ Rust">{format!("÷ {times}")}</span>
+                                    <details>
+                                        <summary>"how"</summary>
+                                        {how(&node, Runtime::Node)}
+                                        {how(&rust, Runtime::Rust)}
+                                    </details>
+                                }.into_any(),
+                            }}
+                        </td>
                     }
-                    None => view! { <td>"not measured"</td> }.into_any(),
                 })
                 .collect_view();
             view! {
@@ -289,18 +321,22 @@ fn Figures(c: Calibration) -> impl IntoView {
         .collect_view();
     let job_bars: Vec<(String, Option<f64>)> = COLUMNS
         .iter()
-        .zip(&columns)
-        .filter(|(model, _)| **model != ModelKind::Cluster)
-        .map(|(model, m)| {
-            (
-                model.node_name().to_string(),
-                m.as_ref().and_then(|m| m.job_wall.value),
-            )
+        .filter(|model| **model != ModelKind::Cluster)
+        .flat_map(|&model| {
+            let c = &c;
+            Runtime::ALL.into_iter().map(move |runtime| {
+                (
+                    format!("{} · {}", model.node_name(), runtime.label()),
+                    figure(c, model, runtime, |m| &m.job_wall).and_then(|f| f.value),
+                )
+            })
         })
         .collect();
     view! {
         {busy}
-        <div class="table-wrap">
+        {missing}
+        <p class="versions">{versions}</p>
+        <div class="table-wrap" tabindex="0" role="region" aria-label="The comparison table">
             <table class="compare-table" data-finished=c.finished_unix_s>
                 <caption>{caption}</caption>
                 <thead>
@@ -328,7 +364,206 @@ fn Figures(c: Calibration) -> impl IntoView {
             </table>
         </div>
         <JobChart job=c.job.clone() bars=job_bars/>
+        <BreakEven points=c.break_even.clone()/>
     }
+}
+
+/// What the pass says, in sentences whose every figure comes from it and
+/// names its runtime.
+#[component]
+fn Reading(c: Calibration) -> impl IntoView {
+    let value = |model, runtime, pick: Pick| figure(&c, model, runtime, pick).and_then(|f| f.value);
+    let show = |model, runtime, pick: Pick| {
+        figure(&c, model, runtime, pick)
+            .filter(|f| f.value.is_some())
+            .map_or("(not measured)".into(), |f| shown(&f))
+    };
+    let node = c
+        .runtimes
+        .iter()
+        .find(|r| r.runtime == Runtime::Node)
+        .and_then(|r| r.version.clone())
+        .map_or("Node.js".to_string(), |v| format!("Node.js {v}"));
+    let start: Pick = |m| &m.start;
+    let memory: Pick = |m| &m.memory;
+    let trip: Pick = |m| &m.round_trip;
+    let start_gap = |runtime| {
+        ratio(
+            value(ModelKind::ChildProcess, runtime, start),
+            value(ModelKind::Threads, runtime, start),
+        )
+    };
+    let worker_mem = value(ModelKind::Threads, Runtime::Node, memory);
+    let child_mem = value(ModelKind::ChildProcess, Runtime::Node, memory);
+    let memory_sentence = match (worker_mem, child_mem) {
+        (Some(w), Some(f)) if w >= f => format!(
+            "On {node} the gap is gone: an idle Worker added {} and a forked child held {} of its own — a Worker carries a whole V8 isolate and heap.",
+            show(ModelKind::Threads, Runtime::Node, memory),
+            show(ModelKind::ChildProcess, Runtime::Node, memory)
+        ),
+        (Some(_), Some(_)) => format!(
+            "On {node} the gap is small: an idle Worker added {} and a forked child held {} of its own — each Worker carries a whole V8 isolate and heap.",
+            show(ModelKind::Threads, Runtime::Node, memory),
+            show(ModelKind::ChildProcess, Runtime::Node, memory)
+        ),
+        _ => "Node.js's memory figures were not measured in this pass.".into(),
+    };
+    view! {
+        <ul class="reading">
+            <li>
+                {format!(
+                    "Start cost is the big difference. On {node} a forked child took {} to start against {} for a Worker ({} as long); on the Rust engine a process took {} against {} for a thread ({}). That is why Node's documentation advises a pool of Workers: neither start is free next to a small task, and in Node.js even a thread costs milliseconds.",
+                    show(ModelKind::ChildProcess, Runtime::Node, start),
+                    show(ModelKind::Threads, Runtime::Node, start),
+                    start_gap(Runtime::Node),
+                    show(ModelKind::ChildProcess, Runtime::Rust, start),
+                    show(ModelKind::Threads, Runtime::Rust, start),
+                    start_gap(Runtime::Rust),
+                )}
+            </li>
+            <li>
+                {format!(
+                    "A small message costs about the same between threads as between processes: {} for postMessage and {} over fork()'s IPC channel on {node}; {} and {} on the Rust engine. Most of a round trip is waking the other side. Bulk data is another matter: postMessage copies (structured clone) unless the buffer is in a transfer list or a SharedArrayBuffer — see spawnlab bench for 1 MiB measured each way.",
+                    show(ModelKind::Threads, Runtime::Node, trip),
+                    show(ModelKind::ChildProcess, Runtime::Node, trip),
+                    show(ModelKind::Threads, Runtime::Rust, trip),
+                    show(ModelKind::ChildProcess, Runtime::Rust, trip),
+                )}
+            </li>
+            <li>
+                {memory_sentence}
+                " The two were measured differently: for threads, the process's growth in anonymous resident memory per worker; for a child, that child's own anonymous resident memory."
+            </li>
+            <li>
+                "A speedup below the number of workers is the price of starting them and of sharing the cores with everything else on the machine; more workers than cores buys nothing for a CPU-bound job. The break-even sweep above shows where a second worker starts to pay on each runtime; try it in the "
+                <A href="/threads">"worker threads lab"</A>"."
+            </li>
+            <li>
+                "A cluster multiplies requests per second only while the requests need CPU; the load generator here runs on the same cores, so it takes its share too. Past one machine, a load balancer spreads connections between machines: see the "
+                <A href="/cluster">"cluster page"</A>"."
+            </li>
+        </ul>
+    }
+}
+
+/// The break-even sweep from the server's calibration pass (measured once,
+/// for everyone), for pages other than the compare page.
+#[component]
+pub fn BreakEvenFromPass() -> impl IntoView {
+    let pass = Resource::new(|| (), |_| measured_figures("false".into()));
+    view! {
+        <Transition fallback=|| view! {
+            <p class="measuring" role="status">
+                "Measuring both runtimes on this server (once, for everyone; about half a minute)…"
+            </p>
+        }>
+            {move || pass.get().map(|answer| match answer {
+                Ok(c) => view! { <BreakEven points=c.break_even/> }.into_any(),
+                Err(e) => view! { <p class="error">"The server could not measure: " {e.to_string()}</p> }.into_any(),
+            })}
+        </Transition>
+    }
+}
+
+/// Two workers against one over a range of job sizes, on each runtime: a
+/// chart (speedup against job size, log scale) and its table.
+#[component]
+pub fn BreakEven(points: Vec<SweepPoint>) -> impl IntoView {
+    if points.is_empty() {
+        return ().into_any();
+    }
+    let (w, h, left, bottom) = (600.0, 180.0, 48.0, 22.0);
+    let sizes: Vec<u64> = {
+        let mut v: Vec<u64> = points.iter().map(|p| p.below).collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    };
+    let lo = (sizes[0] as f64).log10();
+    let hi = (sizes[sizes.len() - 1] as f64).log10().max(lo + 1.0);
+    let top = points
+        .iter()
+        .filter_map(SweepPoint::speedup)
+        .fold(2.0, f64::max);
+    let x = move |below: u64| left + ((below as f64).log10() - lo) / (hi - lo) * (w - left - 12.0);
+    let y = move |s: f64| (h - bottom) - s / top * (h - bottom - 8.0);
+    let lines = Runtime::ALL
+        .into_iter()
+        .map(|runtime| {
+            let pts = points
+                .iter()
+                .filter(|p| p.runtime == runtime)
+                .filter_map(|p| Some(format!("{:.1},{:.1}", x(p.below), y(p.speedup()?))))
+                .collect::<Vec<_>>()
+                .join(" ");
+            view! { <polyline class=format!("sweep {}", runtime.name()) points=pts></polyline> }
+        })
+        .collect_view();
+    let ticks = sizes
+        .iter()
+        .map(|&below| {
+            view! { <text class="tick" x=x(below) y=h - 6.0 text-anchor="middle">{format_count(below)}</text> }
+        })
+        .collect_view();
+    let rows = sizes
+        .iter()
+        .map(|&below| {
+            let cell = |runtime| {
+                points
+                    .iter()
+                    .find(|p| p.below == below && p.runtime == runtime)
+                    .map_or("—".to_string(), |p| {
+                        format!(
+                            "{} on 2, {} on 1: {}",
+                            format_us(p.wall_us),
+                            p.one_worker_us.map_or("—".into(), format_us),
+                            p.speedup().map_or("—".into(), |s| format!("{s:.2}×"))
+                        )
+                    })
+            };
+            view! {
+                <tr>
+                    <th scope="row">{format_count(below)}</th>
+                    <td class="num" data-runtime="node">{cell(Runtime::Node)}</td>
+                    <td class="num" data-runtime="rust">{cell(Runtime::Rust)}</td>
+                </tr>
+            }
+        })
+        .collect_view();
+    view! {
+        <figure class="chart break-even">
+            <figcaption>
+                "Break-even: counting the primes below N on 2 workers against 1 (worker threads). "
+                "Above the line at 1×, the second worker paid for its start."
+            </figcaption>
+            <svg viewBox=format!("0 0 {w} {h}") role="img"
+                aria-label="Speedup of two workers over one against job size, for Node.js and the Rust engine. The figures are in the table below.">
+                <line class="axis" x1=left x2=w y1=h - bottom y2=h - bottom></line>
+                <line class="even" x1=left x2=w y1=y(1.0) y2=y(1.0)></line>
+                <text class="tick" x=left - 4.0 y=y(1.0) + 4.0 text-anchor="end">"1×"</text>
+                <text class="tick" x=left - 4.0 y=y(top) + 10.0 text-anchor="end">{format!("{top:.1}×")}</text>
+                {ticks}
+                {lines}
+            </svg>
+            <ul class="legend">
+                <li><span class="key node"></span>"Node.js (new Worker())"</li>
+                <li><span class="key rust"></span>"Rust engine (std::thread)"</li>
+            </ul>
+            <div class="table-wrap" tabindex="0" role="region" aria-label="Break-even figures">
+                <table class="compact">
+                    <thead>
+                        <tr>
+                            <th scope="col">"Primes below"</th>
+                            <th scope="col">"Node.js"</th>
+                            <th scope="col">"Rust engine"</th>
+                        </tr>
+                    </thead>
+                    <tbody>{rows}</tbody>
+                </table>
+            </div>
+        </figure>
+    }
+    .into_any()
 }
 
 /// The shared CPU-bound job's wall time per model, as bars. The same
@@ -336,7 +571,7 @@ fn Figures(c: Calibration) -> impl IntoView {
 #[component]
 fn JobChart(job: String, bars: Vec<(String, Option<f64>)>) -> impl IntoView {
     let longest = bars.iter().filter_map(|(_, v)| *v).fold(0.0, f64::max);
-    let (label_w, chart_w, row_h) = (150.0, 600.0, 34.0);
+    let (label_w, chart_w, row_h) = (250.0, 720.0, 30.0);
     let height = row_h * bars.len() as f64 + 8.0;
     let rows = bars
         .into_iter()

@@ -19,10 +19,16 @@ use crate::client::{Connection, Link};
 use charts::{LatencyHistogram, Throughput};
 use controls::Controls;
 use leptos::prelude::*;
-use protocol::lab::{Incident, LabState, PastRun, Phase, Tick, WorkerRow};
-use protocol::{ClientMessage, HostInfo, LoadStats, ModelKind, RunSummary};
+use protocol::lab::{Boot, Incident, LabState, PastRun, Phase, Tick, WorkerRow};
+use protocol::{
+    ClientMessage, HostInfo, LoadStats, ModelKind, Outcome, RunSpec, RunSummary, Runtime,
+    RuntimeInfo, ServerEvent,
+};
 use timeline::Timeline;
-use views::{ClusterView, HeartbeatStrip, RunHistory, Summary, WorkerTable};
+use views::{
+    ClusterView, HeartbeatStrip, PairTable, PingStrip, RunHistory, RuntimeNote, Summary,
+    WorkerTable,
+};
 
 /// The slices of a lab's state that parts of the page draw, each a memo:
 /// it re-runs on every event, but wakes its readers only when its own slice
@@ -43,6 +49,18 @@ pub struct LabView {
     pub narration: Memo<Vec<String>>,
     /// The newest server stamp: the timeline's "now".
     pub latest_us: Memo<u64>,
+    /// The runtimes this server has (from `hello`).
+    pub runtimes: Memo<Vec<RuntimeInfo>>,
+    /// The current run's runtime start-up (Node.js).
+    pub boot: Memo<Option<Boot>>,
+    /// The current run's runtime, once it has started.
+    pub runtime: Memo<Option<Runtime>>,
+    /// What the current run asked for, once it has started.
+    pub spec: Memo<Option<RunSpec>>,
+    /// Main thread: the `/ping`s sent from outside.
+    pub pings: Memo<Vec<(u64, Option<u64>)>>,
+    /// Main thread, Node.js: `monitorEventLoopDelay`'s p50, p99, max.
+    pub loop_delay: Memo<Option<(u64, u64, u64)>>,
 }
 
 impl LabView {
@@ -61,8 +79,29 @@ impl LabView {
             history: Memo::new(move |_| lab.with(|s| s.history.clone())),
             narration: Memo::new(move |_| lab.with(|s| s.narration.clone())),
             latest_us: Memo::new(move |_| lab.with(|s| s.latest_us)),
+            runtimes: Memo::new(move |_| lab.with(|s| s.runtimes.clone())),
+            boot: Memo::new(move |_| lab.with(|s| s.boot.clone())),
+            runtime: Memo::new(move |_| lab.with(|s| s.spec.as_ref().map(|spec| spec.runtime))),
+            spec: Memo::new(move |_| lab.with(|s| s.spec.clone())),
+            pings: Memo::new(move |_| lab.with(|s| s.pings.clone())),
+            loop_delay: Memo::new(move |_| lab.with(|s| s.loop_delay)),
         }
     }
+}
+
+/// Where a lab keeps its socket. In the browser the connection holds
+/// JavaScript objects, which stay on their thread; on the server there is
+/// no socket (`Connection` is an empty stand-in), and a page may finish
+/// rendering on another thread than it began (it waits for the calibration
+/// there), so the slot must be thread-safe.
+#[cfg(any(feature = "hydrate", feature = "csr"))]
+fn connection_slot() -> StoredValue<Option<Connection>, LocalStorage> {
+    StoredValue::new_local(None)
+}
+
+#[cfg(not(any(feature = "hydrate", feature = "csr")))]
+fn connection_slot() -> StoredValue<Option<Connection>> {
+    StoredValue::new(None)
 }
 
 /// The lab's heading.
@@ -81,17 +120,45 @@ pub fn Lab(model: ModelKind) -> AnyView {
     let lab = RwSignal::new(LabState::default());
     let link = RwSignal::new(Link::Connecting);
     let hydrated = RwSignal::new(false);
-    let connection = StoredValue::new_local(None::<Connection>);
+    let connection = connection_slot();
     let next_id = StoredValue::new(1u64);
     let c = Controls::new(model);
     let state = LabView::new(lab);
+    // "Run on both": the Rust run that follows the Node.js one, waiting for
+    // the first to finish.
+    let then = StoredValue::new(None::<RunSpec>);
+
+    // False when there is no open connection to send on.
+    let send = move |msg: &ClientMessage| {
+        connection.with_value(|conn| conn.as_ref().is_some_and(|conn| conn.send(msg)))
+    };
+    // Start `spec` as a new run and follow it.
+    let launch = move |spec: RunSpec| {
+        let id = next_id.get_value();
+        next_id.set_value(id + 1);
+        lab.update(|s| s.begin(id));
+        if !send(&ClientMessage::Start { id, spec }) {
+            then.set_value(None);
+            lab.update(LabState::connection_lost);
+        }
+    };
 
     // Effects run only in the browser: this is where the socket opens, and
     // the attribute it sets tells tests (and curious learners) that the page
     // is live.
     Effect::new(move |_| {
         let conn = Connection::open(
-            move |ev| lab.update(|s| s.apply(ev)),
+            move |ev| {
+                let ended = matches!(&ev, ServerEvent::RunFinished { run, summary }
+                    if Some(*run) == lab.with_untracked(|s| s.run)
+                        && summary.outcome == Outcome::Completed);
+                lab.update(|s| s.apply(ev));
+                // The first half of "run on both" is done: the second begins.
+                if let (true, Some(next)) = (ended, then.get_value()) {
+                    then.set_value(None);
+                    launch(next);
+                }
+            },
             move |l| {
                 link.set(l);
                 if l == Link::Lost {
@@ -107,27 +174,29 @@ pub fn Lab(model: ModelKind) -> AnyView {
     });
 
     let ready = move || hydrated.get() && link.get() == Link::Open && !state.busy.get();
-    // False when there is no open connection to send on.
-    let send = move |msg: &ClientMessage| {
-        connection.with_value(|conn| conn.as_ref().is_some_and(|conn| conn.send(msg)))
-    };
     let start = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
-        if !ready() {
-            return;
+        if ready() {
+            then.set_value(None);
+            launch(c.spec(model));
         }
-        let id = next_id.get_value();
-        next_id.set_value(id + 1);
-        let msg = ClientMessage::Start {
-            id,
-            spec: c.spec(model),
-        };
-        lab.update(|s| s.begin(id));
-        if !send(&msg) {
-            lab.update(LabState::connection_lost);
+    };
+    // The same settings on Node.js, then on the Rust engine.
+    let both = move |_| {
+        if ready() {
+            let spec = c.spec(model);
+            then.set_value(Some(RunSpec {
+                runtime: Runtime::Rust,
+                ..spec.clone()
+            }));
+            launch(RunSpec {
+                runtime: Runtime::Node,
+                ..spec
+            });
         }
     };
     let cancel = move |_| {
+        then.set_value(None);
         if let Some(id) = lab.with_untracked(|s| s.run) {
             send(&ClientMessage::Cancel { id });
         }
@@ -158,6 +227,9 @@ pub fn Lab(model: ModelKind) -> AnyView {
                     <button id="run" type="submit" disabled=move || !ready()>
                         "Run"
                     </button>
+                    <button id="run-both" type="button" on:click=both disabled=move || !ready()>
+                        "Run on both"
+                    </button>
                     <button
                         id="cancel"
                         type="button"
@@ -178,10 +250,14 @@ pub fn Lab(model: ModelKind) -> AnyView {
                 " "
                 {move || phase_text(state.phase.get())}
             </p>
+            <RuntimeNote lab=state model=model runtime=c.runtime/>
             {move || {
                 state.error.get().map(|e| view! { <p class="error" role="alert">{e}</p> })
             }}
-            {(model == ModelKind::MainThread).then(|| view! { <HeartbeatStrip lab=state/> })}
+            {(model == ModelKind::MainThread).then(|| view! {
+                <HeartbeatStrip lab=state/>
+                <PingStrip lab=state/>
+            })}
             {(model == ModelKind::Cluster).then(|| view! {
                 <ClusterView lab=state kill=kill/>
                 <Throughput lab=state/>
@@ -190,8 +266,16 @@ pub fn Lab(model: ModelKind) -> AnyView {
             <Timeline lab=state noun=model.worker_noun()/>
             <WorkerTable lab=state noun=model.worker_noun()/>
             {move || state.summary.get().map(|summary| {
-                view! { <Summary summary=summary host=state.host.get_untracked() noun=model.worker_noun()/> }
+                view! {
+                    <Summary
+                        summary=summary
+                        host=state.host.get_untracked()
+                        runtime=state.runtime.get_untracked()
+                        noun=model.worker_noun()
+                    />
+                }
             })}
+            <PairTable lab=state/>
             <RunHistory lab=state/>
             <div class="narration" role="log" aria-live="polite" aria-label="What the run is doing">
                 {move || {

@@ -1,6 +1,7 @@
 //! The site's pages. Text is server-rendered, so every page reads fine with
 //! JavaScript off; only the labs need the browser to run.
 
+use crate::compare::BreakEvenFromPass;
 use crate::lab::Lab;
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -227,18 +228,29 @@ pub fn ThreadsPage() -> AnyView {
             </aside>
             <h2>"What this server does"</h2>
             <p>
-                "The lab below runs real operating-system threads inside this server's process, "
-                "one per worker you ask for: new ones for every run, or threads taken from a pool "
-                "that was started once and is kept (compare their start latencies). Each worker "
-                "reports either through messages on a channel — a first one as soon as it runs, "
-                "then progress, then its result — or by writing into one shared board of atomic "
-                "counters that the server reads, sending no messages at all. CPU time is read "
-                "from each thread's own CPU clock. When more than one thread ran, the server then "
-                "runs the same job on a single thread, so the speedup you see is measured, not "
-                "assumed."
+                "On Node.js (the lab's default), the server runs our script "
+                <a href="/node/worker_threads.js"><code>"worker_threads.js"</code></a>
+                ": one "<code>"new Worker()"</code>" per worker you ask for, or tasks handed to a "
+                "pool of Workers started before the run (compare their start latencies). Each "
+                "Worker reports through "<code>"postMessage"</code>" — a first message as soon as "
+                "it runs, then progress, then its result — or writes into a "
+                <code>"SharedArrayBuffer"</code>" with "<code>"Atomics"</code>" and posts nothing "
+                "at all. CPU time is each thread's own clock, memory the process's growth per "
+                "Worker. On the Rust engine, the same lab runs operating-system threads inside "
+                "this server, reporting over a channel or a board of atomics: what a thread costs "
+                "without a JavaScript runtime in it. Either way, when more than one worker ran, the "
+                "same job then runs on one, so the speedup you see is measured, not assumed. "
+                "Press “Run on both” to see the two side by side with their ratio."
             </p>
             <CodePair node=NODE_SNIPPET rust=RUST_SNIPPET/>
             <Lab model=ModelKind::Threads/>
+            <h2>"Where a second worker starts to pay"</h2>
+            <p>
+                "The same job, counting the primes below N, on two workers and on one, for N from "
+                "a thousand to ten million, on each runtime. Below the line a second worker made "
+                "the job slower: its start cost more than the half of the job it took over."
+            </p>
+            <BreakEvenFromPass/>
             <h2>"What to try"</h2>
             <ul>
                 <li>
@@ -250,10 +262,17 @@ pub fn ThreadsPage() -> AnyView {
                     "threads take turns: the job gets no faster."
                 </li>
                 <li>
-                    "Try the sleep workload with 8 threads: waiting needs no core, so it splits "
-                    "well past the number of CPUs."
+                    "Do not reach for threads to wait. A Node.js process runs thousands of waits "
+                    "at once on its one loop, with no thread at all — that is what the loop is "
+                    "for — and Node's documentation says Workers do not help much with I/O. Try "
+                    "“wait on a timer” on the main-thread lab: the loop stays free the whole time."
                 </li>
-                <li>"Shrink the job to primes below 10,000 and watch start-up cost eat the gain."</li>
+                <li>
+                    "Shrink the job and find where the second worker stops paying for its start: "
+                    "the break-even chart above measured it on this server for both runtimes. "
+                    "On Node.js, where a Worker takes milliseconds to start, it sits orders of "
+                    "magnitude higher than on the Rust engine."
+                </li>
                 <li>
                     "Run one job with workers reporting through messages, then the same job through "
                     "shared memory. The table of your runs puts them side by side: the shared board "
@@ -342,11 +361,17 @@ pub fn MainThreadPage() -> AnyView {
             </aside>
             <h2>"What this server does"</h2>
             <p>
-                "The lab starts an event loop of its own — a single-threaded async runtime on "
-                "a separate thread, so the site itself is not affected — with a heartbeat that "
-                "is due every 20 ms. After a calm 300 ms the work runs as one task on that loop; "
-                "every tick that falls due meanwhile has to wait. The strip shows each tick and "
-                "how late it ran."
+                "On Node.js, the server starts our script "
+                <a href="/node/main_thread.js"><code>"main_thread.js"</code></a>
+                " in a process of its own: a heartbeat due every 20 ms, "
+                <code>"perf_hooks.monitorEventLoopDelay"</code>", and a tiny HTTP server whose "
+                <code>"/ping"</code>" the server requests from outside every 50 ms, as other users "
+                "would. After a calm 300 ms the job runs on that loop; every tick and every ping "
+                "that falls due meanwhile has to wait. On the Rust engine, the same lab runs on "
+                "a single-threaded async runtime of its own, with the same heartbeat and "
+                <code>"/ping"</code>". Compare the waits: "<strong>"wait on a timer"</strong>" is "
+                <code>"await"</code>", and the loop stays free; "<strong>"wait synchronously"</strong>
+                " ("<code>"Atomics.wait"</code>") uses no CPU at all and freezes the loop anyway."
             </p>
             <CodePair node=BLOCKING_NODE rust=BLOCKING_RUST/>
             <Lab model=ModelKind::MainThread/>
@@ -398,15 +423,18 @@ pub fn ChildProcessPage() -> AnyView {
             </aside>
             <h2>"What this server does"</h2>
             <p>
-                "Like "<code>"fork()"</code>", the server re-executes its own program in a "
-                "hidden worker mode, one process per worker, with a message channel over the "
-                "child's standard input and output (one JSON object per line). Each child "
-                "says “ready” as soon as it runs — that is its start latency — answers a "
-                "ping-pong of small messages to time the channel, does its share of the work, "
-                "and reports its own CPU time and memory. The “private” memory is what one more "
-                "worker really adds; the rest of its resident memory is the program file, "
-                "shared with every other copy. Other programs run from a fixed list, from an "
-                "argument vector, never through a shell."
+                "On Node.js, the server runs our script "
+                <a href="/node/child_process.js"><code>"child_process.js"</code></a>
+                ", which "<code>"fork()"</code>"s one child per worker with an IPC channel, JSON "
+                "or "<code>"serialization: 'advanced'"</code>" as you choose. Each child says "
+                "“ready” as soon as it runs — that is its start latency — answers a ping-pong of "
+                "small messages to time the channel, does its share of the work, and reports its "
+                "own CPU time and memory. Other programs run with "<code>"execFile"</code>" from a "
+                "fixed list, from an argument vector, never through a shell. On the Rust engine, "
+                "the server instead re-executes its own program in a hidden worker mode, talking "
+                "to it over its standard input and output (one JSON object per line). The "
+                "“anonymous” memory is what one more worker really adds; the rest of its resident "
+                "memory is the program file, shared with every other copy."
             </p>
             <CodePair node=FORK_NODE rust=FORK_RUST/>
             <Lab model=ModelKind::ChildProcess/>
@@ -462,16 +490,20 @@ pub fn ClusterPage() -> AnyView {
             </aside>
             <h2>"What this server does"</h2>
             <p>
-                "The server starts a primary process (a child of its own, so a crash there "
-                "cannot take the site down), which opens a loopback port and starts the "
-                "workers. Round robin: the primary accepts and passes each connection's file "
-                "descriptor to the next worker over a Unix socket. Shared socket: the primary "
-                "passes the listening socket itself to every worker. "<code>"SO_REUSEPORT"</code>
-                ": each worker opens its own socket on the same port and the kernel spreads "
-                "connections by a hash of their addresses — not a Node.js policy, but what "
-                "many servers do instead. A built-in load generator then sends the requests "
-                "and counts, from a response header, which worker answered each one. Kill a "
-                "worker mid-load and watch the primary notice and replace it."
+                "On Node.js, the server runs our script "
+                <a href="/node/cluster.js"><code>"cluster.js"</code></a>
+                ": a "<code>"cluster"</code>" primary forks the workers, each running "
+                <code>"http.createServer"</code>". Round robin is "<code>"SCHED_RR"</code>"; shared "
+                "socket is "<code>"SCHED_NONE"</code>"; "<code>"SO_REUSEPORT"</code>" is "
+                <code>"listen({ reusePort: true })"</code>", which only Node.js v22.12 and v23.1 "
+                "and newer have — older versions ignore the option silently, so the server tries "
+                "a real double bind at start-up and offers it only where it works. On the Rust "
+                "engine, a primary process of the server's own passes each connection's file "
+                "descriptor to the next worker over a Unix socket, or the listening socket itself, "
+                "or lets each worker bind the port with "<code>"SO_REUSEPORT"</code>". Either way "
+                "the server's own load generator sends the requests and counts, from a response "
+                "header, which worker answered each one. Kill a worker mid-load: the server sends "
+                "it SIGKILL, and the primary's "<code>"'exit'"</code>" handler forks a replacement."
             </p>
             <CodePair node=CLUSTER_NODE rust=CLUSTER_RUST/>
             <Lab model=ModelKind::Cluster/>

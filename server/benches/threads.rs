@@ -5,9 +5,9 @@
 //!
 //! `cargo bench -p server --bench threads [-- <primes below>]`
 
-use protocol::{ModelSpec, RunSpec, ServerEvent, Workload};
+use protocol::{ModelSpec, RunSpec, Runtime, ServerEvent, Workload};
 use spawnlab::engine::host::describe;
-use spawnlab::engine::{Engine, Limits};
+use spawnlab::engine::{Budget, Engine, Limits};
 use std::sync::Arc;
 
 #[tokio::main]
@@ -31,9 +31,16 @@ async fn main() {
         "{:>7} {:>12} {:>12} {:>14} {:>9} {:>16}",
         "threads", "wall ms", "cpu ms", "baseline ms", "speedup", "spawn→ready µs"
     );
-    let engine = Arc::new(Engine::new(Limits::default(), 1, 17, 0));
+    let budget = Budget {
+        max_runs: 1,
+        max_live_workers: 17,
+        max_memory_mib: 1 << 16,
+        max_queue: 0,
+    };
+    let engine = Arc::new(Engine::new(Limits::default(), budget));
     for workers in [1, 2, 4, 8] {
         let spec = RunSpec {
+            runtime: Runtime::Rust,
             model: ModelSpec::Threads {
                 strategy: Default::default(),
                 sharing: Default::default(),
@@ -44,6 +51,7 @@ async fn main() {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let (_handle, run) = engine
             .prepare(workers as u64, spec, tx)
+            .await
             .expect("a valid spec");
         let summary = run.execute().await.expect("the run is admitted");
         let mut latencies = Vec::new();

@@ -14,9 +14,10 @@ use crate::engine::{Engine, Refused, Stop};
 use protocol::format::{format_bytes, format_count, format_us, median};
 use protocol::lab::LabState;
 use protocol::{
-    Calibration, Figure, Memory, ModelFigures, ModelKind, ModelSpec, Outcome, RunSpec, SchedPolicy,
-    Sharing, ThreadStrategy, Unit, Workload,
+    Calibration, Figure, HostInfo, Memory, ModelFigures, ModelKind, ModelSpec, Outcome, RunSpec,
+    Runtime, SchedPolicy, Serialization, Sharing, SweepPoint, ThreadStrategy, Unit, Workload,
 };
+use serde_json::json;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::{mpsc, Mutex};
@@ -30,9 +31,9 @@ pub const WORKERS: u32 = 2;
 pub const CHILD_ROUND_TRIPS: u32 = 200;
 /// Thread round trips timed directly.
 pub const THREAD_ROUND_TRIPS: usize = 1_000;
-/// Threads started one by one to time a thread's start.
+/// Threads (or Workers) started one by one to time a start.
 pub const TIMED_STARTS: usize = 16;
-/// Idle threads started to weigh one.
+/// Idle threads (or Workers) started to weigh one.
 pub const WEIGHED_THREADS: usize = 16;
 /// Hello-world requests per cluster run, and how many are in flight.
 pub const HELLO_REQUESTS: u32 = 4_000;
@@ -41,9 +42,14 @@ pub const HELLO_CONCURRENCY: u32 = 16;
 pub const CPU_MS: u64 = 2;
 pub const CPU_REQUESTS: u32 = 400;
 pub const CPU_CONCURRENCY: u32 = 8;
+/// Job sizes of the break-even sweep: primes below 10³ … 10⁷, each on two
+/// workers against one (the threads model measures its own one-worker
+/// baseline), on each runtime.
+pub const SWEEP: [u64; 5] = [1_000, 10_000, 100_000, 1_000_000, 10_000_000];
 /// A re-run asked for sooner than this after the last pass gets the last
-/// pass: the figures are shared by everyone, and a pass loads both cores.
-pub const MIN_RERUN_GAP: Duration = Duration::from_secs(60);
+/// pass: the figures are shared by everyone, and a pass loads both cores
+/// for about half a minute.
+pub const MIN_RERUN_GAP: Duration = Duration::from_secs(300);
 
 /// Why a calibration pass has no figures.
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +66,9 @@ pub enum CalibrationError {
     /// The direct thread measurements panicked.
     #[error("the thread measurements failed: {0}")]
     Probes(#[from] tokio::task::JoinError),
+    /// A plain Node.js measurement failed.
+    #[error("the Node.js measurement {what} failed: {why}")]
+    Node { what: String, why: String },
 }
 
 /// Measures once, on first request, and hands everyone the same figures.
@@ -96,17 +105,79 @@ impl Calibrator {
     }
 }
 
-/// One full pass over every model.
+/// One full pass over every model, on every runtime this server has.
 pub async fn calibrate(
     engine: &Arc<Engine>,
     shutdown: &Stop,
 ) -> Result<Calibration, CalibrationError> {
     let began = Instant::now();
+    let runtimes = engine.runtimes().await;
+    let mut models = Vec::new();
+    let mut host = None;
+    for info in runtimes.iter().filter(|r| r.available) {
+        let who = Who {
+            runtime: info.runtime,
+            version: info.version.clone().unwrap_or_default(),
+        };
+        let (pass_host, figures) = pass(engine, &who, shutdown).await?;
+        host.get_or_insert(pass_host);
+        models.extend(figures);
+    }
+    let break_even = sweep(engine, &runtimes, shutdown).await?;
+    let host = host.ok_or_else(|| CalibrationError::Incomplete {
+        model: ModelKind::MainThread.name(),
+        why: "no runtime is available".into(),
+    })?;
+    Ok(Calibration {
+        host,
+        finished_unix_s: SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+        took_ms: began.elapsed().as_millis() as u64,
+        models,
+        job: format!("count the primes below {}", format_count(JOB_BELOW)),
+        runtimes,
+        break_even,
+    })
+}
+
+/// A runtime, and how a figure names it: "Node.js v20.20.2", "Rust engine".
+struct Who {
+    runtime: Runtime,
+    version: String,
+}
+
+impl Who {
+    /// The name every `how` sentence starts with.
+    fn name(&self) -> String {
+        match self.runtime {
+            Runtime::Node => format!("Node.js {}", self.version),
+            Runtime::Rust => "Rust engine".into(),
+        }
+    }
+
+    /// `api` for Node.js, `rust` for the engine.
+    fn pick<'a>(&self, api: &'a str, rust: &'a str) -> &'a str {
+        match self.runtime {
+            Runtime::Node => api,
+            Runtime::Rust => rust,
+        }
+    }
+}
+
+/// Every model once on `who`'s runtime: the host it ran on, and a column
+/// per model.
+async fn pass(
+    engine: &Arc<Engine>,
+    who: &Who,
+    shutdown: &Stop,
+) -> Result<(HostInfo, Vec<ModelFigures>), CalibrationError> {
     let job = Workload::Primes { below: JOB_BELOW };
     let run = |model, workload, workers| {
         measure(
             engine,
             RunSpec {
+                runtime: who.runtime,
                 model,
                 workload,
                 workers,
@@ -114,7 +185,6 @@ pub async fn calibrate(
             shutdown,
         )
     };
-
     let main = run(ModelSpec::MainThread, job.clone(), 1).await?;
     let threads = run(
         ModelSpec::Threads {
@@ -128,6 +198,7 @@ pub async fn calibrate(
     let children = run(
         ModelSpec::ChildProcess {
             round_trips: CHILD_ROUND_TRIPS,
+            serialization: Serialization::Json,
         },
         job.clone(),
         WORKERS,
@@ -157,14 +228,7 @@ pub async fn calibrate(
     let cpu_ms = Workload::HttpCpu { ms: CPU_MS };
     let cpu_alone = cluster(cpu_ms.clone(), 1, CPU_REQUESTS, CPU_CONCURRENCY).await?;
     let cpu = cluster(cpu_ms, WORKERS, CPU_REQUESTS, CPU_CONCURRENCY).await?;
-    let (thread_starts, thread_trips, thread_bytes) = tokio::task::spawn_blocking(|| {
-        (
-            probes::start_latencies(TIMED_STARTS),
-            probes::round_trips(THREAD_ROUND_TRIPS),
-            probes::resident_bytes_per_thread(WEIGHED_THREADS),
-        )
-    })
-    .await?;
+    let direct = direct(engine, who).await?;
 
     let job_words = format!("count the primes below {}", format_count(JOB_BELOW));
     let host = main
@@ -174,30 +238,109 @@ pub async fn calibrate(
             model: ModelKind::MainThread.name(),
             why: "it reported no host".into(),
         })?;
-    Ok(Calibration {
+    Ok((
         host,
-        finished_unix_s: SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs()),
-        took_ms: began.elapsed().as_millis() as u64,
-        models: vec![
-            main_figures(&main, &hello_alone, &job_words),
-            thread_figures(
-                &threads,
-                &thread_starts,
-                &thread_trips,
-                thread_bytes,
-                &job_words,
-            ),
-            child_figures(&children, &job_words),
-            cluster_figures(&hello, &cpu_alone, &cpu),
+        vec![
+            main_figures(who, &main, &hello_alone, &job_words),
+            thread_figures(who, &threads, &direct, &job_words),
+            child_figures(who, &children, &job_words),
+            cluster_figures(who, &hello, &cpu_alone, &cpu),
         ],
-        job: job_words,
-    })
+    ))
+}
+
+/// What a thread's start, round trip and memory cost, measured directly:
+/// sorted samples in ns, and bytes per thread.
+struct Direct {
+    starts_ns: Vec<f64>,
+    trips_ns: Vec<f64>,
+    bytes: Option<f64>,
+}
+
+/// The thread figures no lab run gives: the Rust probes, or plain Node.js
+/// (`bench.js`) for Node's `new Worker()` and `postMessage`.
+async fn direct(engine: &Arc<Engine>, who: &Who) -> Result<Direct, CalibrationError> {
+    let sorted = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v
+    };
+    match who.runtime {
+        Runtime::Rust => {
+            let (starts, trips, bytes) = tokio::task::spawn_blocking(|| {
+                (
+                    probes::start_latencies(TIMED_STARTS),
+                    probes::round_trips(THREAD_ROUND_TRIPS),
+                    probes::resident_bytes_per_thread(WEIGHED_THREADS),
+                )
+            })
+            .await?;
+            let ns = |v: Vec<Duration>| v.iter().map(|d| d.as_nanos() as f64).collect();
+            Ok(Direct {
+                starts_ns: sorted(ns(starts)),
+                trips_ns: sorted(ns(trips)),
+                bytes: bytes.map(|b| b as f64),
+            })
+        }
+        Runtime::Node => {
+            let node = |request: serde_json::Value| async move {
+                let what = request["measure"].as_str().unwrap_or_default().to_string();
+                engine
+                    .node_measure(&request)
+                    .await
+                    .map(|m| m.samples)
+                    .map_err(|e| CalibrationError::Node {
+                        what,
+                        why: e.message(),
+                    })
+            };
+            let starts = node(json!({"measure": "worker_start", "count": TIMED_STARTS})).await?;
+            let trips =
+                node(json!({"measure": "thread_round_trip", "count": THREAD_ROUND_TRIPS})).await?;
+            let bytes = node(json!({"measure": "worker_memory", "count": WEIGHED_THREADS})).await?;
+            Ok(Direct {
+                starts_ns: sorted(starts),
+                trips_ns: sorted(trips),
+                bytes: bytes.first().copied(),
+            })
+        }
+    }
+}
+
+/// Two workers against one for each job size of [`SWEEP`], on each
+/// available runtime: where does a second worker start to pay?
+async fn sweep(
+    engine: &Arc<Engine>,
+    runtimes: &[protocol::RuntimeInfo],
+    shutdown: &Stop,
+) -> Result<Vec<SweepPoint>, CalibrationError> {
+    let mut points = Vec::new();
+    for info in runtimes.iter().filter(|r| r.available) {
+        for below in SWEEP {
+            let spec = RunSpec {
+                runtime: info.runtime,
+                model: ModelSpec::Threads {
+                    strategy: ThreadStrategy::Spawn,
+                    sharing: Sharing::Messages,
+                },
+                workload: Workload::Primes { below },
+                workers: WORKERS,
+            };
+            let lab = measure(engine, spec, shutdown).await?;
+            let summary = lab.summary.as_ref();
+            points.push(SweepPoint {
+                runtime: info.runtime,
+                below,
+                workers: WORKERS,
+                wall_us: summary.map_or(0, |s| s.wall_us),
+                one_worker_us: summary.and_then(|s| s.baseline_wall_us),
+            });
+        }
+    }
+    Ok(points)
 }
 
 /// Run `spec` to the end and fold its events, as the page would.
-async fn measure(
+pub async fn measure(
     engine: &Arc<Engine>,
     spec: RunSpec,
     shutdown: &Stop,
@@ -206,6 +349,7 @@ async fn measure(
     let (events, mut received) = mpsc::unbounded_channel();
     let (handle, run) = engine
         .prepare(0, spec, events)
+        .await
         .map_err(|refused| CalibrationError::Refused { model, refused })?;
     let relay = {
         let shutdown = shutdown.clone();
@@ -246,7 +390,7 @@ fn wall(lab: &LabState) -> Option<f64> {
     lab.summary.as_ref().map(|s| s.wall_us as f64)
 }
 
-fn speedup(lab: &LabState, job: &str) -> Figure {
+fn speedup(who: &Who, lab: &LabState, job: &str) -> Figure {
     match lab
         .summary
         .as_ref()
@@ -255,13 +399,17 @@ fn speedup(lab: &LabState, job: &str) -> Figure {
         Some((speedup, one)) => Figure::measured(
             speedup,
             Unit::Ratio,
-            format!("{job} on one worker ({}) against {WORKERS}", format_us(one)),
+            format!(
+                "{}: {job} on one worker ({}) against {WORKERS}",
+                who.name(),
+                format_us(one)
+            ),
         ),
         None => Figure::none(Unit::Ratio, "the run measured no one-worker baseline"),
     }
 }
 
-fn main_figures(main: &LabState, hello_alone: &LabState, job: &str) -> ModelFigures {
+fn main_figures(who: &Who, main: &LabState, hello_alone: &LabState, job: &str) -> ModelFigures {
     let lag = main
         .summary
         .as_ref()
@@ -271,80 +419,99 @@ fn main_figures(main: &LabState, hello_alone: &LabState, job: &str) -> ModelFigu
         });
     ModelFigures {
         model: ModelKind::MainThread,
+        runtime: who.runtime,
         start: Figure::none(Unit::Micros, "nothing to start: the loop is already running"),
         round_trip: Figure::none(Unit::Nanos, "no second party to send a message to"),
         memory: Figure::none(Unit::Bytes, "no worker to add"),
         job_wall: match wall(main) {
-            Some(us) => Figure::measured(us, Unit::Micros, format!("{job} on the loop{lag}")),
+            Some(us) => Figure::measured(
+                us,
+                Unit::Micros,
+                format!("{}: {job} on the event loop{lag}", who.name()),
+            ),
             None => Figure::none(Unit::Micros, "the run reported no time"),
         },
         speedup: Figure::none(Unit::Ratio, "one loop uses one core: there is nothing to divide"),
         hello_rps: rps(
+            who,
             hello_alone,
-            "one process serving alone (a cluster of one worker): what a Node.js server does without cluster",
+            who.pick(
+                "one process serving alone (a cluster of one worker): a Node.js server without cluster",
+                "the engine's HTTP worker serving alone behind its primary (a cluster of one)",
+            ),
         ),
     }
 }
 
-fn thread_figures(
-    lab: &LabState,
-    starts: &[std::time::Duration],
-    trips: &[std::time::Duration],
-    bytes: Option<u64>,
-    job: &str,
-) -> ModelFigures {
-    let trip = crate::engine::measure::percentile(trips, 50.0);
+fn thread_figures(who: &Who, lab: &LabState, direct: &Direct, job: &str) -> ModelFigures {
+    let pct = |v: &[f64], p: f64| {
+        let rank = ((p / 100.0) * v.len() as f64).ceil() as usize;
+        v[rank.clamp(1, v.len()) - 1]
+    };
+    let started = who.pick("new Worker()", "std::thread::spawn");
+    let channel = who.pick(
+        "postMessage to one Worker and back (a structured clone each way)",
+        "a pair of std::sync::mpsc channels",
+    );
     ModelFigures {
         model: ModelKind::Threads,
+        runtime: who.runtime,
         // The run's two workers are too few for a steady median (a new
         // thread may wait for a core), so threads are started alone here.
-        start: if starts.is_empty() {
+        start: if direct.starts_ns.is_empty() {
             Figure::none(Unit::Micros, "no thread could be started")
         } else {
             Figure::measured(
-                crate::engine::measure::percentile(starts, 50.0).as_nanos() as f64 / 1_000.0,
+                pct(&direct.starts_ns, 50.0) / 1_000.0,
                 Unit::Micros,
                 format!(
-                    "std::thread::spawn to the thread's first message; median of {} threads \
-                     started one after another",
-                    starts.len()
+                    "{}: {started} to the thread's first message; median of {} started one \
+                     after another",
+                    who.name(),
+                    direct.starts_ns.len()
                 ),
             )
         },
-        round_trip: if trips.is_empty() {
+        round_trip: if direct.trips_ns.is_empty() {
             Figure::none(Unit::Nanos, "the ping-pong did not run")
         } else {
             Figure::measured(
-                trip.as_nanos() as f64,
+                pct(&direct.trips_ns, 50.0),
                 Unit::Nanos,
                 format!(
-                    "median of {} ping-pongs over a pair of std::sync::mpsc channels; \
-                     Node's postMessage also copies the value (structured clone)",
-                    trips.len()
+                    "{}: median of {} small messages over {channel}",
+                    who.name(),
+                    direct.trips_ns.len()
                 ),
             )
         },
-        memory: match bytes {
+        memory: match direct.bytes {
             Some(b) => Figure::measured(
-                b as f64,
+                b,
                 Unit::Bytes,
                 format!(
-                    "growth of the server's resident memory with {WEIGHED_THREADS} idle threads, \
-                     divided by {WEIGHED_THREADS}: the heap is shared, so this is mostly stack in use"
+                    "{}: growth of the process's anonymous resident memory with \
+                     {WEIGHED_THREADS} idle {}, divided by {WEIGHED_THREADS}{}",
+                    who.name(),
+                    who.pick("Workers", "threads"),
+                    who.pick(
+                        ": each Worker brings its own V8 heap",
+                        ": the heap is shared, so this is mostly stack in use"
+                    )
                 ),
             ),
             None => Figure::none(Unit::Bytes, "/proc/self/status could not be read"),
         },
-        job_wall: job_wall(lab, job, "threads"),
-        speedup: speedup(lab, job),
+        job_wall: job_wall(who, lab, job, who.pick("Workers", "threads")),
+        speedup: speedup(who, lab, job),
         hello_rps: Figure::none(
             Unit::PerSecond,
-            "threads compute; in Node they cannot take a server's connections",
+            "threads compute; in Node.js a Worker cannot be handed the server's connections",
         ),
     }
 }
 
-fn child_figures(lab: &LabState, job: &str) -> ModelFigures {
+fn child_figures(who: &Who, lab: &LabState, job: &str) -> ModelFigures {
     let trip = median(
         lab.workers
             .iter()
@@ -353,20 +520,33 @@ fn child_figures(lab: &LabState, job: &str) -> ModelFigures {
     );
     ModelFigures {
         model: ModelKind::ChildProcess,
-        start: start(lab, "spawning the server's own binary to its first message on stdout"),
+        runtime: who.runtime,
+        start: start(
+            who,
+            lab,
+            who.pick(
+                "fork() to the child's first message on its IPC channel",
+                "spawning the server's own binary to its first message on stdout",
+            ),
+        ),
         round_trip: match trip {
             Some(ns) => Figure::measured(
                 ns as f64,
                 Unit::Nanos,
                 format!(
-                    "median of {CHILD_ROUND_TRIPS} JSON-line ping-pongs over each child's stdio pipes"
+                    "{}: median of {CHILD_ROUND_TRIPS} ping-pongs over {}",
+                    who.name(),
+                    who.pick(
+                        "each child's IPC channel (JSON)",
+                        "each child's stdio pipes (JSON lines)"
+                    )
                 ),
             ),
             None => Figure::none(Unit::Nanos, "the children reported no round trips"),
         },
-        memory: memory(lab, "child"),
-        job_wall: job_wall(lab, job, "child processes"),
-        speedup: speedup(lab, job),
+        memory: memory(who, lab, "child"),
+        job_wall: job_wall(who, lab, job, "child processes"),
+        speedup: speedup(who, lab, job),
         hello_rps: Figure::none(
             Unit::PerSecond,
             "a plain child serves nothing; handed a server socket, it is what cluster does",
@@ -374,26 +554,37 @@ fn child_figures(lab: &LabState, job: &str) -> ModelFigures {
     }
 }
 
-fn cluster_figures(hello: &LabState, cpu_alone: &LabState, cpu: &LabState) -> ModelFigures {
+fn cluster_figures(
+    who: &Who,
+    hello: &LabState,
+    cpu_alone: &LabState,
+    cpu: &LabState,
+) -> ModelFigures {
     let rps_of = |lab: &LabState| lab.load.as_ref().map(|l| l.rps);
     ModelFigures {
         model: ModelKind::Cluster,
+        runtime: who.runtime,
         start: start(
+            who,
             hello,
-            "the primary spawning a worker to that worker listening",
+            who.pick(
+                "cluster.fork() to that worker's 'listening' event",
+                "the primary spawning a worker to that worker listening",
+            ),
         ),
         round_trip: match &hello.load {
             Some(load) => Figure::measured(
                 load.latency.p50_us as f64 * 1_000.0,
                 Unit::Nanos,
                 format!(
-                    "median latency of a hello request on a kept-alive loopback connection, \
-                     {HELLO_CONCURRENCY} in flight: an HTTP exchange, not an IPC message"
+                    "{}: median latency of a hello request on a kept-alive loopback connection, \
+                     {HELLO_CONCURRENCY} in flight: an HTTP exchange, not an IPC message",
+                    who.name()
                 ),
             ),
             None => Figure::none(Unit::Nanos, "the load generator reported nothing"),
         },
-        memory: memory(hello, "worker"),
+        memory: memory(who, hello, "worker"),
         job_wall: Figure::none(
             Unit::Micros,
             "a cluster serves requests rather than running one job: see its speedup",
@@ -403,41 +594,51 @@ fn cluster_figures(hello: &LabState, cpu_alone: &LabState, cpu: &LabState) -> Mo
                 two / one,
                 Unit::Ratio,
                 format!(
-                    "requests per second with {WORKERS} workers against 1, each request burning \
-                     {CPU_MS} ms of CPU ({} requests, {CPU_CONCURRENCY} in flight; the load \
-                     generator shares the cores)",
+                    "{}: requests per second with {WORKERS} workers against 1, each request \
+                     burning {CPU_MS} ms of CPU ({} requests, {CPU_CONCURRENCY} in flight; the \
+                     load generator shares the cores)",
+                    who.name(),
                     format_count(CPU_REQUESTS.into())
                 ),
             ),
             _ => Figure::none(Unit::Ratio, "the load generator reported nothing"),
         },
         hello_rps: rps(
+            who,
             hello,
             &format!("{WORKERS} workers, the primary handing out connections round robin"),
         ),
     }
 }
 
-fn start(lab: &LabState, how: &str) -> Figure {
+fn start(who: &Who, lab: &LabState, how: &str) -> Figure {
     match median_start(lab) {
         Some(us) => Figure::measured(
             us,
             Unit::Micros,
-            format!("{how}; median of {} workers", lab.workers.len()),
+            format!(
+                "{}: {how}; median of {} workers",
+                who.name(),
+                lab.workers.len()
+            ),
         ),
         None => Figure::none(Unit::Micros, "no worker reported its start"),
     }
 }
 
-fn job_wall(lab: &LabState, job: &str, on: &str) -> Figure {
+fn job_wall(who: &Who, lab: &LabState, job: &str, on: &str) -> Figure {
     match wall(lab) {
-        Some(us) => Figure::measured(us, Unit::Micros, format!("{job} on {WORKERS} {on}")),
+        Some(us) => Figure::measured(
+            us,
+            Unit::Micros,
+            format!("{}: {job} on {WORKERS} {on}", who.name()),
+        ),
         None => Figure::none(Unit::Micros, "the run reported no time"),
     }
 }
 
 /// The median worker's private memory, with its whole resident size.
-fn memory(lab: &LabState, what: &str) -> Figure {
+fn memory(who: &Who, lab: &LabState, what: &str) -> Figure {
     let of = |f: fn(&Memory) -> u64| {
         median(
             lab.workers
@@ -451,8 +652,9 @@ fn memory(lab: &LabState, what: &str) -> Figure {
             anon as f64,
             Unit::Bytes,
             format!(
-                "the {what}'s private (anonymous) resident memory at the end of its work; \
-                 {} resident in all, counting the binary it shares",
+                "{}: the {what}'s anonymous resident memory at the end of its work; {} \
+                 resident in all, counting the binary it shares",
+                who.name(),
                 format_bytes(rss)
             ),
         ),
@@ -460,14 +662,15 @@ fn memory(lab: &LabState, what: &str) -> Figure {
     }
 }
 
-fn rps(lab: &LabState, how: &str) -> Figure {
+fn rps(who: &Who, lab: &LabState, how: &str) -> Figure {
     match &lab.load {
         Some(load) => Figure::measured(
             load.rps,
             Unit::PerSecond,
             format!(
-                "{how}; {} hello requests, {HELLO_CONCURRENCY} in flight, keep-alive, over loopback \
-                 from a load generator on the same cores",
+                "{}: {how}; {} hello requests, {HELLO_CONCURRENCY} in flight, keep-alive, over \
+                 loopback from the engine's load generator on the same cores",
+                who.name(),
                 format_count(load.requests)
             ),
         ),

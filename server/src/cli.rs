@@ -6,26 +6,34 @@
 //!   value comes from the protocol's catalogue (clap's `ValueEnum`).
 //! - [`run`]: `spawnlab run`, one lab in the terminal, with a progress bar.
 //! - [`compare`]: `spawnlab compare`, the compare page's calibration pass.
+//! - [`bench`]: `spawnlab bench`, Node.js and the Rust engine side by side.
 //! - [`tables`]: what both print.
 
 pub mod args;
+pub mod bench;
 pub mod compare;
 pub mod run;
 pub mod tables;
 
 pub use args::RunArgs;
+pub use bench::{bench, BenchArgs};
 pub use compare::{compare, CompareArgs};
 pub use run::run;
 
-use crate::engine::{Engine, Limits, RunHandle, StopReason};
+use crate::engine::{Budget, Engine, Limits, RunHandle, StopReason};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-/// The terminal's engine: one run at a time, with room for its workers (a
-/// cluster's primary included), and no queue.
+/// The terminal's engine: one run at a time, with room for all its workers
+/// (a cluster's primary and Node's own process included), and no queue.
 fn terminal_engine(limits: Limits, list_dir: PathBuf) -> Arc<Engine> {
-    let workers = limits.max_workers + 1;
-    Arc::new(Engine::new(limits, 1, workers, 0).with_list_dir(list_dir))
+    let budget = Budget {
+        max_runs: 1,
+        max_live_workers: limits.max_workers + 2,
+        max_memory_mib: u32::MAX / 2,
+        max_queue: 0,
+    };
+    Arc::new(Engine::new(limits, budget).with_list_dir(list_dir))
 }
 
 /// Ctrl-C stops the run as Cancel does on the page; abort the task when done.

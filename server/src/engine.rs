@@ -16,7 +16,10 @@
 //! - [`error`]: [`Refused`] (never ran) and [`RunError`] (ran and failed).
 //! - [`pass`]: what models hand back, and the skeleton the threads and
 //!   process models share (a pass, then the one-worker baseline).
-//! - [`main_thread`]: the work on an event loop with a heartbeat.
+//! - [`node`]: the Node.js runtime: `node` running our scripts under a
+//!   guardian, every line checked against the protocol.
+//! - [`main_thread`]: the work on an event loop with a heartbeat (and
+//!   [`probe`], the `/ping` requests sent to it from outside).
 //! - [`threads`]: the worker-threads model.
 //! - [`process`]: the child-process model (and allow-listed programs), over
 //!   the line-delimited channel in [`ipc`]; [`spawn`] starts every process
@@ -37,7 +40,9 @@ pub mod limits;
 pub mod loadgen;
 pub mod main_thread;
 pub mod measure;
+pub mod node;
 pub mod pass;
+pub mod probe;
 pub mod process;
 pub mod report;
 pub mod spawn;
@@ -48,7 +53,11 @@ pub use limits::Limits;
 pub use pass::{ModelRun, Pass};
 
 use catalogue::Compute;
-use protocol::{Outcome, RunId, RunSpec, RunSummary, ServerEvent, WorkResult};
+use protocol::{
+    ModelSpec, Outcome, RunId, RunSpec, RunSummary, Runtime, RuntimeInfo, Serialization,
+    ServerEvent, WorkResult,
+};
+use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::sync::{mpsc, watch};
 
@@ -160,16 +169,74 @@ pub enum Plan {
     Cluster(cluster::Plan),
 }
 
+/// Memory, in MiB, that one of each kind of worker holds, rounded up from
+/// what was measured on the 2-core VM the site was built on (`../FACTS`,
+/// and the compare page's own figures): a Node.js process is ~42 MiB
+/// resident, a Worker adds ~8–10 MiB, a Rust child ~9 MiB and a thread ~0.
+const NODE_PROCESS_MIB: u32 = 48;
+const NODE_WORKER_MIB: u32 = 12;
+const RUST_PROCESS_MIB: u32 = 10;
+const RUST_THREAD_MIB: u32 = 1;
+const PROGRAM_MIB: u32 = 4;
+
 impl Plan {
-    /// Threads and processes the run keeps alive at once (a cluster's
-    /// primary is a process too).
-    pub fn live_workers(&self) -> u32 {
+    /// Workers the plan has (the main thread's one loop counts as one).
+    pub fn workers(&self) -> u32 {
         match self {
             Plan::MainThread { .. } => 1,
             Plan::Threads { workers, .. } | Plan::ChildProcess { workers, .. } => *workers,
-            Plan::Cluster(plan) => plan.workers + 1,
+            Plan::Cluster(plan) => plan.workers,
         }
     }
+
+    /// What the run takes from the admission budgets on `runtime`: threads
+    /// and processes alive at once (a cluster's primary, and Node's own
+    /// process, count too) and the memory they hold.
+    pub fn weight(&self, runtime: Runtime) -> admission::Weight {
+        let n = self.workers();
+        let (workers, memory_mib) = match (runtime, self) {
+            (Runtime::Rust, Plan::MainThread { .. }) => (1, RUST_THREAD_MIB),
+            (Runtime::Rust, Plan::Threads { .. }) => (n, n * RUST_THREAD_MIB),
+            (Runtime::Rust, Plan::ChildProcess { job, .. }) => {
+                (n, n * per_child(*job, RUST_PROCESS_MIB))
+            }
+            (Runtime::Rust, Plan::Cluster(_)) => (n + 1, (n + 1) * RUST_PROCESS_MIB),
+            (Runtime::Node, Plan::MainThread { .. }) => (1, NODE_PROCESS_MIB),
+            (Runtime::Node, Plan::Threads { .. }) => {
+                (n + 1, NODE_PROCESS_MIB + n * NODE_WORKER_MIB)
+            }
+            (Runtime::Node, Plan::ChildProcess { job, .. }) => (
+                n + 1,
+                NODE_PROCESS_MIB + n * per_child(*job, NODE_PROCESS_MIB),
+            ),
+            (Runtime::Node, Plan::Cluster(_)) => (n + 1, (n + 1) * NODE_PROCESS_MIB),
+        };
+        admission::Weight {
+            workers,
+            memory_mib,
+        }
+    }
+}
+
+/// A child's memory: a runtime of its own, or a small program.
+fn per_child(job: process::ChildJob, runtime_mib: u32) -> u32 {
+    match job {
+        process::ChildJob::Compute(_) => runtime_mib,
+        process::ChildJob::Program(_) => PROGRAM_MIB,
+    }
+}
+
+/// How much the engine runs at once, and how many may wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    /// Runs executing at once.
+    pub max_runs: u32,
+    /// Threads and processes alive across all runs.
+    pub max_live_workers: u32,
+    /// Memory the runs may hold together, in MiB (estimated per worker).
+    pub max_memory_mib: u32,
+    /// Runs waiting for a place; beyond this, requests are refused.
+    pub max_queue: u32,
 }
 
 /// Test builds only: where a run panics on purpose, to prove that a panic
@@ -191,6 +258,10 @@ pub struct Engine {
     admission: admission::Admission,
     /// The worker binary and the directory `list_public` lists.
     paths: process::Paths,
+    /// The `node` to run, and where the scripts are written.
+    node_binary: PathBuf,
+    /// What that Node.js is: found on first need, then kept.
+    node: tokio::sync::OnceCell<node::NodeSetup>,
     /// Where a test build panics on purpose; always `None` otherwise.
     panic_at: Option<PanicAt>,
 }
@@ -244,18 +315,18 @@ pub struct Run {
 }
 
 impl Engine {
-    /// An engine that runs at most `max_concurrent_runs` at once, with at
-    /// most `max_live_workers` workers among them, and lets at most
-    /// `max_queue` more wait.
-    pub fn new(
-        limits: Limits,
-        max_concurrent_runs: u32,
-        max_live_workers: u32,
-        max_queue: u32,
-    ) -> Self {
+    /// An engine that runs what `budget` allows, within `limits`.
+    pub fn new(limits: Limits, budget: Budget) -> Self {
         Engine {
             limits,
-            admission: admission::Admission::new(max_concurrent_runs, max_live_workers, max_queue),
+            admission: admission::Admission::new(
+                budget.max_runs,
+                budget.max_live_workers,
+                budget.max_memory_mib,
+                budget.max_queue,
+            ),
+            node_binary: "node".into(),
+            node: tokio::sync::OnceCell::new(),
             paths: process::Paths {
                 // Re-execute ourselves, as Node's fork() starts another node.
                 worker_binary: std::env::current_exe().unwrap_or_else(|_| "spawnlab".into()),
@@ -278,6 +349,54 @@ impl Engine {
         self
     }
 
+    /// Run `binary` for the Node.js runtime instead of `node` on `PATH`.
+    pub fn with_node(mut self, binary: PathBuf) -> Self {
+        self.node_binary = binary;
+        self
+    }
+
+    /// What this server's Node.js is and can do, found on first need.
+    pub async fn node(&self) -> &node::NodeSetup {
+        self.node
+            .get_or_init(|| async {
+                let binary = self.node_binary.clone();
+                tokio::task::spawn_blocking(move || {
+                    node::NodeSetup::detect(binary.clone(), &std::env::temp_dir())
+                })
+                .await
+                .unwrap_or_else(|e| {
+                    node::NodeSetup::unavailable(
+                        self.node_binary.clone(),
+                        format!("looking for Node.js failed: {e}"),
+                    )
+                })
+            })
+            .await
+    }
+
+    /// One plain Node.js measurement (`bench.js`), for the compare page and
+    /// `spawnlab bench`.
+    pub async fn node_measure(
+        &self,
+        request: &serde_json::Value,
+    ) -> Result<node::Measured, RunError> {
+        node::measure(self.node().await, &self.paths.worker_binary, request).await
+    }
+
+    /// Both runtimes as this server has them, for the page's `hello`.
+    pub async fn runtimes(&self) -> Vec<RuntimeInfo> {
+        vec![
+            self.node().await.info.clone(),
+            RuntimeInfo {
+                runtime: Runtime::Rust,
+                version: Some(format!("spawnlab {}", env!("CARGO_PKG_VERSION"))),
+                available: true,
+                note: "The Rust engine runs inside this server.".into(),
+                missing: Vec::new(),
+            },
+        ]
+    }
+
     /// Test builds only: panic at `at` in every run.
     #[cfg(feature = "fault-injection")]
     pub fn with_injected_panic(mut self, at: PanicAt) -> Self {
@@ -290,20 +409,40 @@ impl Engine {
         &self.limits
     }
 
-    /// Check a request without running it: the plan its model would run.
-    pub fn validate(&self, spec: &RunSpec) -> Result<Plan, Refused> {
-        self.limits.validate(spec)
+    /// Check a request without running it: the plan its model would run,
+    /// or why this server cannot run it on the runtime it names.
+    pub async fn validate(&self, spec: &RunSpec) -> Result<Plan, Refused> {
+        let plan = self.limits.validate(spec)?;
+        match spec.runtime {
+            Runtime::Node => self.node().await.check(spec)?,
+            Runtime::Rust => {
+                if let ModelSpec::ChildProcess {
+                    serialization: Serialization::Advanced,
+                    ..
+                } = spec.model
+                {
+                    return Err(Refused::invalid(
+                        "spec.model.serialization",
+                        "spec.model.serialization advanced is Node's structured clone; the \
+                         Rust engine's channel carries JSON lines only: choose json, or \
+                         runtime node"
+                            .into(),
+                    ));
+                }
+            }
+        }
+        Ok(plan)
     }
 
     /// Validate `spec` for run `id`: a handle to control it and the run to
     /// execute, or why it is refused. Events go to `events`.
-    pub fn prepare(
+    pub async fn prepare(
         self: &Arc<Self>,
         id: RunId,
         spec: RunSpec,
         events: EventSink,
     ) -> Result<(RunHandle, Run), Refused> {
-        let plan = self.validate(&spec)?;
+        let plan = self.validate(&spec).await?;
         let stop = Stop::new();
         let (kills, faults) = match &plan {
             Plan::Cluster(cluster) => {
@@ -351,7 +490,7 @@ impl Run {
         let queued = |position| send(ServerEvent::Queued { run: id, position });
         let _pass = match engine
             .admission
-            .enter(plan.live_workers(), queued, &stop)
+            .enter(plan.weight(spec.runtime), queued, &stop)
             .await
         {
             Ok(pass) => pass,
@@ -390,7 +529,17 @@ impl Run {
                 stop.request(StopReason::Deadline);
             })
         };
-        let result = engine.run_plan(id, plan, &events, &stop, faults).await;
+        let result = match spec.runtime {
+            Runtime::Rust => engine.run_plan(id, plan, &events, &stop, faults).await,
+            Runtime::Node => {
+                let cx = node::Context {
+                    setup: engine.node().await,
+                    guardian: &engine.paths.worker_binary,
+                    site_dir: &engine.paths.list_dir,
+                };
+                node::run(id, &spec, &plan, cx, &events, &stop, faults).await
+            }
+        };
         deadline.abort();
 
         let summary = match result {

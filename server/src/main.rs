@@ -3,10 +3,11 @@
 //! itself — act as one of its worker processes.
 
 use clap::{Parser, Subcommand};
-use spawnlab::cli::{self, CompareArgs, RunArgs};
+use spawnlab::cli::{self, BenchArgs, CompareArgs, RunArgs};
 use spawnlab::engine::cluster::primary::primary_main;
 use spawnlab::engine::cluster::worker::worker_main;
 use spawnlab::engine::cluster::{PRIMARY_COMMAND, WORKER_COMMAND};
+use spawnlab::engine::node::guardian::{guardian_main, GUARDIAN_COMMAND};
 use spawnlab::engine::process::{child_main, CHILD_COMMAND};
 use spawnlab::settings::ServeArgs;
 use spawnlab::startup::Application;
@@ -34,6 +35,10 @@ enum Command {
     Run(Box<RunArgs>),
     /// Measure every model once, as the compare page does, and print the table.
     Compare(CompareArgs),
+    /// Node.js and the Rust engine measured side by side, each figure
+    /// repeated, with ratios: start cost, round trips, bulk data, memory,
+    /// speedup, cluster throughput, a blocked loop.
+    Bench(BenchArgs),
     /// A child-process worker, started by the server over a pipe.
     #[command(name = CHILD_COMMAND, hide = true)]
     Child,
@@ -43,6 +48,17 @@ enum Command {
     /// A cluster's HTTP worker, started by its primary.
     #[command(name = WORKER_COMMAND, hide = true)]
     ClusterWorker,
+    /// The guardian of one Node.js run: kills its process group when the
+    /// server stops the run or dies.
+    #[command(name = GUARDIAN_COMMAND, hide = true)]
+    Guardian {
+        /// The server's pid: if it is already gone, do nothing.
+        #[arg(long)]
+        parent: u32,
+        /// The program to guard, and its arguments.
+        #[arg(last = true, required = true)]
+        argv: Vec<std::ffi::OsString>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -52,11 +68,15 @@ fn main() -> ExitCode {
         Some(Command::Child) => child_main(),
         Some(Command::ClusterPrimary) => primary_main(),
         Some(Command::ClusterWorker) => worker_main(),
+        Some(Command::Guardian { parent, argv }) => guardian_main(parent, argv),
         Some(Command::Run(args)) => {
             runtime().block_on(cli::run(*args, cli.serve.resolve().site_dir))
         }
         Some(Command::Compare(args)) => {
             runtime().block_on(cli::compare(args, cli.serve.resolve().site_dir))
+        }
+        Some(Command::Bench(args)) => {
+            runtime().block_on(cli::bench(args, cli.serve.resolve().site_dir))
         }
         None => {
             tracing_subscriber::fmt()

@@ -38,6 +38,7 @@ where
     let hello = ServerEvent::Hello {
         version: PROTOCOL_VERSION,
         limits: session.engine.limits().to_protocol(),
+        runtimes: session.engine.runtimes().await,
     };
     if session.send(&hello).await.is_err() {
         return;
@@ -119,7 +120,7 @@ impl<W: Sink<Message> + Unpin> Session<W> {
         };
         let answer = match parse(&self.engine, text.as_str()) {
             Ok(ClientMessage::Start { id, spec }) => {
-                self.on_start(id, spec).map_err(|r| (Some(id), r))
+                self.on_start(id, spec).await.map_err(|r| (Some(id), r))
             }
             Ok(ClientMessage::Cancel { id }) => self.on_cancel(id).map_err(|r| (Some(id), r)),
             Ok(ClientMessage::Kill { id, worker }) => {
@@ -134,14 +135,14 @@ impl<W: Sink<Message> + Unpin> Session<W> {
     }
 
     /// `start`: validate, then run in this connection's turn.
-    fn on_start(&mut self, id: RunId, spec: RunSpec) -> Result<(), Refused> {
+    async fn on_start(&mut self, id: RunId, spec: RunSpec) -> Result<(), Refused> {
         if self.runs.contains_key(&id) {
             return Err(Refused::DuplicateRun(id));
         }
         if self.runs.len() >= MAX_RUNS_PER_CONNECTION {
             return Err(Refused::ConnectionBusy(MAX_RUNS_PER_CONNECTION));
         }
-        let (handle, run) = self.engine.prepare(id, spec, self.events.clone())?;
+        let (handle, run) = self.engine.prepare(id, spec, self.events.clone()).await?;
         self.tickets += 1;
         let ticket = self.tickets;
         let (events, turn, stop) = (self.events.clone(), self.turn.clone(), handle.clone());
@@ -381,7 +382,13 @@ mod tests {
             server_out,
             |tx, msg: Message| async move { tx.send(msg).map(|()| tx) },
         ));
-        let engine = Arc::new(Engine::new(Limits::default(), 2, 40, 4));
+        let budget = crate::engine::Budget {
+            max_runs: 2,
+            max_live_workers: 40,
+            max_memory_mib: 4096,
+            max_queue: 4,
+        };
+        let engine = Arc::new(Engine::new(Limits::default(), budget));
         let task = tokio::spawn(serve(engine, sink, stream, shutdown));
         (
             Client {
@@ -393,12 +400,15 @@ mod tests {
         )
     }
 
-    const SLEEP_RUN: &str = r#"{"type":"start","id":1,"spec":{"model":{"kind":"threads"},"workload":{"kind":"sleep","ms":5000},"workers":2}}"#;
+    const SLEEP_RUN: &str = r#"{"type":"start","id":1,"spec":{"runtime":"rust","model":{"kind":"threads"},"workload":{"kind":"sleep","ms":5000},"workers":2}}"#;
 
     #[tokio::test]
     async fn the_first_frame_states_the_limits() {
         let (mut client, _task) = start(Stop::new());
-        let ServerEvent::Hello { version, limits } = client.next().await else {
+        let ServerEvent::Hello {
+            version, limits, ..
+        } = client.next().await
+        else {
             panic!("expected hello");
         };
         assert_eq!(version, PROTOCOL_VERSION);
@@ -415,7 +425,7 @@ mod tests {
         };
         assert_eq!((code, field), (ErrorCode::Malformed, None));
 
-        client.send(r#"{"type":"start","id":4,"spec":{"model":{"kind":"threads"},"workload":{"kind":"primes","below":100},"workers":"two"}}"#);
+        client.send(r#"{"type":"start","id":4,"spec":{"runtime":"rust","model":{"kind":"threads"},"workload":{"kind":"primes","below":100},"workers":"two"}}"#);
         let ServerEvent::Error {
             run,
             code,
@@ -440,7 +450,7 @@ mod tests {
         assert_eq!(code, ErrorCode::TooLarge);
         assert!(message.contains("at most 4096 bytes"), "{message}");
 
-        client.send(r#"{"type":"start","id":5,"spec":{"model":{"kind":"threads"},"workload":{"kind":"primes","below":1000},"workers":1}}"#);
+        client.send(r#"{"type":"start","id":5,"spec":{"runtime":"rust","model":{"kind":"threads"},"workload":{"kind":"primes","below":1000},"workers":1}}"#);
         let ServerEvent::RunFinished { run, summary } = client
             .until(|e| matches!(e, ServerEvent::RunFinished { .. }))
             .await

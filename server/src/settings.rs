@@ -5,7 +5,7 @@
 //! `LEPTOS_SITE_ROOT`), from a shell, and under a service manager.
 
 use crate::engine::host::logical_cores;
-use crate::engine::{Limits, PanicAt};
+use crate::engine::{Budget, Limits, PanicAt};
 use clap::Args;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -41,6 +41,17 @@ pub struct ServeArgs {
     #[arg(long, env = "SPAWNLAB_MAX_QUEUE", default_value_t = 8)]
     pub max_queue: u32,
 
+    /// Memory the runs may hold together, in MiB, estimated per worker (a
+    /// Node.js process ~48, a Worker ~12, a Rust child ~10, a thread ~1); a
+    /// run that would exceed it waits in the queue. Defaults to half the
+    /// machine's memory, at most 8192.
+    #[arg(long, env = "SPAWNLAB_MAX_MEMORY_MIB")]
+    pub max_memory_mib: Option<u32>,
+
+    /// The Node.js to run for the `node` runtime.
+    #[arg(long, env = "SPAWNLAB_NODE", default_value = "node")]
+    pub node: PathBuf,
+
     /// Wall-clock seconds a run may take before it is stopped.
     #[arg(long, env = "SPAWNLAB_RUN_DEADLINE_SECS", default_value_t = Limits::default().run_deadline.as_secs())]
     pub run_deadline_secs: u64,
@@ -62,9 +73,10 @@ pub struct Settings {
     pub addr: SocketAddr,
     pub site_dir: PathBuf,
     pub limits: Limits,
-    pub max_runs: u32,
-    pub max_live_workers: u32,
-    pub max_queue: u32,
+    /// Runs at once, workers, memory and the queue.
+    pub budget: Budget,
+    /// The Node.js to run.
+    pub node: PathBuf,
     pub allow_origins: Vec<String>,
     /// The binary worker processes run; `None` for this executable.
     pub worker_binary: Option<PathBuf>,
@@ -94,9 +106,13 @@ impl ServeArgs {
                 run_deadline: Duration::from_secs(self.run_deadline_secs),
                 ..Limits::default()
             },
-            max_runs: self.max_runs.unwrap_or_else(logical_cores),
-            max_live_workers: self.max_live_workers,
-            max_queue: self.max_queue,
+            budget: Budget {
+                max_runs: self.max_runs.unwrap_or_else(logical_cores),
+                max_live_workers: self.max_live_workers,
+                max_memory_mib: self.max_memory_mib.unwrap_or_else(default_memory_mib),
+                max_queue: self.max_queue,
+            },
+            node: self.node,
             allow_origins: self.allow_origins,
             worker_binary: None,
             panic_at: None,
@@ -112,12 +128,23 @@ impl Settings {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             site_dir,
             limits: Limits::default(),
-            max_runs: logical_cores(),
-            max_live_workers: 40,
-            max_queue: 8,
+            budget: Budget {
+                max_runs: logical_cores(),
+                max_live_workers: 40,
+                max_memory_mib: default_memory_mib(),
+                max_queue: 8,
+            },
+            node: "node".into(),
             allow_origins: Vec::new(),
             worker_binary: Some(worker_binary),
             panic_at: None,
         }
     }
+}
+
+/// Half the machine's memory, at most 8 GiB, in MiB.
+fn default_memory_mib() -> u32 {
+    use procfs::Current;
+    let total_mib = procfs::Meminfo::current().map_or(4096, |m| m.mem_total >> 20);
+    (total_mib / 2).clamp(512, 8192) as u32
 }

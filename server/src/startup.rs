@@ -76,13 +76,9 @@ impl Application {
         let shutdown = Stop::new();
         let sessions = TaskTracker::new();
         let engine = Arc::new({
-            let engine = Engine::new(
-                settings.limits,
-                settings.max_runs,
-                settings.max_live_workers,
-                settings.max_queue,
-            )
-            .with_list_dir(settings.site_dir.clone());
+            let engine = Engine::new(settings.limits, settings.budget)
+                .with_list_dir(settings.site_dir.clone())
+                .with_node(settings.node.clone());
             let engine = match settings.worker_binary {
                 Some(binary) => engine.with_worker_binary(binary),
                 None => engine,
@@ -110,6 +106,7 @@ impl Application {
         let router = Router::new()
             .route("/healthz", get(health))
             .route(protocol::WS_PATH, get(ws_route))
+            .route("/node/{script}", get(node_script))
             .leptos_routes_with_context(&state, routes, move || provide_context(figures.clone()), {
                 let options = leptos_options.clone();
                 move || shell(options.clone())
@@ -175,6 +172,23 @@ async fn health(State(state): State<AppState>) -> impl IntoResponse {
         "protocol": protocol::PROTOCOL_VERSION,
         "max_workers": state.engine.limits().max_workers,
     }))
+}
+
+/// The Node.js scripts the labs run, as plain text, for learners to read
+/// and to run at home.
+async fn node_script(axum::extract::Path(script): axum::extract::Path<String>) -> Response {
+    match crate::engine::node::scripts::source(&script) {
+        Some(text) => (
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            text,
+        )
+            .into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            format!("there is no script {script:?}; the labs run main_thread.js, worker_threads.js, child_process.js and cluster.js"),
+        )
+            .into_response(),
+    }
 }
 
 async fn ws_route(

@@ -49,6 +49,43 @@ pub fn group_of(pid: u32) -> u32 {
         .pgid
 }
 
+/// The run marker (`SPAWNLAB_RUN`) in `pid`'s environment: every process
+/// of a Node.js run carries it, whatever became of its parents.
+pub fn marker_of(pid: u32) -> Option<String> {
+    let env = procfs::process::Process::new(pid as i32)
+        .ok()?
+        .environ()
+        .ok()?;
+    env.get(std::ffi::OsStr::new("SPAWNLAB_RUN"))
+        .map(|v| v.to_string_lossy().into_owned())
+}
+
+/// Every process (zombies included) whose environment carries `marker`.
+pub fn with_marker(marker: &str) -> Vec<ProcInfo> {
+    let Ok(all) = procfs::process::all_processes() else {
+        return Vec::new();
+    };
+    all.filter_map(|p| {
+        let p = p.ok()?;
+        let env = p.environ().ok()?;
+        (env.get(std::ffi::OsStr::new("SPAWNLAB_RUN"))? == marker)
+            .then(|| info(&p))
+            .flatten()
+    })
+    .collect()
+}
+
+/// Wait until no process carries `marker`; fail listing them otherwise.
+pub async fn marker_is_gone(marker: &str) -> Result<()> {
+    eventually(
+        Duration::from_secs(5),
+        "the run's processes to be gone",
+        || async { Ok(with_marker(marker).is_empty().then_some(())) },
+    )
+    .await
+    .with_context(|| format!("still alive with {marker}: {:?}", with_marker(marker)))
+}
+
 /// Processes still alive (zombies count: nobody has reaped them) in `pgid`.
 pub fn group_members(pgid: u32) -> Vec<ProcInfo> {
     processes().into_iter().filter(|p| p.pgid == pgid).collect()

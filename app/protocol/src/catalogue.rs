@@ -6,8 +6,44 @@
 //! workload suits which model" from here, so adding a model, a workload or a
 //! program is one edit in this file (plus the code that runs it).
 
-use crate::{Program, SchedPolicy, Sharing, ThreadStrategy, Workload};
+use crate::{Program, SchedPolicy, Serialization, Sharing, ThreadStrategy, Workload};
 use serde::{Deserialize, Serialize};
+
+/// What runs a lab: real Node.js, or the Rust engine.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+pub enum Runtime {
+    /// `node` running our scripts: `worker_threads`, `child_process.fork`,
+    /// `cluster` and a blocked loop, as a Node.js developer writes them.
+    #[default]
+    Node,
+    /// The same models in Rust: what the operating system itself costs.
+    Rust,
+}
+
+impl Runtime {
+    /// Both, Node.js first.
+    pub const ALL: [Runtime; 2] = [Runtime::Node, Runtime::Rust];
+
+    /// The name on the wire (`"node"`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Runtime::Node => "node",
+            Runtime::Rust => "rust",
+        }
+    }
+
+    /// The name a figure carries on a page: "Node.js", "Rust engine".
+    pub fn label(self) -> &'static str {
+        match self {
+            Runtime::Node => "Node.js",
+            Runtime::Rust => "Rust engine",
+        }
+    }
+}
 
 /// The four models, without their options.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -53,6 +89,17 @@ impl ModelKind {
         }
     }
 
+    /// The Node.js script that runs this model (`server/node/`), served at
+    /// `/node/<script>` for learners to read and run at home.
+    pub fn node_script(self) -> &'static str {
+        match self {
+            ModelKind::MainThread => "main_thread.js",
+            ModelKind::Threads => "worker_threads.js",
+            ModelKind::ChildProcess => "child_process.js",
+            ModelKind::Cluster => "cluster.js",
+        }
+    }
+
     /// What one worker is called in this model.
     pub fn worker_noun(self) -> &'static str {
         match self {
@@ -67,7 +114,8 @@ impl ModelKind {
     pub fn workloads(self) -> &'static [WorkloadKind] {
         use WorkloadKind::*;
         match self {
-            ModelKind::MainThread | ModelKind::Threads => &[Primes, Sha256Chain, Sleep],
+            ModelKind::MainThread => &[Primes, Sha256Chain, Sleep, BlockingWait],
+            ModelKind::Threads => &[Primes, Sha256Chain, Sleep],
             ModelKind::ChildProcess => &[Primes, Sha256Chain, Sleep, Program],
             ModelKind::Cluster => &[HttpHello, HttpCpu, HttpSleep],
         }
@@ -106,8 +154,10 @@ pub enum WorkloadKind {
     Primes,
     /// A chain of SHA-256 hashes.
     Sha256Chain,
-    /// Waiting, not computing.
+    /// Waiting on a timer, not computing.
     Sleep,
+    /// Waiting synchronously (main thread only): no CPU, but a frozen loop.
+    BlockingWait,
     /// An allow-listed program (child processes only).
     Program,
     /// Answer "hello" per request (cluster only).
@@ -120,10 +170,11 @@ pub enum WorkloadKind {
 
 impl WorkloadKind {
     /// Every workload.
-    pub const ALL: [WorkloadKind; 7] = [
+    pub const ALL: [WorkloadKind; 8] = [
         WorkloadKind::Primes,
         WorkloadKind::Sha256Chain,
         WorkloadKind::Sleep,
+        WorkloadKind::BlockingWait,
         WorkloadKind::Program,
         WorkloadKind::HttpHello,
         WorkloadKind::HttpCpu,
@@ -136,6 +187,7 @@ impl WorkloadKind {
             WorkloadKind::Primes => "primes",
             WorkloadKind::Sha256Chain => "sha256_chain",
             WorkloadKind::Sleep => "sleep",
+            WorkloadKind::BlockingWait => "blocking_wait",
             WorkloadKind::Program => "program",
             WorkloadKind::HttpHello => "http_hello",
             WorkloadKind::HttpCpu => "http_cpu",
@@ -153,7 +205,8 @@ impl WorkloadKind {
         match self {
             WorkloadKind::Primes => "Count primes (CPU-bound)",
             WorkloadKind::Sha256Chain => "SHA-256 chain (CPU-bound)",
-            WorkloadKind::Sleep => "Sleep (waiting, not computing)",
+            WorkloadKind::Sleep => "Wait on a timer (await: the loop stays free)",
+            WorkloadKind::BlockingWait => "Wait synchronously (Atomics.wait: the loop freezes)",
             WorkloadKind::Program => "Run another program",
             WorkloadKind::HttpHello => "Say hello (almost no work)",
             WorkloadKind::HttpCpu => "Burn CPU on every request",
@@ -166,7 +219,8 @@ impl WorkloadKind {
         match self {
             WorkloadKind::Primes => Some("Count the primes below"),
             WorkloadKind::Sha256Chain => Some("Rounds of hashing, shared out"),
-            WorkloadKind::Sleep => Some("Milliseconds of sleep, shared out"),
+            WorkloadKind::Sleep => Some("Milliseconds of waiting, shared out"),
+            WorkloadKind::BlockingWait => Some("Milliseconds of waiting"),
             WorkloadKind::HttpCpu => Some("Milliseconds of CPU per request"),
             WorkloadKind::HttpSleep => Some("Milliseconds of waiting per request"),
             WorkloadKind::Program | WorkloadKind::HttpHello => None,
@@ -178,7 +232,7 @@ impl WorkloadKind {
         match self {
             WorkloadKind::Primes => 20_000_000,
             WorkloadKind::Sha256Chain => 2_000_000,
-            WorkloadKind::Sleep => 2_000,
+            WorkloadKind::Sleep | WorkloadKind::BlockingWait => 2_000,
             WorkloadKind::HttpCpu => 1,
             WorkloadKind::HttpSleep => 5,
             WorkloadKind::Program | WorkloadKind::HttpHello => 0,
@@ -192,6 +246,7 @@ impl WorkloadKind {
             WorkloadKind::Primes => Workload::Primes { below: size },
             WorkloadKind::Sha256Chain => Workload::Sha256Chain { rounds: size },
             WorkloadKind::Sleep => Workload::Sleep { ms: size },
+            WorkloadKind::BlockingWait => Workload::BlockingWait { ms: size },
             WorkloadKind::Program => Workload::Program { program },
             WorkloadKind::HttpHello => Workload::HttpHello,
             WorkloadKind::HttpCpu => Workload::HttpCpu { ms: size },
@@ -324,6 +379,27 @@ impl ThreadStrategy {
     }
 }
 
+impl Serialization {
+    /// Both encodings.
+    pub const ALL: [Serialization; 2] = [Serialization::Json, Serialization::Advanced];
+
+    /// The name on the wire.
+    pub fn name(self) -> &'static str {
+        match self {
+            Serialization::Json => "json",
+            Serialization::Advanced => "advanced",
+        }
+    }
+
+    /// The menu entry.
+    pub fn label(self) -> &'static str {
+        match self {
+            Serialization::Json => "JSON (fork's default)",
+            Serialization::Advanced => "serialization: 'advanced' (structured clone; Node.js only)",
+        }
+    }
+}
+
 impl Sharing {
     /// Every way of reporting.
     pub const ALL: [Sharing; 2] = [Sharing::Messages, Sharing::SharedMemory];
@@ -385,6 +461,12 @@ mod tests {
         }
         for s in Sharing::ALL {
             assert_eq!(wire(serde_json::to_value(s).unwrap()), s.name());
+        }
+        for s in Serialization::ALL {
+            assert_eq!(wire(serde_json::to_value(s).unwrap()), s.name());
+        }
+        for r in Runtime::ALL {
+            assert_eq!(wire(serde_json::to_value(r).unwrap()), r.name());
         }
     }
 

@@ -5,7 +5,7 @@
 //! a Rust type's debug name.
 
 use crate::lab::Incident;
-use crate::{HostInfo, ModelSpec, Outcome, RunSpec, WorkResult, Workload};
+use crate::{HostInfo, ModelSpec, Outcome, RunSpec, Serialization, WorkResult, Workload};
 
 /// The median of some values (the lower middle of an even count), if any.
 pub fn median(mut values: Vec<u64>) -> Option<u64> {
@@ -102,7 +102,8 @@ pub fn describe_workload(workload: &Workload) -> String {
     match workload {
         Workload::Primes { below } => format!("primes below {}", format_count(*below)),
         Workload::Sha256Chain { rounds } => format!("{} SHA-256 rounds", format_count(*rounds)),
-        Workload::Sleep { ms } => format!("sleep {ms} ms"),
+        Workload::Sleep { ms } => format!("wait {ms} ms on a timer"),
+        Workload::BlockingWait { ms } => format!("wait {ms} ms synchronously"),
         Workload::Program { program } => format!("run `{}`", program.command_line()),
         Workload::HttpHello => "hello per request".into(),
         Workload::HttpCpu { ms } => format!("{ms} ms CPU per request"),
@@ -123,7 +124,15 @@ pub fn describe_spec(spec: &RunSpec) -> String {
             parts.push(strategy.short().into());
             parts.push(sharing.short().into());
         }
-        ModelSpec::ChildProcess { round_trips } => parts.push(format!("{round_trips} round trips")),
+        ModelSpec::ChildProcess {
+            round_trips,
+            serialization,
+        } => {
+            parts.push(format!("{round_trips} round trips"));
+            if *serialization == Serialization::Advanced {
+                parts.push("advanced serialization".into());
+            }
+        }
         ModelSpec::Cluster {
             policy,
             requests,
@@ -250,7 +259,11 @@ mod tests {
     #[test]
     fn specs_are_described_in_words() {
         let program = RunSpec {
-            model: ModelSpec::ChildProcess { round_trips: 0 },
+            runtime: Default::default(),
+            model: ModelSpec::ChildProcess {
+                round_trips: 0,
+                serialization: Serialization::Json,
+            },
             workload: Workload::Program {
                 program: Program::Uname,
             },
@@ -261,6 +274,7 @@ mod tests {
             "run `uname -a` · 1 workers · 0 round trips"
         );
         let cluster = RunSpec {
+            runtime: Default::default(),
             model: ModelSpec::Cluster {
                 policy: SchedPolicy::RoundRobin,
                 requests: 20_000,

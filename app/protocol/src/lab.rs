@@ -9,7 +9,8 @@ use crate::format::{
     describe_spec, format_count, format_us, incident_sentence, median, outcome_word,
 };
 use crate::{
-    HostInfo, Limits, LoadStats, Memory, RunId, RunSpec, RunSummary, ServerEvent, WorkResult,
+    HostInfo, Limits, LoadStats, Memory, RunId, RunSpec, RunSummary, Runtime, RuntimeInfo,
+    ServerEvent, WorkResult,
 };
 
 /// One worker's row in the lab's table.
@@ -99,13 +100,66 @@ impl Incident {
 #[derive(Debug, Clone, PartialEq)]
 pub struct PastRun {
     pub run: RunId,
+    /// What was asked for.
+    pub spec: RunSpec,
     /// What was asked for, in words.
     pub settings: String,
     pub summary: RunSummary,
     /// Median start latency of its workers.
     pub start_us: Option<u64>,
+    /// Median memory a worker held (anonymous resident), where measured.
+    pub memory_bytes: Option<u64>,
     /// Messages its workers sent, where counted.
     pub messages: Option<u64>,
+    /// The runtime's own start-up before the model ran (Node.js).
+    pub boot_us: Option<u64>,
+}
+
+impl PastRun {
+    /// The runtime that ran it.
+    pub fn runtime(&self) -> Runtime {
+        self.spec.runtime
+    }
+}
+
+/// The same settings run on both runtimes: the newest pair in a history.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pair {
+    pub node: PastRun,
+    pub rust: PastRun,
+}
+
+impl Pair {
+    /// The newest Node.js run and Rust run with the same settings, each the
+    /// newest of its runtime, if both completed.
+    pub fn newest(history: &[PastRun]) -> Option<Pair> {
+        let completed = |r: &&PastRun| r.summary.outcome == crate::Outcome::Completed;
+        let newest = history.iter().find(completed)?;
+        let other = history.iter().filter(completed).find(|r| {
+            r.runtime() != newest.runtime()
+                && RunSpec {
+                    runtime: newest.runtime(),
+                    ..r.spec.clone()
+                } == newest.spec
+        })?;
+        let (node, rust) = match newest.runtime() {
+            Runtime::Node => (newest, other),
+            Runtime::Rust => (other, newest),
+        };
+        Some(Pair {
+            node: node.clone(),
+            rust: rust.clone(),
+        })
+    }
+}
+
+/// How the runtime started, when it started on its own (Node.js).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Boot {
+    pub runtime: Runtime,
+    pub version: String,
+    pub boot_us: u64,
+    pub pid: u32,
 }
 
 /// How many finished runs a lab keeps.
@@ -132,6 +186,17 @@ pub enum Phase {
 pub struct LabState {
     /// The server's limits, from `hello`.
     pub limits: Option<Limits>,
+    /// The runtimes this server has, from `hello`.
+    pub runtimes: Vec<RuntimeInfo>,
+    /// The runtime's own start-up, before the model (Node.js).
+    pub boot: Option<Boot>,
+    /// The port the run serves HTTP on (`/ping`, or the cluster's).
+    pub port: Option<u16>,
+    /// Main thread: each `/ping` sent from outside, as (ms since the run
+    /// began, its latency in µs or `None` if unanswered).
+    pub pings: Vec<(u64, Option<u64>)>,
+    /// Main thread, Node.js: `monitorEventLoopDelay`'s p50, p99 and max, µs.
+    pub loop_delay: Option<(u64, u64, u64)>,
     /// The run this lab is following.
     pub run: Option<RunId>,
     pub phase: Phase,
@@ -168,6 +233,7 @@ impl LabState {
     pub fn begin(&mut self, run: RunId) {
         *self = LabState {
             limits: self.limits.clone(),
+            runtimes: std::mem::take(&mut self.runtimes),
             history: std::mem::take(&mut self.history),
             run: Some(run),
             phase: Phase::Requested,
@@ -216,8 +282,12 @@ impl LabState {
     /// Fold one server event into the state. Events about other runs (an
     /// earlier run finishing late) are ignored.
     pub fn apply(&mut self, ev: ServerEvent) {
-        if let ServerEvent::Hello { limits, .. } = ev {
+        if let ServerEvent::Hello {
+            limits, runtimes, ..
+        } = ev
+        {
             self.limits = Some(limits);
+            self.runtimes = runtimes;
             return;
         }
         if ev.run().is_some() && ev.run() != self.run {
@@ -225,6 +295,38 @@ impl LabState {
         }
         match ev {
             ServerEvent::Hello { .. } => {}
+            ServerEvent::RuntimeReady {
+                runtime,
+                version,
+                boot_us,
+                pid,
+                ..
+            } => {
+                self.say(format!(
+                    "{} {version} started in {} (pid {pid}); that start-up is not counted in the figures below.",
+                    runtime.label(),
+                    format_us(boot_us)
+                ));
+                self.boot = Some(Boot {
+                    runtime,
+                    version,
+                    boot_us,
+                    pid,
+                });
+            }
+            ServerEvent::Listening { port, .. } => self.port = Some(port),
+            ServerEvent::Ping {
+                at_ms, latency_us, ..
+            } => {
+                self.saw(Some(at_ms * 1_000));
+                self.pings.push((at_ms, latency_us));
+            }
+            ServerEvent::LoopDelay {
+                p50_us,
+                p99_us,
+                max_us,
+                ..
+            } => self.loop_delay = Some((p50_us, p99_us, max_us)),
             ServerEvent::Accepted { .. } => {
                 self.phase = Phase::Running;
                 self.say("Run accepted; starting workers.".into());
@@ -409,6 +511,7 @@ impl LabState {
                         0,
                         PastRun {
                             run: self.run.unwrap_or_default(),
+                            spec: spec.clone(),
                             settings: describe_spec(spec),
                             summary: summary.clone(),
                             start_us: median(
@@ -417,7 +520,14 @@ impl LabState {
                                     .filter_map(|w| w.start_latency_us)
                                     .collect(),
                             ),
+                            memory_bytes: median(
+                                self.workers
+                                    .iter()
+                                    .filter_map(|w| w.memory.map(|m| m.anon_bytes))
+                                    .collect(),
+                            ),
                             messages: (!counted.is_empty()).then(|| counted.iter().sum()),
+                            boot_us: self.boot.as_ref().map(|b| b.boot_us),
                         },
                     );
                     self.history.truncate(HISTORY);
@@ -518,6 +628,7 @@ mod tests {
     fn finished_runs_are_kept_to_compare_with_the_next() {
         let mut lab = LabState::default();
         let spec = RunSpec {
+            runtime: Default::default(),
             model: ModelSpec::Threads {
                 strategy: ThreadStrategy::Pool,
                 sharing: Sharing::SharedMemory,

@@ -45,7 +45,7 @@ pub mod compare;
 pub mod format;
 pub mod lab;
 
-pub use catalogue::{ModelKind, WorkloadKind};
+pub use catalogue::{ModelKind, Runtime, WorkloadKind};
 
 /// Bumped whenever a change would break an older client.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -77,7 +77,12 @@ pub enum ClientMessage {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RunSpec {
-    /// How the work is spread: which of Node's models the engine reproduces.
+    /// What runs it: real Node.js (the default: the site teaches Node) or
+    /// the Rust engine, which shows what the operating system itself costs.
+    #[serde(default)]
+    pub runtime: Runtime,
+    /// How the work is spread: `worker_threads`, `child_process`, `cluster`,
+    /// or everything on the main thread.
     pub model: ModelSpec,
     /// What each worker computes, from the fixed catalogue.
     pub workload: Workload,
@@ -109,6 +114,10 @@ pub enum ModelSpec {
         /// the channel's round trip.
         #[serde(default)]
         round_trips: u32,
+        /// How messages cross the channel: JSON (Node's default) or
+        /// `serialization: 'advanced'` (structured clone; Node only).
+        #[serde(default)]
+        serialization: Serialization,
     },
     /// A primary process and N HTTP workers on one loopback port, driven by
     /// the engine's load generator (Node: `cluster`).
@@ -189,6 +198,19 @@ pub enum SchedPolicy {
     ReusePort,
 }
 
+/// How a forked child's IPC channel encodes messages.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+pub enum Serialization {
+    /// JSON text, Node's default for `fork()` (and the Rust engine's lines).
+    #[default]
+    Json,
+    /// `serialization: 'advanced'`: the structured-clone algorithm (Node
+    /// only), which also carries typed arrays, `Map`, `Set`, `BigInt`.
+    Advanced,
+}
+
 /// Fault injection for the cluster.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -209,8 +231,13 @@ pub enum Workload {
     /// Hash 32 bytes with SHA-256 `rounds` times in a chain; each worker runs
     /// its own chain, seeded by its index, so no round can be skipped.
     Sha256Chain { rounds: u64 },
-    /// Sleep `ms` milliseconds: waiting, not computing.
+    /// Wait `ms` milliseconds on a timer: waiting, not computing. On the main
+    /// thread this is `await` on a timer, so the loop stays free.
     Sleep { ms: u64 },
+    /// Wait `ms` milliseconds synchronously (`Atomics.wait` in Node, a
+    /// thread sleep in Rust): on the main thread it freezes the loop, though
+    /// it uses no CPU (main thread only).
+    BlockingWait { ms: u64 },
     /// Run an allow-listed program, never through a shell (child process only).
     Program { program: Program },
     /// Per request: answer "hello" (cluster only).
@@ -228,6 +255,7 @@ impl Workload {
             Workload::Primes { .. } => WorkloadKind::Primes,
             Workload::Sha256Chain { .. } => WorkloadKind::Sha256Chain,
             Workload::Sleep { .. } => WorkloadKind::Sleep,
+            Workload::BlockingWait { .. } => WorkloadKind::BlockingWait,
             Workload::Program { .. } => WorkloadKind::Program,
             Workload::HttpHello => WorkloadKind::HttpHello,
             Workload::HttpCpu { .. } => WorkloadKind::HttpCpu,
@@ -263,7 +291,14 @@ pub enum Program {
 pub enum ServerEvent {
     /// First frame on every connection: the protocol version and the limits
     /// the page should offer, so its controls match what the server accepts.
-    Hello { version: u32, limits: Limits },
+    Hello {
+        version: u32,
+        limits: Limits,
+        /// Which runtimes this server can run, with their versions and the
+        /// features they lack.
+        #[serde(default)]
+        runtimes: Vec<RuntimeInfo>,
+    },
     /// The run was admitted and starts now.
     Accepted { run: RunId },
     /// The run waits for a free slot; `position` 1 is next.
@@ -273,6 +308,39 @@ pub enum ServerEvent {
         run: RunId,
         spec: RunSpec,
         host: HostInfo,
+    },
+    /// The runtime is up and about to start the model: for Node.js, the
+    /// `node` process has booted and loaded the lab's script. Its boot is
+    /// shown apart from the model's own costs.
+    RuntimeReady {
+        run: RunId,
+        runtime: Runtime,
+        /// `process.version` for Node (`v20.20.2`); the server's version for
+        /// the Rust engine.
+        version: String,
+        /// Process start to the script's first line, in microseconds.
+        boot_us: u64,
+        /// The runtime's process: the `node` running the lab's script.
+        pid: u32,
+    },
+    /// The run serves HTTP on this loopback port (the cluster's shared port,
+    /// or the main thread's `/ping`).
+    Listening { run: RunId, port: u16 },
+    /// Main thread: a `GET /ping` the server sent from outside during the
+    /// run, and how long its answer took; `None` if it got none in time.
+    Ping {
+        run: RunId,
+        /// When it was sent, in milliseconds since the run started.
+        at_ms: u64,
+        latency_us: Option<u64>,
+    },
+    /// Main thread, Node.js: the loop's delay as
+    /// `perf_hooks.monitorEventLoopDelay` measured it over the run.
+    LoopDelay {
+        run: RunId,
+        p50_us: u64,
+        p99_us: u64,
+        max_us: u64,
     },
     /// A worker sent its first message.
     WorkerSpawned {
@@ -325,8 +393,11 @@ pub enum ServerEvent {
         wall_us: u64,
         /// CPU time the worker itself used (its own thread or process clock).
         cpu_us: u64,
-        /// Resident memory, for processes; `None` for threads, which share
-        /// the server's address space.
+        /// Resident memory, defined once for both runtimes: a process's own
+        /// (all resident pages, and the anonymous ones); for threads, which
+        /// share one process, that process's growth per worker from before
+        /// the first was started to when all were ready. `None` where not
+        /// measured (the main thread, a program).
         memory: Option<Memory>,
         /// Threads: messages the worker sent its coordinator (0 when it wrote
         /// to shared memory instead); `None` where not counted.
@@ -406,6 +477,10 @@ impl ServerEvent {
             ServerEvent::Hello { .. } => None,
             ServerEvent::Error { run, .. } => *run,
             ServerEvent::Accepted { run }
+            | ServerEvent::RuntimeReady { run, .. }
+            | ServerEvent::Listening { run, .. }
+            | ServerEvent::Ping { run, .. }
+            | ServerEvent::LoopDelay { run, .. }
             | ServerEvent::Queued { run, .. }
             | ServerEvent::Started { run, .. }
             | ServerEvent::WorkerSpawned { run, .. }
@@ -471,6 +546,31 @@ pub struct Limits {
     pub run_deadline_ms: u64,
     /// Largest incoming frame, in bytes.
     pub max_message_bytes: u32,
+}
+
+/// One runtime as this server has it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuntimeInfo {
+    pub runtime: Runtime,
+    /// Its version (`v20.20.2`), when it is installed.
+    pub version: Option<String>,
+    /// False when it is missing or too old: its runs are refused with a
+    /// message saying what was found and how to install it.
+    pub available: bool,
+    /// A sentence for the page: what was found, or how to install it.
+    pub note: String,
+    /// Features this version lacks, each with the version that has it.
+    #[serde(default)]
+    pub missing: Vec<MissingFeature>,
+}
+
+/// A feature a runtime's version lacks, detected rather than assumed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MissingFeature {
+    /// What the learner would choose (`reuse_port`).
+    pub feature: String,
+    /// The version that brings it (`v22.12`).
+    pub needs: String,
 }
 
 /// The machine the numbers come from, sent with every run.
@@ -623,16 +723,47 @@ pub struct Calibration {
     pub took_ms: u64,
     /// The CPU-bound job every model ran, in words.
     pub job: String,
-    /// One column per model: main thread, worker threads, child process,
-    /// cluster.
+    /// One column per model and runtime: main thread, worker threads,
+    /// child process, cluster, each on Node.js and on the Rust engine.
     pub models: Vec<ModelFigures>,
+    /// The runtimes as this server has them (versions, what is missing).
+    #[serde(default)]
+    pub runtimes: Vec<RuntimeInfo>,
+    /// Two workers against one over a range of job sizes, on each runtime:
+    /// where a second worker starts to pay for itself.
+    #[serde(default)]
+    pub break_even: Vec<SweepPoint>,
 }
 
-/// One model's measured row values.
+/// One job size of the break-even sweep on one runtime.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SweepPoint {
+    pub runtime: Runtime,
+    /// The job: count the primes below this.
+    pub below: u64,
+    /// Workers in the parallel run.
+    pub workers: u32,
+    /// Wall time on `workers` workers, start included, in microseconds.
+    pub wall_us: u64,
+    /// Wall time of the same job on one worker, in microseconds.
+    pub one_worker_us: Option<u64>,
+}
+
+impl SweepPoint {
+    /// One worker's time over `workers`' time: above 1, the extra workers
+    /// paid for their start.
+    pub fn speedup(&self) -> Option<f64> {
+        Some(self.one_worker_us? as f64 / self.wall_us.max(1) as f64)
+    }
+}
+
+/// One model's measured row values, on one runtime.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelFigures {
     /// Which model's column this is.
     pub model: ModelKind,
+    /// Which runtime measured these figures.
+    pub runtime: Runtime,
     /// Spawn → first sign of life of one worker.
     pub start: Figure,
     /// One small message there and back.
@@ -697,6 +828,7 @@ mod tests {
         let msg = ClientMessage::Start {
             id: 7,
             spec: RunSpec {
+                runtime: crate::Runtime::Rust,
                 model: ModelSpec::Threads {
                     strategy: ThreadStrategy::Spawn,
                     sharing: Sharing::Messages,
@@ -708,9 +840,18 @@ mod tests {
         let json = serde_json::to_string(&msg).unwrap();
         assert_eq!(
             json,
-            r#"{"type":"start","id":7,"spec":{"model":{"kind":"threads","strategy":"spawn","sharing":"messages"},"workload":{"kind":"primes","below":1000},"workers":2}}"#
+            r#"{"type":"start","id":7,"spec":{"runtime":"rust","model":{"kind":"threads","strategy":"spawn","sharing":"messages"},"workload":{"kind":"primes","below":1000},"workers":2}}"#
         );
         assert_eq!(serde_json::from_str::<ClientMessage>(&json).unwrap(), msg);
+    }
+
+    #[test]
+    fn the_runtime_defaults_to_node() {
+        let spec: RunSpec = serde_json::from_str(
+            r#"{"model":{"kind":"main_thread"},"workload":{"kind":"sleep","ms":5},"workers":1}"#,
+        )
+        .unwrap();
+        assert_eq!(spec.runtime, Runtime::Node);
     }
 
     #[test]

@@ -7,18 +7,20 @@
 
 use leptos::prelude::*;
 use protocol::{
-    KillWorker, ModelKind, ModelSpec, Program, RunSpec, SchedPolicy, Sharing, ThreadStrategy,
-    WorkloadKind,
+    KillWorker, ModelKind, ModelSpec, Program, RunSpec, Runtime, SchedPolicy, Serialization,
+    Sharing, ThreadStrategy, WorkloadKind,
 };
 
 /// Everything the learner can set, as signals.
 #[derive(Clone, Copy)]
 pub struct Controls {
+    pub runtime: RwSignal<Runtime>,
     kind: RwSignal<WorkloadKind>,
     size: RwSignal<u64>,
     workers: RwSignal<u32>,
     program: RwSignal<Program>,
     round_trips: RwSignal<u32>,
+    serialization: RwSignal<Serialization>,
     policy: RwSignal<SchedPolicy>,
     strategy: RwSignal<ThreadStrategy>,
     sharing: RwSignal<Sharing>,
@@ -35,6 +37,7 @@ impl Controls {
     pub fn new(model: ModelKind) -> Self {
         let kind = model.workloads()[0];
         Controls {
+            runtime: RwSignal::new(Runtime::Node),
             kind: RwSignal::new(kind),
             size: RwSignal::new(kind.default_size()),
             workers: RwSignal::new(model.default_workers()),
@@ -44,6 +47,7 @@ impl Controls {
             } else {
                 0
             }),
+            serialization: RwSignal::new(Serialization::Json),
             policy: RwSignal::new(SchedPolicy::RoundRobin),
             strategy: RwSignal::new(ThreadStrategy::Spawn),
             sharing: RwSignal::new(Sharing::Messages),
@@ -66,6 +70,7 @@ impl Controls {
             },
             ModelKind::ChildProcess => ModelSpec::ChildProcess {
                 round_trips: self.round_trips.get_untracked(),
+                serialization: self.serialization.get_untracked(),
             },
             ModelKind::Cluster => ModelSpec::Cluster {
                 policy: self.policy.get_untracked(),
@@ -79,6 +84,7 @@ impl Controls {
             },
         };
         RunSpec {
+            runtime: self.runtime.get_untracked(),
             model: model_spec,
             workload: self
                 .kind
@@ -91,6 +97,9 @@ impl Controls {
     /// The form's fields for `model`, in order.
     pub fn fields(self, model: ModelKind) -> impl IntoView {
         let c = self;
+        let runtime_select = choice("runtime", "Runs on", c.runtime, &Runtime::ALL, |r| {
+            (r.name(), r.label())
+        });
         let workload_select = view! {
             <div class="field">
                 <label for="workload">
@@ -155,8 +164,12 @@ impl Controls {
                 .into_any(),
             ),
             ModelKind::ChildProcess => Some(
-                number_field("round_trips", "Ping-pong messages per child", c.round_trips)
-                    .into_any(),
+                view! {
+                    {number_field("round_trips", "Ping-pong messages per child", c.round_trips)}
+                    {choice("serialization", "The IPC channel carries", c.serialization,
+                        &Serialization::ALL, |s| (s.name(), s.label()))}
+                }
+                .into_any(),
             ),
             ModelKind::Cluster => Some(
                 view! {
@@ -178,6 +191,7 @@ impl Controls {
             ModelKind::MainThread => None,
         };
         view! {
+            {runtime_select}
             {workload_select}
             {size_field}
             {program_field}

@@ -4,12 +4,13 @@
 
 use super::LabView;
 use leptos::prelude::*;
+use protocol::compare::pair_rows;
 use protocol::format::{
     describe_result, format_bytes, format_count, format_us, host_line, incident_sentence,
     outcome_word, BUSY_NOTE,
 };
-use protocol::lab::WorkerRow;
-use protocol::{HostInfo, Outcome, RunSummary};
+use protocol::lab::{Pair, WorkerRow};
+use protocol::{HostInfo, ModelKind, Outcome, RunSummary, Runtime};
 
 /// One row per worker: when it started, how far it is, what it cost.
 #[component]
@@ -50,7 +51,10 @@ pub fn WorkerTable(lab: LabView, noun: &'static str) -> AnyView {
     view! {
         <div class="table-wrap">
             <table class="workers">
-                <caption>"Per-worker measurements, as they arrive"</caption>
+                <caption>
+                    "Per-worker measurements, as they arrive"
+                    {move || lab.runtime.get().map(|r| format!(" (measured on {})", r.label()))}
+                </caption>
                 <thead>
                     <tr>
                         <th scope="col">{noun}</th>
@@ -59,7 +63,7 @@ pub fn WorkerTable(lab: LabView, noun: &'static str) -> AnyView {
                         <th scope="col">"Progress"</th>
                         <th scope="col">"Wall time"</th>
                         <th scope="col">"CPU time"</th>
-                        <th scope="col">"Memory (resident / private)"</th>
+                        <th scope="col">"Memory (resident / anonymous)"</th>
                         <th scope="col">"Round trip p50 / p99"</th>
                         <th scope="col">"Messages sent"</th>
                         <th scope="col">"Result"</th>
@@ -76,7 +80,12 @@ pub fn WorkerTable(lab: LabView, noun: &'static str) -> AnyView {
 
 /// The end of a run: totals, the measured speedup, and where it ran.
 #[component]
-pub fn Summary(summary: RunSummary, host: Option<HostInfo>, noun: &'static str) -> AnyView {
+pub fn Summary(
+    summary: RunSummary,
+    host: Option<HostInfo>,
+    runtime: Option<Runtime>,
+    noun: &'static str,
+) -> AnyView {
     let outcome = outcome_word(summary.outcome);
     // The wire's name, for tests and styles: "completed", "deadline_exceeded".
     let outcome_attr = format!("{:?}", summary.outcome).to_lowercase();
@@ -88,7 +97,10 @@ pub fn Summary(summary: RunSummary, host: Option<HostInfo>, noun: &'static str) 
     let noun = noun.to_lowercase();
     view! {
         <section id="summary" class="summary" data-outcome=outcome_attr aria-labelledby="summary-title">
-            <h3 id="summary-title">"Summary: " {outcome}</h3>
+            <h3 id="summary-title">
+                "Summary: " {outcome}
+                {runtime.map(|r| view! { <span class="runtime-tag" data-runtime=r.name()>{r.label()}</span> })}
+            </h3>
             <dl>
                 <dt>"Result"</dt>
                 <dd id="result">{describe_result(&summary.result)}</dd>
@@ -320,8 +332,9 @@ pub fn RunHistory(lab: LabView) -> AnyView {
                 .map(|past| {
                     let sum = &past.summary;
                     view! {
-                        <tr>
+                        <tr data-runtime=past.runtime().name()>
                             <th scope="row">{past.run}</th>
+                            <td>{past.runtime().label()}</td>
                             <td class="result">{past.settings.clone()}</td>
                             <td>{outcome_word(sum.outcome)}</td>
                             <td class="num">{format_us(sum.wall_us)}</td>
@@ -343,12 +356,218 @@ pub fn RunHistory(lab: LabView) -> AnyView {
                 <thead>
                     <tr>
                         <th scope="col">"Run"</th>
+                        <th scope="col">"Runtime"</th>
                         <th scope="col">"Settings"</th>
                         <th scope="col">"Outcome"</th>
                         <th scope="col">"Wall time"</th>
                         <th scope="col">"Speedup"</th>
                         <th scope="col">"Median start"</th>
                         <th scope="col">"Messages"</th>
+                    </tr>
+                </thead>
+                <tbody>{rows}</tbody>
+            </table>
+        </div>
+    }
+    .into_any()
+}
+
+/// Which runtime runs the lab, what it needs, and — after a run — how long
+/// it took to start before the model began. For Node.js: the script it
+/// runs, and how to run it at home.
+#[component]
+pub fn RuntimeNote(lab: LabView, model: ModelKind, runtime: RwSignal<Runtime>) -> AnyView {
+    let info = move || {
+        let chosen = runtime.get();
+        lab.runtimes
+            .with(|all| all.iter().find(|r| r.runtime == chosen).cloned())
+    };
+    let script = model.node_script();
+    // The last run's own plan when there is one, so the command repeats it.
+    let command = move || {
+        let spec = lab
+            .spec
+            .get()
+            .filter(|s| s.runtime == Runtime::Node)
+            .and_then(|s| serde_json::to_string(&s).ok())
+            .unwrap_or_else(|| "…".into());
+        format!("node {script} '{{\"run\":1,\"spec\":{spec}}}' 3>&1")
+    };
+    let body = move || {
+        let chosen = runtime.get();
+        let Some(info) = info() else {
+            return view! { <p class="runtime-note">"Waiting for the server to say which runtimes it has…"</p> }.into_any();
+        };
+        if !info.available {
+            return view! {
+                <p class="runtime-note warning" role="note" data-runtime=chosen.name()>
+                    {format!("{} is not available on this server: {} The Rust engine still runs every lab.", chosen.label(), info.note)}
+                </p>
+            }
+            .into_any();
+        }
+        let missing = info
+            .missing
+            .iter()
+            .map(|m| format!("{} needs Node.js {}; ", m.feature, m.needs))
+            .collect::<String>();
+        match chosen {
+            Runtime::Node => view! {
+                <p class="runtime-note" data-runtime="node">
+                    {info.note.clone()} " This lab runs "
+                    <a href=format!("/node/{script}")><code>{script}</code></a>
+                    " (plain Node.js, no packages, with "<a href="/node/common.js"><code>"common.js"</code></a>
+                    " beside it). Run it at home — it prints the same events this page draws: "
+                    <code class="command">{command}</code>
+                    {(!missing.is_empty()).then(|| view! {
+                        " " <span class="missing">{format!("Not in this version: {missing}it is shown as unavailable rather than pretended.")}</span>
+                    })}
+                </p>
+            }
+            .into_any(),
+            Runtime::Rust => view! {
+                <p class="runtime-note" data-runtime="rust">
+                    "The Rust engine runs this lab inside the server: the same model with "
+                    "the operating system's own threads and processes, no JavaScript "
+                    "runtime on top — what the OS itself costs."
+                </p>
+            }
+            .into_any(),
+        }
+    };
+    let boot = move || {
+        lab.boot.get().map(|b| {
+            view! {
+                <p class="boot" data-boot-us=b.boot_us>
+                    {format!(
+                        "{} {} started in {} (pid {}) before the model began: its own start-up, not counted in the figures below.",
+                        b.runtime.label(),
+                        b.version,
+                        format_us(b.boot_us),
+                        b.pid
+                    )}
+                </p>
+            }
+        })
+    };
+    view! { <div class="runtime">{body} {boot}</div> }.into_any()
+}
+
+/// Main thread: `GET /ping` sent from outside while the job runs, and how
+/// long each waited. While the loop is blocked, every request waits.
+#[component]
+pub fn PingStrip(lab: LabView) -> AnyView {
+    const W: f64 = 600.0;
+    const H: f64 = 80.0;
+    let marks = move || {
+        lab.pings.with(|pings| {
+            let span = pings.last().map_or(1, |p| p.0.max(1)) as f64;
+            let worst = pings.iter().filter_map(|p| p.1).max().unwrap_or(1).max(1) as f64;
+            pings
+                .iter()
+                .map(|&(at, latency)| {
+                    let x = at as f64 / span * W;
+                    match latency {
+                        Some(us) => {
+                            let h = ((us.max(1) as f64).ln() / worst.ln().max(1.0) * (H - 6.0)).max(2.0);
+                            let slow = us > 50_000;
+                            view! {
+                                <rect class=if slow { "ping slow" } else { "ping" } x=x - 1.0 y=H - h width="2" height=h></rect>
+                            }
+                            .into_any()
+                        }
+                        None => view! { <rect class="ping lost" x=x - 1.0 y="0" width="2" height=H></rect> }.into_any(),
+                    }
+                })
+                .collect_view()
+        })
+    };
+    let figures = move || {
+        lab.pings.with(|pings| {
+            let mut answered: Vec<u64> = pings.iter().filter_map(|p| p.1).collect();
+            answered.sort_unstable();
+            let lost = pings.len() - answered.len();
+            (!pings.is_empty()).then(|| {
+                let pct = |p: f64| {
+                    let rank = ((p / 100.0) * answered.len() as f64).ceil() as usize;
+                    answered
+                        .get(rank.clamp(1, answered.len().max(1)) - 1)
+                        .copied()
+                };
+                (pings.len(), pct(50.0), pct(99.0), lost)
+            })
+        })
+    };
+    let delay = move || {
+        lab.loop_delay.get().map(|(p50, p99, max)| {
+            view! {
+                <tr>
+                    <th scope="row">"monitorEventLoopDelay (Node.js): p50 / p99 / max"</th>
+                    <td class="num">{format!("{} / {} / {}", format_us(p50), format_us(p99), format_us(max))}</td>
+                </tr>
+            }
+        })
+    };
+    view! {
+        <figure class="pings" class:empty=move || lab.pings.with(Vec::is_empty)>
+            <figcaption>"Requests from outside: a GET /ping every 50 ms, and how long each waited for its answer"</figcaption>
+            <svg viewBox=format!("0 0 {W} {H}") preserveAspectRatio="none" role="img"
+                aria-label="Ping latency over time; tall marks are requests that waited behind the job. The figures are in the table below.">
+                {marks}
+            </svg>
+            <table class="compact">
+                <caption class="visually-hidden">"Ping figures"</caption>
+                <tbody>
+                    {move || figures().map(|(n, p50, p99, lost)| view! {
+                        <tr><th scope="row">"Requests sent"</th><td class="num">{n}</td></tr>
+                        <tr><th scope="row">"Answered in (median)"</th><td class="num" id="ping-p50">{p50.map_or("—".into(), format_us)}</td></tr>
+                        <tr><th scope="row">"Answered in (p99)"</th><td class="num" id="ping-p99">{p99.map_or("—".into(), format_us)}</td></tr>
+                        <tr><th scope="row">"Unanswered"</th><td class="num">{lost}</td></tr>
+                    })}
+                    {delay}
+                </tbody>
+            </table>
+        </figure>
+    }
+    .into_any()
+}
+
+/// The newest run of the same settings on each runtime, side by side, with
+/// Node.js's figure over Rust's: what "run on both" shows.
+#[component]
+pub fn PairTable(lab: LabView) -> AnyView {
+    let pair = Memo::new(move |_| lab.history.with(|h| Pair::newest(h)));
+    let rows = move || {
+        pair.get().map(|pair| {
+            pair_rows(&pair)
+                .into_iter()
+                .map(|row| {
+                    view! {
+                        <tr>
+                            <th scope="row">{row.what}</th>
+                            <td class="num">{row.node}</td>
+                            <td class="num">{row.rust}</td>
+                            <td class="num">{row.ratio}</td>
+                        </tr>
+                    }
+                })
+                .collect_view()
+        })
+    };
+    let caption = move || {
+        pair.get()
+            .map(|p| format!("The same settings on both runtimes: {}", p.node.settings))
+    };
+    view! {
+        <div class="table-wrap pair" class:empty=move || pair.with(Option::is_none)>
+            <table id="pair">
+                <caption>{caption}</caption>
+                <thead>
+                    <tr>
+                        <td></td>
+                        <th scope="col">"Node.js"</th>
+                        <th scope="col">"Rust engine"</th>
+                        <th scope="col">"Node.js ÷ Rust"</th>
                     </tr>
                 </thead>
                 <tbody>{rows}</tbody>

@@ -84,6 +84,98 @@ pub fn resident_bytes_per_thread(count: usize) -> Option<u64> {
     Some(during?.saturating_sub(before) / count as u64)
 }
 
+/// How a bulk payload crosses between two threads (or processes), in Rust.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Payload {
+    /// A fresh copy each way (what `postMessage`'s structured clone does).
+    Copy,
+    /// The buffer itself is moved, not copied (a transfer list).
+    Move,
+    /// Only a handle to the same memory crosses (`SharedArrayBuffer`).
+    Shared,
+    /// Through a pipe to another process and back (a child's stdio).
+    Pipe,
+}
+
+/// Time `count` round trips of a `bytes`-long payload, crossing as `how`
+/// says. Sorted.
+pub fn payload_round_trips(
+    how: Payload,
+    bytes: usize,
+    count: usize,
+) -> std::io::Result<Vec<Duration>> {
+    let mut samples = Vec::with_capacity(count);
+    match how {
+        Payload::Pipe => {
+            use std::io::{Read, Write};
+            // `cat` echoes what it reads: a child process with a pipe each way.
+            let mut cat = std::process::Command::new("cat")
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .spawn()?;
+            let (Some(mut to), Some(mut from)) = (cat.stdin.take(), cat.stdout.take()) else {
+                return Err(std::io::Error::other("cat has no pipes"));
+            };
+            let data = vec![1u8; bytes];
+            let mut back = vec![0u8; bytes];
+            for _ in 0..count {
+                let sent = Instant::now();
+                // Write and read at once, or a payload larger than the pipe
+                // would wait for a reader that waits for the writer.
+                std::thread::scope(|s| {
+                    s.spawn(|| to.write_all(&data));
+                    from.read_exact(&mut back)
+                })?;
+                samples.push(sent.elapsed());
+            }
+            drop(to);
+            let _ = cat.kill();
+            let _ = cat.wait();
+        }
+        _ => {
+            let (to_peer, peer_inbox) = mpsc::channel::<Box<dyn std::any::Any + Send>>();
+            let (to_us, our_inbox) = mpsc::channel::<Box<dyn std::any::Any + Send>>();
+            let peer = std::thread::spawn(move || {
+                for msg in peer_inbox {
+                    // Copy: the peer receives its own copy and answers with one.
+                    let answer: Box<dyn std::any::Any + Send> = match msg.downcast::<Vec<u8>>() {
+                        Ok(v) if how == Payload::Copy => Box::new(std::hint::black_box(v.to_vec())),
+                        Ok(v) => v,
+                        Err(other) => other,
+                    };
+                    if to_us.send(answer).is_err() {
+                        break;
+                    }
+                }
+            });
+            let shared: Arc<[u8]> = vec![1u8; bytes].into();
+            let mut owned = vec![1u8; bytes];
+            for _ in 0..count {
+                let sent = Instant::now();
+                let msg: Box<dyn std::any::Any + Send> = match how {
+                    Payload::Copy => Box::new(owned.clone()),
+                    Payload::Move => Box::new(std::mem::take(&mut owned)),
+                    _ => Box::new(shared.clone()),
+                };
+                if to_peer.send(msg).is_err() {
+                    break;
+                }
+                let Ok(back) = our_inbox.recv() else { break };
+                samples.push(sent.elapsed());
+                if let Ok(v) = back.downcast::<Vec<u8>>() {
+                    if how == Payload::Move {
+                        owned = *v;
+                    }
+                }
+            }
+            drop(to_peer);
+            let _ = peer.join();
+        }
+    }
+    samples.sort_unstable();
+    Ok(samples)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -100,6 +192,14 @@ mod tests {
         let samples = round_trips(100);
         assert_eq!(samples.len(), 100);
         assert!(samples.windows(2).all(|w| w[0] <= w[1]), "sorted");
+    }
+
+    #[test]
+    fn every_payload_comes_back_once_per_round_trip() {
+        for how in [Payload::Copy, Payload::Move, Payload::Shared, Payload::Pipe] {
+            let samples = payload_round_trips(how, 1 << 20, 3).unwrap();
+            assert_eq!(samples.len(), 3, "{how:?}");
+        }
     }
 
     #[test]

@@ -6,9 +6,31 @@
 use crate::engine::Limits;
 use clap::Args;
 use protocol::{
-    KillWorker, ModelKind, ModelSpec, Program, RunSpec, SchedPolicy, Sharing, ThreadStrategy,
-    WorkloadKind,
+    KillWorker, ModelKind, ModelSpec, Program, RunSpec, Runtime, SchedPolicy, Serialization,
+    Sharing, ThreadStrategy, WorkloadKind,
 };
+
+/// Which runtime runs the lab: one, or each in turn with their ratio.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RuntimeChoice {
+    /// Real Node.js running the lab's script.
+    Node,
+    /// The Rust engine.
+    Rust,
+    /// Node.js, then the Rust engine, side by side with the ratio.
+    Both,
+}
+
+impl RuntimeChoice {
+    /// The runtimes to run, in order.
+    pub fn runtimes(self) -> &'static [Runtime] {
+        match self {
+            RuntimeChoice::Node => &[Runtime::Node],
+            RuntimeChoice::Rust => &[Runtime::Rust],
+            RuntimeChoice::Both => &Runtime::ALL,
+        }
+    }
+}
 
 /// Run one lab from the command line.
 #[derive(Debug, Clone, Args)]
@@ -16,6 +38,11 @@ pub struct RunArgs {
     /// How the work is spread.
     #[arg(long, value_enum)]
     pub model: ModelKind,
+
+    /// What runs it: real Node.js (as on the site), the Rust engine, or
+    /// both in turn, side by side with the ratio.
+    #[arg(long, value_enum, default_value_t = RuntimeChoice::Node)]
+    pub runtime: RuntimeChoice,
 
     /// What to compute (program: child-process only; http-*: cluster only).
     /// Defaults to the model's first: primes, or http-hello for the cluster.
@@ -46,6 +73,10 @@ pub struct RunArgs {
     /// child-process: ping-pong messages each child answers before working.
     #[arg(long, default_value_t = 0)]
     pub round_trips: u32,
+
+    /// child-process: how the IPC channel encodes messages (advanced: Node only).
+    #[arg(long, value_enum, default_value_t = Serialization::Json)]
+    pub serialization: Serialization,
 
     /// threads: fresh threads per run, or a pool reused across runs.
     #[arg(long, value_enum, default_value_t = ThreadStrategy::Spawn)]
@@ -92,7 +123,7 @@ impl RunArgs {
     /// The request these flags describe. Whether it fits the server's
     /// limits (and whether the workload suits the model) the engine judges,
     /// as it does for the page.
-    pub fn spec(&self) -> RunSpec {
+    pub fn spec(&self, runtime: Runtime) -> RunSpec {
         let model = match self.model {
             ModelKind::MainThread => ModelSpec::MainThread,
             ModelKind::Threads => ModelSpec::Threads {
@@ -101,6 +132,7 @@ impl RunArgs {
             },
             ModelKind::ChildProcess => ModelSpec::ChildProcess {
                 round_trips: self.round_trips,
+                serialization: self.serialization,
             },
             ModelKind::Cluster => ModelSpec::Cluster {
                 policy: self.policy,
@@ -120,6 +152,7 @@ impl RunArgs {
             _ => self.ms,
         };
         RunSpec {
+            runtime,
             model,
             workload: kind.with_size(size, self.program),
             workers: self.workers.unwrap_or(self.model.default_workers()),
@@ -141,7 +174,7 @@ mod tests {
 
     fn spec(args: &[&str]) -> Result<RunSpec, String> {
         Cli::try_parse_from(std::iter::once("run").chain(args.iter().copied()))
-            .map(|cli| cli.run.spec())
+            .map(|cli| cli.run.spec(Runtime::Rust))
             .map_err(|e| e.to_string())
     }
 

@@ -2,13 +2,13 @@
 //! compare page's table. The words come from the protocol's `format`, as on
 //! the page.
 
-use protocol::compare::{shown, COLUMNS, MEASURED};
+use protocol::compare::{pair_rows, ratio, shown, COLUMNS, MEASURED};
 use protocol::format::{
     describe_result, describe_spec, format_bytes, format_count, format_us, host_line,
     incident_sentence, outcome_word, BUSY_NOTE,
 };
-use protocol::lab::LabState;
-use protocol::{Calibration, ModelKind, RunSpec, WorkResult};
+use protocol::lab::{LabState, Pair};
+use protocol::{Calibration, ModelKind, RunSpec, Runtime, WorkResult};
 
 /// The run as a table: one line per worker, then the summary.
 pub fn run_table(state: &LabState, spec: &RunSpec) -> String {
@@ -17,8 +17,17 @@ pub fn run_table(state: &LabState, spec: &RunSpec) -> String {
         out.push_str(&s);
         out.push('\n');
     };
+    let runtime = match &state.boot {
+        Some(boot) => format!(
+            "{} {} (started in {}, not counted below)",
+            boot.runtime.label(),
+            boot.version,
+            format_us(boot.boot_us)
+        ),
+        None => spec.runtime.label().to_string(),
+    };
     line(format!(
-        "{} · {}",
+        "{runtime} · {} · {}",
         spec.model.kind().node_name(),
         describe_spec(spec)
     ));
@@ -108,6 +117,31 @@ pub fn run_table(state: &LabState, spec: &RunSpec) -> String {
             incident_sentence(incident)
         ));
     }
+    if !state.pings.is_empty() {
+        let mut answered: Vec<u64> = state.pings.iter().filter_map(|p| p.1).collect();
+        answered.sort_unstable();
+        let pct = |p: f64| {
+            let rank = ((p / 100.0) * answered.len() as f64).ceil() as usize;
+            answered
+                .get(rank.clamp(1, answered.len().max(1)) - 1)
+                .map_or("—".into(), |us| format_us(*us))
+        };
+        line(format!(
+            "/ping from outside: {} sent, answered in {} (p50) / {} (p99), {} unanswered",
+            state.pings.len(),
+            pct(50.0),
+            pct(99.0),
+            state.pings.len() - answered.len()
+        ));
+    }
+    if let Some((p50, p99, max)) = state.loop_delay {
+        line(format!(
+            "monitorEventLoopDelay: p50 {} / p99 {} / max {} (it samples every 10 ms, so an idle loop reads about 10 ms)",
+            format_us(p50),
+            format_us(p99),
+            format_us(max)
+        ));
+    }
     if let Some(lag) = state.summary.as_ref().and_then(|s| s.main_loop_lag_us) {
         line(format!(
             "main loop: {} heartbeats; the longest wait was {}",
@@ -134,7 +168,9 @@ pub fn run_table(state: &LabState, spec: &RunSpec) -> String {
     out
 }
 
-/// The measured rows against the models, then how each figure was taken.
+/// The measured rows, model by model, each on Node.js and on the Rust
+/// engine with their ratio; the break-even sweep; then how each figure was
+/// taken.
 pub fn compare_table(c: &Calibration) -> String {
     let mut out = String::new();
     let host = &c.host;
@@ -143,29 +179,74 @@ pub fn compare_table(c: &Calibration) -> String {
         out.push_str(BUSY_NOTE);
         out.push('\n');
     }
-    out.push_str(&format!("job: {}\n\n", c.job));
-    let column = |model: ModelKind| c.models.iter().find(|m| m.model == model);
-    out.push_str(&format!("{:<28}", ""));
-    for model in COLUMNS {
-        out.push_str(&format!("{:>18}", model.node_name()));
+    out.push_str(&format!("job: {}\n", c.job));
+    for info in &c.runtimes {
+        out.push_str(&format!("{}: {}\n", info.runtime.label(), info.note));
     }
-    out.push('\n');
-    for (row, pick) in MEASURED {
-        out.push_str(&format!("{row:<28}"));
-        for model in COLUMNS {
-            let cell = column(model).map_or("not measured".to_string(), |m| shown(pick(m)));
-            out.push_str(&format!("{cell:>18}"));
+    let column = |model: ModelKind, runtime: Runtime| {
+        c.models
+            .iter()
+            .find(|m| m.model == model && m.runtime == runtime)
+    };
+    let node_name = c
+        .runtimes
+        .iter()
+        .find(|r| r.runtime == Runtime::Node)
+        .and_then(|r| r.version.clone())
+        .map_or("Node.js".to_string(), |v| format!("Node.js {v}"));
+    for model in COLUMNS {
+        out.push_str(&format!(
+            "\n{:<30} {:>18} {:>16} {:>10}\n",
+            model.node_name(),
+            node_name,
+            Runtime::Rust.label(),
+            "Node/Rust"
+        ));
+        for (row, pick) in MEASURED {
+            let node = column(model, Runtime::Node).map(pick);
+            let rust = column(model, Runtime::Rust).map(pick);
+            if node.is_none_or(|f| f.value.is_none()) && rust.is_none_or(|f| f.value.is_none()) {
+                continue;
+            }
+            let cell = |f: Option<&protocol::Figure>| f.map_or("not measured".to_string(), shown);
+            out.push_str(&format!(
+                "  {row:<28} {:>18} {:>16} {:>10}\n",
+                cell(node),
+                cell(rust),
+                ratio(node.and_then(|f| f.value), rust.and_then(|f| f.value))
+            ));
+        }
+    }
+    if !c.break_even.is_empty() {
+        out.push_str("\nbreak-even: primes on 2 workers against 1 (speedup; above 1, the second worker pays)\n");
+        out.push_str(&format!("  {:>14}", "primes below"));
+        for runtime in Runtime::ALL {
+            out.push_str(&format!(" {:>16}", runtime.label()));
         }
         out.push('\n');
+        let mut sizes: Vec<u64> = c.break_even.iter().map(|p| p.below).collect();
+        sizes.dedup();
+        for below in sizes {
+            out.push_str(&format!("  {:>14}", format_count(below)));
+            for runtime in Runtime::ALL {
+                let point = c
+                    .break_even
+                    .iter()
+                    .find(|p| p.below == below && p.runtime == runtime);
+                let cell = point
+                    .and_then(|p| p.speedup())
+                    .map_or("—".into(), |x| format!("{x:.2}×"));
+                out.push_str(&format!(" {cell:>16}"));
+            }
+            out.push('\n');
+        }
     }
     out.push_str("\nhow each figure was measured:\n");
-    for model in COLUMNS {
-        let Some(m) = column(model) else { continue };
-        let name = model.node_name();
+    for m in &c.models {
         for (row, pick) in MEASURED {
             let f = pick(m);
             if f.value.is_some() {
-                out.push_str(&format!("  {name} · {row}: {}\n", f.how));
+                out.push_str(&format!("  {} · {row}: {}\n", m.model.node_name(), f.how));
             }
         }
     }
@@ -173,5 +254,20 @@ pub fn compare_table(c: &Calibration) -> String {
         "\nthe pass took {}\n",
         format_us(c.took_ms * 1_000)
     ));
+    out
+}
+
+/// The same settings on both runtimes, with Node.js's figure over Rust's.
+pub fn pair_table(pair: &Pair) -> String {
+    let mut out = format!(
+        "{:<38} {:>14} {:>14} {:>12}\n",
+        "same settings on both runtimes", "Node.js", "Rust engine", "Node/Rust"
+    );
+    for row in pair_rows(pair) {
+        out.push_str(&format!(
+            "{:<38} {:>14} {:>14} {:>12}\n",
+            row.what, row.node, row.rust, row.ratio
+        ));
+    }
     out
 }

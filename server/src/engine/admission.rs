@@ -1,10 +1,12 @@
 //! Who runs now, who waits, and who is turned away.
 //!
-//! A run needs one of the server's run slots (by default one per CPU) and a
-//! share of its worker budget (live threads and processes across all runs).
-//! When either is short the run joins a bounded first-come queue and hears
-//! its place in line every time the line moves; when the queue is full it is
-//! refused at once with a clear message.
+//! A run needs one of the server's run slots (by default one per CPU), a
+//! share of its worker budget (live threads and processes across all runs)
+//! and a share of its memory budget (a Node.js worker weighs far more than a
+//! Rust thread: see [`crate::engine::Plan::weight`]). When any is short the
+//! run joins a bounded first-come queue and hears its place in line every
+//! time the line moves; when the queue is full it is refused at once with a
+//! clear message.
 
 use super::{Stop, StopReason};
 use std::collections::VecDeque;
@@ -17,6 +19,16 @@ use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 pub struct Pass {
     _run: OwnedSemaphorePermit,
     _workers: OwnedSemaphorePermit,
+    _memory: OwnedSemaphorePermit,
+}
+
+/// What a run takes from the budgets while it runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Weight {
+    /// Threads and processes alive at once.
+    pub workers: u32,
+    /// Memory they may hold, in MiB (an estimate from measurements).
+    pub memory_mib: u32,
 }
 
 /// Why a run did not get in.
@@ -33,7 +45,9 @@ pub enum Refusal {
 pub struct Admission {
     runs: Arc<Semaphore>,
     workers: Arc<Semaphore>,
+    memory: Arc<Semaphore>,
     max_live_workers: u32,
+    max_memory_mib: u32,
     max_queue: u32,
     /// Waiting runs' tickets, first in line first.
     line: Mutex<VecDeque<u64>>,
@@ -43,13 +57,15 @@ pub struct Admission {
 }
 
 impl Admission {
-    /// At most `max_runs` runs at once, `max_live_workers` workers among
-    /// them, and `max_queue` runs waiting.
-    pub fn new(max_runs: u32, max_live_workers: u32, max_queue: u32) -> Self {
+    /// At most `max_runs` runs at once, `max_live_workers` workers and
+    /// `max_memory_mib` MiB among them, and `max_queue` runs waiting.
+    pub fn new(max_runs: u32, max_live_workers: u32, max_memory_mib: u32, max_queue: u32) -> Self {
         Admission {
             runs: Arc::new(Semaphore::new(max_runs.max(1) as usize)),
             workers: Arc::new(Semaphore::new(max_live_workers.max(1) as usize)),
+            memory: Arc::new(Semaphore::new(max_memory_mib.max(1) as usize)),
             max_live_workers: max_live_workers.max(1),
+            max_memory_mib: max_memory_mib.max(1),
             max_queue,
             line: Mutex::new(VecDeque::new()),
             moved: watch::channel(0).0,
@@ -57,23 +73,27 @@ impl Admission {
         }
     }
 
-    /// Let a run needing `workers` workers in, now or after waiting;
-    /// `position` hears its place in line (1 is next) whenever it changes.
+    /// Let a run of `weight` in, now or after waiting; `position` hears
+    /// its place in line (1 is next) whenever it changes.
     pub async fn enter(
         &self,
-        workers: u32,
+        weight: Weight,
         mut position: impl FnMut(u32),
         stop: &Stop,
     ) -> Result<Pass, Refusal> {
-        // A run larger than the whole budget may still run, alone.
-        let workers = workers.clamp(1, self.max_live_workers);
+        // A run larger than a whole budget may still run, alone.
+        let workers = weight.workers.clamp(1, self.max_live_workers);
+        let memory = weight.memory_mib.clamp(1, self.max_memory_mib);
         if self.line().is_empty() {
             if let Ok(run) = self.runs.clone().try_acquire_owned() {
                 if let Ok(w) = self.workers.clone().try_acquire_many_owned(workers) {
-                    return Ok(Pass {
-                        _run: run,
-                        _workers: w,
-                    });
+                    if let Ok(m) = self.memory.clone().try_acquire_many_owned(memory) {
+                        return Ok(Pass {
+                            _run: run,
+                            _workers: w,
+                            _memory: m,
+                        });
+                    }
                 }
             }
         }
@@ -95,7 +115,8 @@ impl Admission {
         let acquire = async {
             let run = self.runs.clone().acquire_owned().await;
             let w = self.workers.clone().acquire_many_owned(workers).await;
-            (run, w)
+            let m = self.memory.clone().acquire_many_owned(memory).await;
+            (run, w, m)
         };
         tokio::pin!(acquire);
         let mut told = 0;
@@ -106,10 +127,11 @@ impl Admission {
                 told = place;
             }
             tokio::select! {
-                (run, w) = &mut acquire => {
+                (run, w, m) = &mut acquire => {
                     return Ok(Pass {
                         _run: run.expect("the semaphore is never closed"),
                         _workers: w.expect("the semaphore is never closed"),
+                        _memory: m.expect("the semaphore is never closed"),
                     });
                 }
                 _ = moved.changed() => {}
@@ -148,10 +170,20 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
+    fn workers(n: u32) -> Weight {
+        Weight {
+            workers: n,
+            memory_mib: 1,
+        }
+    }
+
     #[tokio::test]
     async fn waiting_runs_hear_their_place_as_the_line_moves() {
-        let admission = Arc::new(Admission::new(1, 16, 4));
-        let first = admission.enter(1, |_| {}, &Stop::new()).await.unwrap();
+        let admission = Arc::new(Admission::new(1, 16, 1024, 4));
+        let first = admission
+            .enter(workers(1), |_| {}, &Stop::new())
+            .await
+            .unwrap();
 
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let mut waiters = Vec::new();
@@ -159,7 +191,7 @@ mod tests {
             let (admission, tx) = (admission.clone(), tx.clone());
             waiters.push(tokio::spawn(async move {
                 let pass = admission
-                    .enter(1, |p| tx.send((name, p)).unwrap(), &Stop::new())
+                    .enter(workers(1), |p| tx.send((name, p)).unwrap(), &Stop::new())
                     .await
                     .unwrap();
                 tx.send((name, 0)).unwrap();
@@ -185,18 +217,24 @@ mod tests {
 
     #[tokio::test]
     async fn a_full_line_turns_runs_away_and_a_stopped_waiter_leaves_it() {
-        let admission = Arc::new(Admission::new(1, 16, 1));
-        let _running = admission.enter(1, |_| {}, &Stop::new()).await.unwrap();
+        let admission = Arc::new(Admission::new(1, 16, 1024, 1));
+        let _running = admission
+            .enter(workers(1), |_| {}, &Stop::new())
+            .await
+            .unwrap();
         let stop = Stop::new();
         let waiter = {
             let (admission, stop) = (admission.clone(), stop.clone());
-            tokio::spawn(async move { admission.enter(1, |_| {}, &stop).await.map(drop) })
+            tokio::spawn(async move { admission.enter(workers(1), |_| {}, &stop).await.map(drop) })
         };
         while admission.line().is_empty() {
             tokio::task::yield_now().await;
         }
         assert_eq!(
-            admission.enter(1, |_| {}, &Stop::new()).await.map(drop),
+            admission
+                .enter(workers(1), |_| {}, &Stop::new())
+                .await
+                .map(drop),
             Err(Refusal::QueueFull(1))
         );
         stop.request(StopReason::Cancelled);
@@ -209,14 +247,17 @@ mod tests {
 
     #[tokio::test]
     async fn the_worker_budget_is_shared_between_runs() {
-        let admission = Arc::new(Admission::new(4, 10, 4));
-        let big = admission.enter(8, |_| {}, &Stop::new()).await.unwrap();
+        let admission = Arc::new(Admission::new(4, 10, 1024, 4));
+        let big = admission
+            .enter(workers(8), |_| {}, &Stop::new())
+            .await
+            .unwrap();
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let waiter = {
             let admission = admission.clone();
             tokio::spawn(async move {
                 let _pass = admission
-                    .enter(4, |p| tx.send(p).unwrap(), &Stop::new())
+                    .enter(workers(4), |p| tx.send(p).unwrap(), &Stop::new())
                     .await;
             })
         };
@@ -224,6 +265,32 @@ mod tests {
             rx.recv().await,
             Some(1),
             "8 + 4 workers exceed the budget of 10"
+        );
+        drop(big);
+        waiter.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn the_memory_budget_is_shared_between_runs() {
+        let admission = Arc::new(Admission::new(4, 40, 100, 4));
+        let heavy = Weight {
+            workers: 3,
+            memory_mib: 80,
+        };
+        let big = admission.enter(heavy, |_| {}, &Stop::new()).await.unwrap();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let waiter = {
+            let admission = admission.clone();
+            tokio::spawn(async move {
+                let _pass = admission
+                    .enter(heavy, |p| tx.send(p).unwrap(), &Stop::new())
+                    .await;
+            })
+        };
+        assert_eq!(
+            rx.recv().await,
+            Some(1),
+            "80 + 80 MiB exceed the budget of 100"
         );
         drop(big);
         waiter.await.unwrap();

@@ -29,8 +29,12 @@ pub enum Compute {
     Primes { below: u64 },
     /// A SHA-256 chain of `rounds` rounds, one chain per worker.
     Sha256Chain { rounds: u64 },
-    /// Sleep `ms` milliseconds, shared out.
+    /// Wait `ms` milliseconds on a timer, shared out. In a worker the
+    /// thread sleeps; on the main thread's loop it is an `await`.
     Sleep { ms: u64 },
+    /// Wait `ms` milliseconds synchronously: the thread sleeps, whatever
+    /// else wanted it (main thread only).
+    BlockingWait { ms: u64 },
 }
 
 /// A workload that no worker computes on its own (a program, an HTTP one).
@@ -46,6 +50,7 @@ impl TryFrom<&Workload> for Compute {
             Workload::Primes { below } => Ok(Compute::Primes { below }),
             Workload::Sha256Chain { rounds } => Ok(Compute::Sha256Chain { rounds }),
             Workload::Sleep { ms } => Ok(Compute::Sleep { ms }),
+            Workload::BlockingWait { ms } => Ok(Compute::BlockingWait { ms }),
             ref other => Err(NotComputable(other.name())),
         }
     }
@@ -57,6 +62,7 @@ impl From<Compute> for Workload {
             Compute::Primes { below } => Workload::Primes { below },
             Compute::Sha256Chain { rounds } => Workload::Sha256Chain { rounds },
             Compute::Sleep { ms } => Workload::Sleep { ms },
+            Compute::BlockingWait { ms } => Workload::BlockingWait { ms },
         }
     }
 }
@@ -111,7 +117,7 @@ impl Share {
                 (STEPS_PER_WORKLOAD / self.workers as u64).clamp(1, mine.max(1))
                     * self.workers as u64
             }
-            Compute::Sleep { ms } => {
+            Compute::Sleep { ms } | Compute::BlockingWait { ms } => {
                 let mine = split_evenly(ms, self.worker, self.workers);
                 mine.div_ceil(SLEEP_STEP.as_millis() as u64).max(1) * self.workers as u64
             }
@@ -159,8 +165,8 @@ impl Share {
                     digests: vec![hex(&state)],
                 })
             }
-            Compute::Sleep { ms } => {
-                let mine = Duration::from_millis(split_evenly(ms, self.worker, self.workers));
+            Compute::Sleep { .. } | Compute::BlockingWait { .. } => {
+                let mine = self.wait();
                 let started = Instant::now();
                 for done in 0..total {
                     if should_stop() {
@@ -176,6 +182,21 @@ impl Share {
             }
         }
     }
+}
+
+impl Share {
+    /// How long this worker waits, for the waiting workloads.
+    pub fn wait(&self) -> Duration {
+        match self.workload {
+            Compute::Sleep { ms } | Compute::BlockingWait { ms } => {
+                Duration::from_millis(split_evenly(ms, self.worker, self.workers))
+            }
+            Compute::Primes { .. } | Compute::Sha256Chain { .. } => Duration::ZERO,
+        }
+    }
+
+    /// The longest one waiting step takes.
+    pub const WAIT_STEP: Duration = SLEEP_STEP;
 }
 
 /// Put the workers' results together, in worker order.

@@ -162,7 +162,20 @@ pub async fn run(
         _ = stop.requested() => return Ok(Pass::stopped(plan.workers).alone()),
     };
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let load = drive(id, &plan, addr, &mut primary, clock, events, stop, faults).await?;
+    let Primary { to, from, .. } = &mut primary;
+    let mut killer = PrimaryKill(to);
+    let load = drive(
+        id,
+        &plan,
+        addr,
+        &mut killer,
+        from,
+        clock,
+        events,
+        stop,
+        faults,
+    )
+    .await?;
     if stop.is_requested() {
         return Ok(Pass::stopped(plan.workers).alone());
     }
@@ -172,9 +185,16 @@ pub async fn run(
     Ok(report(id, &plan, load, stats, clock, events))
 }
 
-/// The run's clock: every stamp counts from the primary's spawn.
+/// The run's clock: every stamp counts from the cluster's start (the
+/// primary's spawn; for Node.js, the script's own start).
 #[derive(Debug, Clone, Copy)]
-struct Clock(Instant);
+pub struct Clock(Instant);
+
+impl From<Instant> for Clock {
+    fn from(start: Instant) -> Self {
+        Clock(start)
+    }
+}
 
 impl Clock {
     fn at_us(self) -> Option<u64> {
@@ -183,6 +203,106 @@ impl Clock {
 
     fn at_ms(self) -> u64 {
         self.0.elapsed().as_millis() as u64
+    }
+}
+
+/// What the cluster's side (the Rust primary, or the Node.js script) tells
+/// the engine while it runs.
+#[derive(Debug)]
+pub enum Note {
+    /// The runtime is up (Node.js: `runtime_ready`).
+    Ready,
+    /// The cluster (or the main thread's `/ping`) listens on this port.
+    Listening(u16),
+    /// A worker started.
+    Spawned { worker: u32, pid: u32 },
+    /// A worker died.
+    Exited {
+        worker: u32,
+        pid: u32,
+        signal: Option<i32>,
+        exit_code: Option<i32>,
+    },
+    /// The primary replaced a dead worker.
+    Respawned {
+        worker: u32,
+        pid: u32,
+        downtime_us: u64,
+    },
+    /// A worker's own end: its result, CPU time and memory.
+    WorkerDone {
+        worker: u32,
+        report: super::report::WorkerReport,
+    },
+    /// The run is over, as the runtime measured it.
+    Finished(Box<protocol::RunSummary>),
+    /// Something went wrong; the run fails with this sentence.
+    Failed(String),
+    /// The other side closed its end.
+    Closed,
+}
+
+/// Where [`drive`] hears the cluster's deaths and replacements.
+pub trait Notes {
+    /// The next note that matters under load; `None` once nothing more can come.
+    fn next_note(&mut self) -> impl std::future::Future<Output = Option<Note>> + Send;
+}
+
+impl Notes for mpsc::UnboundedReceiver<Note> {
+    async fn next_note(&mut self) -> Option<Note> {
+        self.recv().await
+    }
+}
+
+impl Notes for mpsc::UnboundedReceiver<FromPrimary> {
+    async fn next_note(&mut self) -> Option<Note> {
+        loop {
+            return Some(match self.recv().await? {
+                FromPrimary::WorkerExited {
+                    worker,
+                    pid,
+                    signal,
+                    exit_code,
+                } => Note::Exited {
+                    worker,
+                    pid,
+                    signal,
+                    exit_code,
+                },
+                FromPrimary::WorkerRespawned {
+                    worker,
+                    pid,
+                    downtime_us,
+                } => Note::Respawned {
+                    worker,
+                    pid,
+                    downtime_us,
+                },
+                FromPrimary::Failed { message } => Note::Failed(message),
+                _ => continue,
+            });
+        }
+    }
+}
+
+/// How [`drive`] kills a worker when the plan or the learner asks.
+pub trait Kill {
+    /// Kill worker `worker` now, as a crash would.
+    fn kill(
+        &mut self,
+        worker: u32,
+    ) -> impl std::future::Future<Output = Result<(), RunError>> + Send;
+
+    /// Worker `worker` is now process `pid`.
+    fn respawned(&mut self, _worker: u32, _pid: u32) {}
+}
+
+/// The Rust primary kills its own workers when told to.
+struct PrimaryKill<'a>(&'a mut tokio::process::ChildStdin);
+
+impl Kill for PrimaryKill<'_> {
+    async fn kill(&mut self, worker: u32) -> Result<(), RunError> {
+        tell(self.0, &ToPrimary::Kill { worker }).await
     }
 }
 
@@ -232,12 +352,7 @@ impl Primary {
 
     /// Send one message.
     async fn tell(&mut self, msg: &ToPrimary) -> Result<(), RunError> {
-        let mut line = serde_json::to_vec(msg).expect("messages serialize");
-        line.push(b'\n');
-        self.to
-            .write_all(&line)
-            .await
-            .map_err(|e| RunError::io("the cluster primary stopped listening", e))
+        tell(&mut self.to, msg).await
     }
 
     /// Wait until every worker is up and the port is served, announcing
@@ -299,15 +414,56 @@ impl Primary {
     }
 }
 
+/// Send the primary one message.
+async fn tell(to: &mut tokio::process::ChildStdin, msg: &ToPrimary) -> Result<(), RunError> {
+    let mut line = serde_json::to_vec(msg).expect("messages serialize");
+    line.push(b'\n');
+    to.write_all(&line)
+        .await
+        .map_err(|e| RunError::io("the cluster primary stopped listening", e))
+}
+
 /// Each worker's own figures, as the primary collected them at the end.
-struct WorkerStats {
+pub struct WorkerStats {
     served: Vec<Option<u64>>,
     cpu_us: Vec<Option<u64>>,
     memory: Vec<Option<Memory>>,
 }
 
+impl WorkerStats {
+    /// No figures yet, for `workers` workers.
+    pub fn empty(workers: u32) -> Self {
+        WorkerStats {
+            served: vec![None; workers as usize],
+            cpu_us: vec![None; workers as usize],
+            memory: vec![None; workers as usize],
+        }
+    }
+
+    /// Worker `worker`'s own end, as its runtime reported it.
+    pub fn take(&mut self, worker: u32, report: super::report::WorkerReport) {
+        let w = worker as usize;
+        if let (
+            super::report::WorkerReport::Done {
+                result,
+                cpu,
+                memory,
+                ..
+            },
+            true,
+        ) = (report, w < self.served.len())
+        {
+            if let Some(WorkResult::Requests { served }) = result {
+                self.served[w] = Some(served);
+            }
+            self.cpu_us[w] = Some(micros(cpu));
+            self.memory[w] = memory;
+        }
+    }
+}
+
 /// What the load amounted to.
-struct LoadDone {
+pub struct LoadDone {
     tally: Tally,
     duration: Duration,
     respawns: u32,
@@ -315,13 +471,14 @@ struct LoadDone {
 
 /// Fire the load at `addr`, folding its samples, streaming live figures,
 /// killing workers when asked (by the plan or by the learner) and passing
-/// on the primary's deaths and respawns, until the load is done.
+/// on the deaths and respawns the cluster reports, until the load is done.
 #[allow(clippy::too_many_arguments)]
-async fn drive(
+pub async fn drive(
     id: RunId,
     plan: &Plan,
     addr: SocketAddr,
-    primary: &mut Primary,
+    killer: &mut impl Kill,
+    notes: &mut impl Notes,
     clock: Clock,
     events: &EventSink,
     stop: &Stop,
@@ -346,7 +503,7 @@ async fn drive(
                 Some(sample) => {
                     tally.add(sample);
                     if let Some(k) = kill.filter(|k| tally.completed >= k.after_requests.into()) {
-                        primary.tell(&ToPrimary::Kill { worker: k.worker }).await?;
+                        killer.kill(k.worker).await?;
                         kill = None;
                     }
                 }
@@ -357,21 +514,23 @@ async fn drive(
             }
             // A kill the learner asked for, now.
             Some(worker) = async { faults.as_mut()?.recv().await } => {
-                primary.tell(&ToPrimary::Kill { worker }).await?;
+                killer.kill(worker).await?;
             }
-            msg = primary.from.recv() => match msg {
-                Some(FromPrimary::WorkerExited { worker, pid, signal, exit_code }) => {
+            note = notes.next_note() => match note {
+                Some(Note::Exited { worker, pid, signal, exit_code }) => {
                     let at_ms = clock.at_ms();
                     let _ = events.send(ServerEvent::WorkerExited { run: id, worker, pid, signal, exit_code, at_ms });
                 }
-                Some(FromPrimary::WorkerRespawned { worker, pid, downtime_us }) => {
+                Some(Note::Respawned { worker, pid, downtime_us }) => {
                     respawns += 1;
+                    killer.respawned(worker, pid);
                     let at_ms = clock.at_ms();
                     let _ = events.send(ServerEvent::WorkerRespawned { run: id, worker, pid, downtime_us, at_ms });
                 }
-                Some(FromPrimary::Failed { message }) => return Err(RunError::Cluster(message)),
+                Some(Note::Spawned { worker, pid }) => killer.respawned(worker, pid),
+                Some(Note::Failed(why)) => return Err(RunError::Cluster(why)),
+                Some(Note::Closed) | None => return Err(RunError::Cluster("it exited under load".into())),
                 Some(_) => {}
-                None => return Err(RunError::Cluster("it exited under load".into())),
             },
         }
     }
@@ -384,7 +543,7 @@ async fn drive(
 }
 
 /// Every worker's end, the load's figures, and the run's result.
-fn report(
+pub fn report(
     id: RunId,
     plan: &Plan,
     load: LoadDone,

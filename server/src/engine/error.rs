@@ -139,6 +139,10 @@ pub enum RunError {
     /// The cluster's primary reported a failure, or ended early.
     #[error("the cluster primary: {0}")]
     Cluster(String),
+    /// The Node.js runtime failed: its script said so, broke the protocol,
+    /// or ended early.
+    #[error("Node.js: {0}")]
+    Node(String),
     /// Something did not happen in time.
     #[error("{0} did not happen in time")]
     Timeout(&'static str),

@@ -106,7 +106,7 @@ impl Limits {
                 self.max_workers.into(),
             )?,
         }
-        if let ModelSpec::ChildProcess { round_trips } = spec.model {
+        if let ModelSpec::ChildProcess { round_trips, .. } = spec.model {
             in_range(
                 "spec.model.round_trips",
                 round_trips.into(),
@@ -172,7 +172,9 @@ impl Limits {
             Workload::Sha256Chain { rounds } => {
                 in_range("spec.workload.rounds", rounds, 1, self.max_sha256_rounds)?
             }
-            Workload::Sleep { ms } => in_range("spec.workload.ms", ms, 0, self.max_sleep_ms)?,
+            Workload::Sleep { ms } | Workload::BlockingWait { ms } => {
+                in_range("spec.workload.ms", ms, 0, self.max_sleep_ms)?
+            }
             Workload::HttpCpu { ms } | Workload::HttpSleep { ms } => {
                 in_range("spec.workload.ms", ms, 0, self.max_request_ms)?
             }
@@ -197,7 +199,7 @@ fn plan(spec: &RunSpec) -> Result<Plan, Refused> {
             workers: spec.workers,
             style: threads::Style { strategy, sharing },
         },
-        ModelSpec::ChildProcess { round_trips } => Plan::ChildProcess {
+        ModelSpec::ChildProcess { round_trips, .. } => Plan::ChildProcess {
             job: match spec.workload {
                 Workload::Program { program } => process::ChildJob::Program(program),
                 _ => process::ChildJob::Compute(compute()?),
@@ -229,6 +231,7 @@ mod tests {
 
     fn threads(workload: Workload, workers: u32) -> RunSpec {
         RunSpec {
+            runtime: protocol::Runtime::Rust,
             model: ModelSpec::Threads {
                 strategy: protocol::ThreadStrategy::Spawn,
                 sharing: protocol::Sharing::Messages,
@@ -311,6 +314,7 @@ mod tests {
     #[test]
     fn a_cluster_run_is_bounded_to_fit_its_deadline() {
         let cluster = |requests, kill| RunSpec {
+            runtime: protocol::Runtime::Rust,
             model: ModelSpec::Cluster {
                 policy: Default::default(),
                 requests,
@@ -341,6 +345,7 @@ mod tests {
     #[test]
     fn the_main_thread_has_exactly_one_worker() {
         let spec = RunSpec {
+            runtime: protocol::Runtime::Rust,
             model: ModelSpec::MainThread,
             workload: Workload::Sleep { ms: 10 },
             workers: 2,

@@ -9,13 +9,13 @@
 //! reports how late it ran. The loop idles for [`CALM`] first, so the
 //! learner sees a steady pulse, then the work blocks it, then it idles again.
 
-use super::catalogue::{Compute, Share};
+use super::catalogue::{Compute, Share, Stopped};
 use super::error::{panic_message, RunError};
 use super::measure::{current_tid, micros, thread_cpu_time};
 use super::report::{Reporter, Tally, WorkerReport};
 use super::spawn::lower_this_thread;
-use super::{EventSink, ModelRun, Stop};
-use protocol::{RunId, ServerEvent};
+use super::{probe, EventSink, ModelRun, Stop};
+use protocol::{RunId, ServerEvent, WorkResult};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -37,17 +37,28 @@ pub async fn run(
 ) -> Result<ModelRun, RunError> {
     let (events, stop) = (events.clone(), stop.clone());
     let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    let (port_tx, port_rx) = tokio::sync::oneshot::channel();
+    let began = Instant::now();
+    let prober_events = events.clone();
+    // The `/ping` probes come from outside the loop, as other users would.
+    let prober = tokio::spawn(async move {
+        if let Ok(port) = port_rx.await {
+            let _probes = AbortOnDrop(probe::start(id, port, began, prober_events));
+            std::future::pending::<()>().await;
+        }
+    });
+    let _prober = AbortOnDrop(prober);
     std::thread::Builder::new()
         .name("spawnlab-main-loop".into())
         .spawn(move || {
             lower_this_thread();
             let result = tokio::runtime::Builder::new_current_thread()
-                .enable_time()
+                .enable_all()
                 .build()
                 .map_err(|e| RunError::start("the run's event loop", e))
                 .and_then(|rt| {
                     catch_unwind(AssertUnwindSafe(|| {
-                        rt.block_on(event_loop(id, work, events, stop))
+                        rt.block_on(event_loop(id, work, events, stop, began, port_tx))
                     }))
                     .map_err(|payload| RunError::Panicked {
                         what: "the run's event loop".into(),
@@ -65,11 +76,42 @@ pub async fn run(
     })
 }
 
-/// The run's whole life on its loop: calm, blocked, calm again.
-async fn event_loop(id: RunId, work: Compute, events: EventSink, stop: Stop) -> ModelRun {
-    let started = Instant::now();
+/// Aborts a task when dropped, on every way out.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// The run's whole life on its loop: calm, blocked (or waiting), calm again.
+async fn event_loop(
+    id: RunId,
+    work: Compute,
+    events: EventSink,
+    stop: Stop,
+    started: Instant,
+    port: tokio::sync::oneshot::Sender<u16>,
+) -> ModelRun {
     let max_lag = Arc::new(AtomicU64::new(0));
     let heartbeat = tokio::spawn(heartbeat(id, started, events.clone(), max_lag.clone()));
+    // A tiny HTTP server on the same loop: its answers wait whenever the
+    // loop is busy, like every other request to a blocked Node.js server.
+    let server = match ping_server().await {
+        Ok((listener, bound)) => {
+            let _ = events.send(ServerEvent::Listening {
+                run: id,
+                port: bound,
+            });
+            let _ = port.send(bound);
+            Some(tokio::spawn(serve_pings(listener)))
+        }
+        Err(e) => {
+            tracing::warn!("the main-thread lab could not open its /ping port: {e}");
+            None
+        }
+    };
     let mut reporter = Reporter::new(id, 1, events.clone(), stop.clone());
     tokio::select! {
         _ = tokio::time::sleep(CALM) => {}
@@ -93,16 +135,34 @@ async fn event_loop(id: RunId, work: Compute, events: EventSink, stop: Stop) -> 
         },
     );
     let cpu_start = thread_cpu_time();
-    let result = Share::new(work, 0, 1).run(
-        || stop.is_requested(),
-        |done, total| {
-            report(
-                &mut tally,
-                &mut reporter,
-                WorkerReport::Progress { done, total },
-            )
-        },
-    );
+    let share = Share::new(work, 0, 1);
+    let result = match work {
+        // `await` on a timer: the loop is free while it waits, so the
+        // heartbeat and the pings go on.
+        Compute::Sleep { .. } => {
+            let mut progress = |done, total| {
+                report(
+                    &mut tally,
+                    &mut reporter,
+                    WorkerReport::Progress { done, total },
+                )
+            };
+            wait_on_timers(&share, &stop, &mut progress).await
+        }
+        // Everything else holds the loop until it is done: the CPU-bound
+        // jobs, and a synchronous wait (`Atomics.wait`), which uses no CPU
+        // but freezes the loop all the same.
+        _ => share.run(
+            || stop.is_requested(),
+            |done, total| {
+                report(
+                    &mut tally,
+                    &mut reporter,
+                    WorkerReport::Progress { done, total },
+                )
+            },
+        ),
+    };
     report(
         &mut tally,
         &mut reporter,
@@ -120,6 +180,9 @@ async fn event_loop(id: RunId, work: Compute, events: EventSink, stop: Stop) -> 
         _ = stop.requested() => {}
     }
     heartbeat.abort();
+    if let Some(server) = server {
+        server.abort();
+    }
     let mut run = tally.finish().alone();
     run.max_lag = Some(Duration::from_micros(max_lag.load(Ordering::Relaxed)));
     run
@@ -140,5 +203,55 @@ async fn heartbeat(id: RunId, started: Instant, events: EventSink, max_lag: Arc<
         // Schedule from now, as a timer loop in Node would: a late tick
         // does not cause a burst of catch-up ticks.
         due = tokio::time::Instant::now() + TICK;
+    }
+}
+
+/// The share's wait as timer steps on the loop, reporting progress after each.
+async fn wait_on_timers(
+    share: &Share,
+    stop: &Stop,
+    progress: &mut impl FnMut(u64, u64),
+) -> Result<WorkResult, Stopped> {
+    let total = share.total_steps();
+    let mine = share.wait();
+    let started = Instant::now();
+    for done in 0..total {
+        if stop.is_requested() {
+            return Err(Stopped);
+        }
+        let left = mine.saturating_sub(started.elapsed());
+        tokio::time::sleep(left.min(Share::WAIT_STEP)).await;
+        progress(done + 1, total);
+    }
+    Ok(WorkResult::Slept {
+        ms: started.elapsed().as_millis() as u64,
+    })
+}
+
+/// A listening socket on a free loopback port, for `/ping`.
+async fn ping_server() -> std::io::Result<(tokio::net::TcpListener, u16)> {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
+    let port = listener.local_addr()?.port();
+    Ok((listener, port))
+}
+
+/// Answer every `GET /ping` with `pong`, one connection at a time per
+/// task, all on the run's loop.
+async fn serve_pings(listener: tokio::net::TcpListener) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    loop {
+        let Ok((mut stream, _)) = listener.accept().await else {
+            continue;
+        };
+        tokio::spawn(async move {
+            let mut request = [0u8; 1024];
+            let n = stream.read(&mut request).await.unwrap_or(0);
+            let answer: &[u8] = if request[..n].starts_with(b"GET /ping ") {
+                b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\nconnection: close\r\n\r\npong\n"
+            } else {
+                b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+            };
+            let _ = stream.write_all(answer).await;
+        });
     }
 }

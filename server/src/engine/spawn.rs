@@ -17,6 +17,7 @@ use nix::sys::signal::{kill, killpg, Signal};
 use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
 use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command};
 use std::sync::mpsc;
@@ -29,6 +30,9 @@ pub const WORKER_NICE: i32 = 10;
 struct Request {
     command: Command,
     group: Option<u32>,
+    /// A descriptor the child gets as its fd 3 (the Node runtime's event
+    /// pipe); the parent's copy closes once the child has it.
+    fd3: Option<OwnedFd>,
     reply: mpsc::Sender<io::Result<Child>>,
 }
 
@@ -44,10 +48,11 @@ fn spawner() -> &'static Mutex<mpsc::Sender<Request>> {
                 for Request {
                     mut command,
                     group,
+                    fd3,
                     reply,
                 } in rx
                 {
-                    let _ = reply.send(start(&mut command, group));
+                    let _ = reply.send(start(&mut command, group, fd3.as_ref()));
                 }
             })
             .expect("the spawner thread starts");
@@ -55,12 +60,14 @@ fn spawner() -> &'static Mutex<mpsc::Sender<Request>> {
     })
 }
 
-fn start(command: &mut Command, group: Option<u32>) -> io::Result<Child> {
+fn start(command: &mut Command, group: Option<u32>, fd3: Option<&OwnedFd>) -> io::Result<Child> {
     let parent = nix::unistd::getpid();
+    let fd3 = fd3.map(|fd| fd.as_raw_fd());
     command.process_group(group.map_or(0, |g| g as i32));
     // SAFETY: the closure runs in the forked child before exec and calls only
-    // async-signal-safe functions (prctl, getppid, setpriority, _exit);
-    // `pre_exec` has no safe counterpart.
+    // async-signal-safe functions (prctl, getppid, setpriority, dup2, fcntl,
+    // _exit); `pre_exec` has no safe counterpart. `fd3` is open in the parent
+    // until `spawn` returns, so it is open in the child here.
     unsafe {
         command.pre_exec(move || {
             nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?;
@@ -70,6 +77,17 @@ fn start(command: &mut Command, group: Option<u32>) -> io::Result<Child> {
                 libc::_exit(1);
             }
             set_nice(0);
+            if let Some(fd) = fd3 {
+                // dup2 clears close-on-exec on the copy; a descriptor that
+                // already is 3 keeps its flag, so clear it by hand.
+                if fd == 3 {
+                    if libc::fcntl(3, libc::F_SETFD, 0) != 0 {
+                        return Err(io::Error::last_os_error());
+                    }
+                } else if libc::dup2(fd, 3) != 3 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
             Ok(())
         });
     }
@@ -90,6 +108,15 @@ fn set_nice(who: libc::id_t) {
 /// Start `command` in process group `group` (or a new group led by the child
 /// when `None`), from the long-lived spawner thread.
 pub fn spawn(command: Command, group: Option<u32>) -> io::Result<Child> {
+    spawn_with_fd3(command, group, None)
+}
+
+/// [`spawn`], handing the child `fd3` as its file descriptor 3.
+pub fn spawn_with_fd3(
+    command: Command,
+    group: Option<u32>,
+    fd3: Option<OwnedFd>,
+) -> io::Result<Child> {
     let (reply, answer) = mpsc::channel();
     spawner()
         .lock()
@@ -97,6 +124,7 @@ pub fn spawn(command: Command, group: Option<u32>) -> io::Result<Child> {
         .send(Request {
             command,
             group,
+            fd3,
             reply,
         })
         .map_err(|_| io::Error::other("the spawner thread is gone"))?;

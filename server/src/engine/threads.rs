@@ -25,12 +25,12 @@
 
 use super::catalogue::{Compute, Share};
 use super::error::{panic_message, RunError};
-use super::measure::{current_tid, thread_cpu_time};
+use super::measure::{current_tid, memory_of_self, thread_cpu_time};
 use super::pass::{measured, Pass, Which};
 use super::report::{Tally, WorkerReport};
 use super::spawn::lower_this_thread;
 use super::{EventSink, ModelRun, Stop};
-use protocol::{RunId, Sharing, ThreadStrategy, WorkResult};
+use protocol::{Memory, RunId, Sharing, ThreadStrategy, WorkResult};
 use std::cell::Cell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -153,6 +153,7 @@ fn run_pass(
     observe: &mut dyn FnMut(u32, WorkerReport),
 ) -> Result<Pass, RunError> {
     let mut tally = Tally::new(workers);
+    let before = memory_of_self();
     let epoch = Instant::now();
     let (tx, rx) = mpsc::channel();
     let board = Arc::new(Board::new(workers));
@@ -193,12 +194,25 @@ fn run_pass(
     }
     drop(outbox);
 
+    // Memory per worker, defined as for Node's Workers: the process's growth
+    // in anonymous resident memory from before the first spawn to when all
+    // are ready, divided by the number of workers.
+    let mut ready = 0;
+    let mut per_worker = None;
     let mut deliver = |worker: u32, mut report: WorkerReport, since_start: Duration| {
         match &mut report {
-            WorkerReport::Ready { latency, .. } => *latency = since_start,
-            WorkerReport::Done { wall, .. } | WorkerReport::Lost { wall, .. } => {
-                *wall = since_start
+            WorkerReport::Ready { latency, .. } => {
+                *latency = since_start;
+                ready += 1;
+                if ready == workers {
+                    per_worker = growth_per_worker(before, workers);
+                }
             }
+            WorkerReport::Done { wall, memory, .. } => {
+                *wall = since_start;
+                *memory = per_worker;
+            }
+            WorkerReport::Lost { wall, .. } => *wall = since_start,
             _ => {}
         }
         tally.note(worker, &report);
@@ -222,6 +236,16 @@ fn run_pass(
         let _ = handle.join();
     }
     Ok(tally.finish())
+}
+
+/// The process's growth in resident memory since `before`, per worker.
+fn growth_per_worker(before: Option<Memory>, workers: u32) -> Option<Memory> {
+    let (before, now) = (before?, memory_of_self()?);
+    let per = |a: u64, b: u64| a.saturating_sub(b) / u64::from(workers.max(1));
+    Some(Memory {
+        rss_bytes: per(now.rss_bytes, before.rss_bytes),
+        anon_bytes: per(now.anon_bytes, before.anon_bytes),
+    })
 }
 
 /// Poll the board until every worker has finished, turning what changed

@@ -52,7 +52,11 @@ async fn serves_pages_from_flags_and_stops_cleanly_on_sigterm() -> anyhow::Resul
     ws.send(&ClientMessage::Start {
         id: 1,
         spec: RunSpec {
-            model: ModelSpec::ChildProcess { round_trips: 0 },
+            runtime: protocol::Runtime::Rust,
+            model: ModelSpec::ChildProcess {
+                round_trips: 0,
+                serialization: Default::default(),
+            },
             workload: Workload::Sleep { ms: 10_000 },
             workers: 2,
         },

@@ -278,7 +278,13 @@ async fn every_model_runs_from_its_page() -> anyhow::Result<()> {
         assert_timeline(&c, 3).await?;
         let history = c.find_all(Locator::Css(".history tbody tr")).await?;
         assert_eq!(history.len(), 1, "the finished run is kept to compare");
-        let settings = history[0].find(Locator::Css("td")).await?.text().await?;
+        let cells = history[0].find_all(Locator::Css("td")).await?;
+        assert_eq!(
+            cells[0].text().await?,
+            "Node.js",
+            "the lab runs Node.js by default"
+        );
+        let settings = cells[1].text().await?;
         assert!(
             settings.starts_with("primes below 3,000,000 · 3 workers"),
             "{settings}"
@@ -500,33 +506,32 @@ async fn the_compare_page_shows_figures_from_this_host() -> anyhow::Result<()> {
     let url = server.url("/compare");
     with_browser(|c| async move {
         c.goto(&url).await?;
-        let wait = Duration::from_secs(60);
+        let wait = Duration::from_secs(120);
         eventually(wait, "the measured table", || {
             exists(&c, ".compare-table[data-finished]")
         })
         .await?;
-        let rows = c.find_all(Locator::Css(".measured-rows tr")).await?;
-        assert_eq!(rows.len(), 6, "six measured rows");
-        let mut measured = 0;
-        for row in rows {
-            for cell in row.find_all(Locator::Css("td")).await? {
-                let figure = cell.find(Locator::Css("strong")).await?.text().await?;
-                let how = cell.find(Locator::Css(".how")).await?.text().await?;
-                assert!(!how.is_empty(), "a cell without its method: {figure}");
-                if figure != "—" {
-                    measured += 1;
-                }
-            }
-        }
+        let measured = measured_cells(&c).await?;
         // Start, round trip and memory for the three worker models, the job
-        // on three, the speedup on three, hello on two.
-        assert!(measured >= 17, "{measured} measured cells");
+        // on three, the speedup on three, hello on two: on each runtime.
+        for runtime in ["node", "rust"] {
+            let n = measured.iter().filter(|(r, _)| r == runtime).count();
+            assert!(n >= 17, "{n} measured {runtime} cells: {measured:?}");
+        }
         let caption = text(&c, ".compare-table caption")
             .await?
             .unwrap_or_default();
         assert!(caption.starts_with("Measured on "), "{caption}");
         let bars = c.find_all(Locator::Css(".chart rect.job-bar")).await?;
-        assert_eq!(bars.len(), 3, "the job on the loop, threads and processes");
+        assert_eq!(
+            bars.len(),
+            6,
+            "the job on the loop, threads and processes, on each runtime"
+        );
+        let sweep = c
+            .find_all(Locator::Css(".break-even polyline.sweep"))
+            .await?;
+        assert_eq!(sweep.len(), 2, "the break-even sweep on each runtime");
 
         // Measuring again within the minute keeps the figures and the page.
         eventually(wait, "hydration", || {
@@ -555,6 +560,92 @@ async fn the_compare_page_shows_figures_from_this_host() -> anyhow::Result<()> {
             .attr("data-finished")
             .await?;
         assert_eq!(again, finished);
+        let errors = console_errors(&c).await?;
+        assert!(errors.is_empty(), "{errors:#?}");
+        Ok(())
+    })
+    .await
+}
+
+/// Every measured cell of the compare table: its runtime and its figure.
+/// Each cell names its runtime and says how it was measured.
+async fn measured_cells(c: &Client) -> anyhow::Result<Vec<(String, String)>> {
+    let rows = c.find_all(Locator::Css(".measured-rows tr")).await?;
+    assert_eq!(rows.len(), 6, "six measured rows");
+    let mut measured = Vec::new();
+    for row in rows {
+        for cell in row.find_all(Locator::Css("td")).await? {
+            let how = cell.find_all(Locator::Css(".how")).await?;
+            assert!(!how.is_empty(), "a cell without its method");
+            for fig in cell.find_all(Locator::Css(".fig")).await? {
+                let runtime = fig.attr("data-runtime").await?.unwrap_or_default();
+                let value = fig.find(Locator::Css("strong")).await?.text().await?;
+                let label = fig.text().await?;
+                assert!(
+                    label.contains(if runtime == "node" { "Node.js" } else { "Rust" }),
+                    "a figure names its runtime: {label:?}"
+                );
+                if value != "not measured" {
+                    measured.push((runtime, value));
+                }
+            }
+        }
+    }
+    Ok(measured)
+}
+
+/// "Run on both": the same settings on Node.js and on the Rust engine,
+/// side by side with their ratio; then the compare page shows both
+/// runtimes' figures.
+#[tokio::test]
+async fn a_lab_runs_on_both_runtimes_and_the_compare_page_shows_both() -> anyhow::Result<()> {
+    let server = ServerProcess::start(&[])?;
+    let base = server.url("");
+    with_browser(|c| async move {
+        open_lab(&c, &format!("{base}/threads")).await?;
+        fill(&c, "#size", "2000000").await?;
+        fill(&c, "#workers", "2").await?;
+        c.find(Locator::Css("#run-both")).await?.click().await?;
+        let wait = Duration::from_secs(90);
+        eventually(wait, "both runs in the history", || async {
+            let rows = c.find_all(Locator::Css(".history tbody tr")).await?;
+            Ok((rows.len() == 2).then_some(()))
+        })
+        .await?;
+        let runtimes: Vec<String> = {
+            let mut v = Vec::new();
+            for row in c.find_all(Locator::Css(".history tbody tr")).await? {
+                v.push(row.attr("data-runtime").await?.unwrap_or_default());
+            }
+            v
+        };
+        assert_eq!(
+            runtimes,
+            ["rust", "node"],
+            "Node.js first, then Rust, newest on top"
+        );
+        let pair = eventually(wait, "the side-by-side table", || text(&c, "#pair caption")).await?;
+        assert!(pair.contains("primes below 2,000,000"), "{pair}");
+        let rows = c.find_all(Locator::Css("#pair tbody tr")).await?;
+        assert!(rows.len() >= 5, "{} rows", rows.len());
+        let first = rows[0].find_all(Locator::Css("td")).await?;
+        for cell in &first {
+            assert_ne!(
+                cell.text().await?,
+                "—",
+                "wall times and their ratio are shown"
+            );
+        }
+        photograph_lab(&c, "threads-both").await?;
+
+        c.goto(&format!("{base}/compare")).await?;
+        eventually(wait, "the measured table", || {
+            exists(&c, ".compare-table[data-finished]")
+        })
+        .await?;
+        let measured = measured_cells(&c).await?;
+        assert!(measured.iter().any(|(r, _)| r == "node"), "{measured:?}");
+        assert!(measured.iter().any(|(r, _)| r == "rust"), "{measured:?}");
         let errors = console_errors(&c).await?;
         assert!(errors.is_empty(), "{errors:#?}");
         Ok(())

@@ -15,7 +15,11 @@ use std::time::Duration;
 
 fn children(workload: Workload, workers: u32, round_trips: u32) -> RunSpec {
     RunSpec {
-        model: ModelSpec::ChildProcess { round_trips },
+        runtime: protocol::Runtime::Rust,
+        model: ModelSpec::ChildProcess {
+            round_trips,
+            serialization: Default::default(),
+        },
         workload,
         workers,
     }

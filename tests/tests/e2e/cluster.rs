@@ -11,6 +11,7 @@ use spawnlab_tests::{group_is_gone, group_of, spawn_app, WsClient};
 
 fn cluster(policy: SchedPolicy, requests: u32, kill: Option<KillWorker>) -> RunSpec {
     RunSpec {
+        runtime: protocol::Runtime::Rust,
         model: ModelSpec::Cluster {
             policy,
             requests,
@@ -216,6 +217,7 @@ async fn a_worker_killed_on_request_dies_and_is_replaced_mid_load() -> anyhow::R
     ws.send(&ClientMessage::Start {
         id: 2,
         spec: RunSpec {
+            runtime: protocol::Runtime::Rust,
             model: ModelSpec::Threads {
                 strategy: Default::default(),
                 sharing: Default::default(),

@@ -7,8 +7,10 @@
 mod binary;
 mod browser;
 mod child_process;
+mod cli;
 mod cluster;
 mod compare;
 mod main_thread;
+mod node;
 mod panics;
 mod websocket;

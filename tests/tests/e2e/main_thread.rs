@@ -11,6 +11,7 @@ async fn the_heartbeat_stalls_for_the_work_and_the_site_does_not() -> anyhow::Re
     ws.send(&ClientMessage::Start {
         id: 1,
         spec: RunSpec {
+            runtime: protocol::Runtime::Rust,
             model: ModelSpec::MainThread,
             workload: Workload::Primes { below: 5_000_000 },
             workers: 1,

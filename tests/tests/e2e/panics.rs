@@ -38,6 +38,7 @@ async fn run(ws: &mut WsClient, id: u64, spec: RunSpec) -> anyhow::Result<(Vec<S
 
 fn threads(strategy: ThreadStrategy, sharing: Sharing) -> RunSpec {
     RunSpec {
+        runtime: protocol::Runtime::Rust,
         model: ModelSpec::Threads { strategy, sharing },
         workload: Workload::Primes { below: 300_000 },
         workers: 2,
@@ -70,6 +71,7 @@ async fn a_worker_thread_that_panics_fails_its_run_only() -> anyhow::Result<()> 
     }
     // The same connection runs another model to the end, and the site answers.
     let main = RunSpec {
+        runtime: protocol::Runtime::Rust,
         model: ModelSpec::MainThread,
         workload: Workload::Primes { below: 100_000 },
         workers: 1,
@@ -86,7 +88,7 @@ async fn a_run_that_panics_is_failed_and_frees_its_places() -> anyhow::Result<()
     settings.panic_at = Some(PanicAt::Run);
     // One run at a time on the whole server: a run whose place was never
     // given back would leave every later run queued for ever.
-    settings.max_runs = 1;
+    settings.budget.max_runs = 1;
     let app = spawn_app_with(settings).await;
     let (mut ws, _) = WsClient::connect(&app.ws_url()).await?;
     // More runs than one connection may hold at once.

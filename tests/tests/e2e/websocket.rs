@@ -9,6 +9,7 @@ use std::time::Duration;
 
 fn threads(workload: Workload, workers: u32) -> RunSpec {
     RunSpec {
+        runtime: protocol::Runtime::Rust,
         model: ModelSpec::Threads {
             strategy: Default::default(),
             sharing: Default::default(),
@@ -194,6 +195,7 @@ async fn a_pool_reuses_its_threads_and_shared_memory_sends_no_messages() -> anyh
     let app = spawn_app().await;
     let (mut ws, _) = WsClient::connect(&app.ws_url()).await?;
     let spec = |strategy, sharing| RunSpec {
+        runtime: protocol::Runtime::Rust,
         model: ModelSpec::Threads { strategy, sharing },
         workload: Workload::Primes { below: 200_000 },
         workers: 3,

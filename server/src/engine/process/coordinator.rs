@@ -227,7 +227,7 @@ fn drive_child(
     };
     let unexpected = |expected: &str, got: FromChild| ChannelError::Unexpected {
         expected: expected.to_string(),
-        got: format!("{got:?}"),
+        got: serde_json::to_string(&got).unwrap_or_default(),
     };
     match next(&mut buf)? {
         FromChild::Ready => {}
