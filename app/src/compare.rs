@@ -288,7 +288,7 @@ fn Figures(c: Calibration) -> impl IntoView {
                                     <span class="fig" data-runtime="rust">
                                         <strong class="num">{value(&rust)}</strong> " Rust"
                                     </span>
-                                    <span class="ratio" title="Node.js ÷ Rust">{format!("÷ {times}")}</span>
+                                    <span class="ratio" title="Node.js's figure over Rust's">{format!("Node.js/Rust: {times}")}</span>
                                     <details>
                                         <summary>"how"</summary>
                                         {how(&node, Runtime::Node)}
@@ -319,7 +319,7 @@ fn Figures(c: Calibration) -> impl IntoView {
             }
         })
         .collect_view();
-    let job_bars: Vec<(String, Option<f64>)> = COLUMNS
+    let job_bars: Vec<(String, Runtime, Option<f64>)> = COLUMNS
         .iter()
         .filter(|model| **model != ModelKind::Cluster)
         .flat_map(|&model| {
@@ -327,6 +327,7 @@ fn Figures(c: Calibration) -> impl IntoView {
             Runtime::ALL.into_iter().map(move |runtime| {
                 (
                     format!("{} · {}", model.node_name(), runtime.label()),
+                    runtime,
                     figure(c, model, runtime, |m| &m.job_wall).and_then(|f| f.value),
                 )
             })
@@ -485,7 +486,7 @@ pub fn BreakEven(points: Vec<SweepPoint>) -> impl IntoView {
         .iter()
         .filter_map(SweepPoint::speedup)
         .fold(2.0, f64::max);
-    let x = move |below: u64| left + ((below as f64).log10() - lo) / (hi - lo) * (w - left - 12.0);
+    let x = move |below: u64| left + ((below as f64).log10() - lo) / (hi - lo) * (w - left - 48.0);
     let y = move |s: f64| (h - bottom) - s / top * (h - bottom - 8.0);
     let lines = Runtime::ALL
         .into_iter()
@@ -569,14 +570,14 @@ pub fn BreakEven(points: Vec<SweepPoint>) -> impl IntoView {
 /// The shared CPU-bound job's wall time per model, as bars. The same
 /// figures are in the table's "same CPU-bound job" row.
 #[component]
-fn JobChart(job: String, bars: Vec<(String, Option<f64>)>) -> impl IntoView {
-    let longest = bars.iter().filter_map(|(_, v)| *v).fold(0.0, f64::max);
+fn JobChart(job: String, bars: Vec<(String, Runtime, Option<f64>)>) -> impl IntoView {
+    let longest = bars.iter().filter_map(|(_, _, v)| *v).fold(0.0, f64::max);
     let (label_w, chart_w, row_h) = (250.0, 720.0, 30.0);
     let height = row_h * bars.len() as f64 + 8.0;
     let rows = bars
         .into_iter()
         .enumerate()
-        .map(|(i, (name, value))| {
+        .map(|(i, (name, runtime, value))| {
             let y = 4.0 + i as f64 * row_h;
             let width = match value {
                 Some(v) if longest > 0.0 => (v / longest) * (chart_w - label_w - 90.0),
@@ -586,7 +587,7 @@ fn JobChart(job: String, bars: Vec<(String, Option<f64>)>) -> impl IntoView {
             view! {
                 <g>
                     <text x="0" y=y + 20.0 class="label">{name}</text>
-                    <rect x=label_w y=y + 4.0 width=width.max(1.0) height=row_h - 12.0 class="job-bar"></rect>
+                    <rect x=label_w y=y + 4.0 width=width.max(1.0) height=row_h - 12.0 class=format!("job-bar {}", runtime.name())></rect>
                     <text x=label_w + width + 8.0 y=y + 20.0 class="value">{text}</text>
                 </g>
             }

@@ -19,12 +19,11 @@ pub fn WorkerTable(lab: LabView, noun: &'static str) -> AnyView {
         let label = format!("{noun} {} progress", w.worker);
         let percent = format!("{:.0}%", w.fraction() * 100.0);
         let id = w.tid.unwrap_or(w.pid);
-        let memory = w.memory.map(|m| {
-            format!(
-                "{} / {}",
-                format_bytes(m.rss_bytes),
-                format_bytes(m.anon_bytes)
-            )
+        let memory = w.memory.map(|m| match (m.rss_bytes, m.anon_bytes) {
+            // Memory is counted in 4 KiB pages: a thread that added none
+            // touched less than a page.
+            (0, 0) => "under a page (4 KiB)".to_string(),
+            (rss, anon) => format!("{} / {}", format_bytes(rss), format_bytes(anon)),
         });
         let trip = w
             .round_trip_ns
@@ -99,7 +98,7 @@ pub fn Summary(
         <section id="summary" class="summary" data-outcome=outcome_attr aria-labelledby="summary-title">
             <h3 id="summary-title">
                 "Summary: " {outcome}
-                {runtime.map(|r| view! { <span class="runtime-tag" data-runtime=r.name()>{r.label()}</span> })}
+                {runtime.map(|r| view! { " " <span class="runtime-tag" data-runtime=r.name()>{r.label()}</span> })}
             </h3>
             <dl>
                 <dt>"Result"</dt>

@@ -53,6 +53,8 @@ struct Sizes {
     requests_close: u32,
     concurrency: u32,
     blocked_below: u64,
+    /// Runs of each speedup and throughput figure, Node.js and Rust in turn.
+    repeat: usize,
 }
 
 impl Sizes {
@@ -69,6 +71,7 @@ impl Sizes {
                 requests_close: 300,
                 concurrency: 16,
                 blocked_below: 1_000_000,
+                repeat: 1,
             }
         } else {
             Sizes {
@@ -82,6 +85,7 @@ impl Sizes {
                 requests_close: 3_000,
                 concurrency: 32,
                 blocked_below: 5_000_000,
+                repeat: 3,
             }
         }
     }
@@ -234,7 +238,7 @@ struct Bench {
 }
 
 /// How many steps [`Bench::all`] takes, for the progress bar.
-const STEPS: usize = 34;
+const STEPS: usize = 170;
 
 type Result<T> = std::result::Result<T, String>;
 
@@ -308,9 +312,15 @@ impl Bench {
             let run = self.lab(threads(Runtime::Node, 1, 1_000)).await?;
             lab.extend(starts_ns(&run));
         }
-        let plain = self
-            .plain(json!({"measure": "worker_start", "count": z.starts}))
-            .await?;
+        // The lab times the first Worker of a freshly started node; so does
+        // the plain script, one process per sample.
+        let mut plain = Vec::new();
+        for _ in 0..z.starts {
+            plain.extend(
+                self.plain(json!({"measure": "worker_start", "count": 1}))
+                    .await?,
+            );
+        }
         let rust = self
             .probe("thread start", move || probes::start_latencies(z.starts))
             .await?;
@@ -324,7 +334,7 @@ impl Bench {
             )),
             node_plain: Some(Series::new(
                 "plain",
-                "bench.js: new Worker() → first message, one after another",
+                "bench.js: new Worker() → first message, the first Worker of a fresh node, one node per sample",
                 Unit::Nanos,
                 plain,
             )),
@@ -348,9 +358,13 @@ impl Bench {
                 &self.lab(children(Runtime::Rust, 1, 0, 1_000)).await?,
             ));
         }
-        let plain = self
-            .plain(json!({"measure": "fork_start", "count": z.starts}))
-            .await?;
+        let mut plain = Vec::new();
+        for _ in 0..z.starts {
+            plain.extend(
+                self.plain(json!({"measure": "fork_start", "count": 1}))
+                    .await?,
+            );
+        }
         Ok(Row {
             what: "Start: a child process to its first message".into(),
             node_lab: Some(Series::new(
@@ -361,7 +375,7 @@ impl Bench {
             )),
             node_plain: Some(Series::new(
                 "plain",
-                "bench.js: fork() → first message, one after another",
+                "bench.js: fork() → first message, the first child of a fresh node, one node per sample",
                 Unit::Nanos,
                 plain,
             )),
@@ -585,15 +599,12 @@ impl Bench {
                     "threads" => threads(runtime, workers, below),
                     _ => children(runtime, workers, 0, below),
                 };
-                let node = self.lab(spec(Runtime::Node)).await?;
-                let rust = self.lab(spec(Runtime::Rust)).await?;
-                let speedup = |lab: &LabState| {
-                    lab.summary
-                        .as_ref()
-                        .and_then(|s| s.speedup)
-                        .into_iter()
-                        .collect::<Vec<_>>()
-                };
+                let speedup = |lab: &LabState| lab.summary.as_ref().and_then(|s| s.speedup);
+                let (mut node, mut rust) = (Vec::new(), Vec::new());
+                for _ in 0..z.repeat {
+                    node.extend(speedup(&self.lab(spec(Runtime::Node)).await?));
+                    rust.extend(speedup(&self.lab(spec(Runtime::Rust)).await?));
+                }
                 rows.push(Row {
                     what: format!(
                         "Speedup: primes below {}, {workers} {name} against 1",
@@ -603,14 +614,14 @@ impl Bench {
                         "lab",
                         "one worker's wall time over the run's, both measured",
                         Unit::Ratio,
-                        speedup(&node),
+                        node,
                     )),
                     node_plain: None,
                     rust: Some(Series::new(
                         "lab",
                         "one worker's wall time over the run's, both measured",
                         Unit::Ratio,
-                        speedup(&rust),
+                        rust,
                     )),
                 });
             }
@@ -644,17 +655,22 @@ impl Bench {
                         workers,
                     };
                     let rps = |lab: &LabState| lab.load.iter().map(|l| l.rps).collect::<Vec<_>>();
-                    let node_rps = if node_has {
-                        Some(Series::new(
+                    // Node.js and Rust in turn, `repeat` times each.
+                    let (mut node, mut rust) = (Vec::new(), Vec::new());
+                    for _ in 0..z.repeat {
+                        if node_has {
+                            node.extend(rps(&self.lab(spec(Runtime::Node)).await?));
+                        }
+                        rust.extend(rps(&self.lab(spec(Runtime::Rust)).await?));
+                    }
+                    let node_rps = node_has.then(|| {
+                        Series::new(
                             "lab",
                             "cluster.js: http.createServer in each worker",
                             Unit::PerSecond,
-                            rps(&self.lab(spec(Runtime::Node)).await?),
-                        ))
-                    } else {
-                        None
-                    };
-                    let rust = self.lab(spec(Runtime::Rust)).await?;
+                            node,
+                        )
+                    });
                     rows.push(Row {
                         what: format!(
                             "Hello over HTTP: {}, {workers} worker{}, {}",
@@ -672,7 +688,7 @@ impl Bench {
                             "lab",
                             "the engine's hyper workers",
                             Unit::PerSecond,
-                            rps(&rust),
+                            rust,
                         )),
                     });
                 }

@@ -225,6 +225,7 @@ pub fn compare_table(c: &Calibration) -> String {
         }
         out.push('\n');
         let mut sizes: Vec<u64> = c.break_even.iter().map(|p| p.below).collect();
+        sizes.sort_unstable();
         sizes.dedup();
         for below in sizes {
             out.push_str(&format!("  {:>14}", format_count(below)));
