@@ -195,9 +195,12 @@ function runPass(n, { live, pool, memBefore }) {
             const latencyUs = Math.round(sinceStart(i, get(Slot.READY_AT_NS)) * 1000);
             onReady(i, latencyUs, Number(get(Slot.TID)));
           }
+          // A spawned Worker says it is ready before it has loaded the
+          // workload's code, so its total of steps may come a little later.
+          if (!s.total) s.total = Number(get(Slot.TOTAL));
           const isFinished = get(Slot.FINISHED) === 1n;
           const done = Number(get(Slot.DONE));
-          if (done > s.done) {
+          if (done > s.done && s.total > 0) {
             s.done = done;
             if (live) progress[i](done, s.total);
           }

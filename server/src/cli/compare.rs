@@ -30,7 +30,7 @@ pub async fn compare(args: CompareArgs, list_dir: PathBuf) -> ExitCode {
         }
     });
     if !args.json {
-        eprintln!("measuring every model on this machine; this takes a few seconds…");
+        eprintln!("measuring every model on this machine, on Node.js and on the Rust engine; this takes about half a minute…");
     }
     let figures = calibrate(&engine, &stop).await;
     interrupt.abort();
