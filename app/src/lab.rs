@@ -64,6 +64,12 @@ pub struct LabView {
 }
 
 impl LabView {
+    /// " (Node.js)" or " (Rust engine)" once a run has started: every
+    /// chart's caption names the runtime that produced its figures.
+    pub fn runtime_note(self) -> impl Fn() -> Option<String> + Copy + Send + Sync + 'static {
+        move || self.runtime.get().map(|r| format!(" ({})", r.label()))
+    }
+
     fn new(lab: RwSignal<LabState>) -> Self {
         LabView {
             phase: Memo::new(move |_| lab.with(|s| s.phase)),

@@ -76,7 +76,7 @@ pub fn Throughput(lab: LabView) -> AnyView {
     };
     view! {
         <figure class="chart throughput" class:empty=move || lab.ticks.with(|t| t.len() < 2)>
-            <figcaption>"Throughput over the run: requests answered per second"</figcaption>
+            <figcaption>"Throughput over the run: requests answered per second" {lab.runtime_note()}</figcaption>
             {drawing}
             <details>
                 <summary>"Throughput as a table"</summary>
@@ -189,7 +189,7 @@ pub fn LatencyHistogram(lab: LabView) -> AnyView {
     };
     view! {
         <figure class="chart histogram" class:empty=move || lab.load.with(Option::is_none)>
-            <figcaption>"How long requests took, from the load generator's HDR histogram"</figcaption>
+            <figcaption>"How long requests took, from the load generator's HDR histogram" {lab.runtime_note()}</figcaption>
             {drawing}
             <details>
                 <summary>"Latencies as a table"</summary>

@@ -221,6 +221,7 @@ pub fn Timeline(lab: LabView, noun: &'static str) -> AnyView {
         <figure class="timeline" class:empty=move || lab.workers.with(Vec::is_empty)>
             <figcaption>
                 {format!("Each {}'s life on the server's clock, from the start of the run", noun.to_lowercase())}
+                {lab.runtime_note()}
             </figcaption>
             {drawing}
             <ul class="legend" aria-hidden="true">

@@ -177,7 +177,7 @@ pub fn HeartbeatStrip(lab: LabView) -> AnyView {
     };
     view! {
         <figure class="heartbeat">
-            <figcaption>"The event loop's heartbeat: a mark every 20 ms it was free to tick"</figcaption>
+            <figcaption>"The event loop's heartbeat: a mark every 20 ms it was free to tick" {lab.runtime_note()}</figcaption>
             <svg viewBox=format!("0 0 {W} {H}") preserveAspectRatio="none" role="img"
                 aria-label="Heartbeat ticks over time; a gap means the loop was blocked">
                 {marks}
@@ -276,7 +276,7 @@ pub fn ClusterView(lab: LabView, kill: Callback<u32>) -> AnyView {
     };
     view! {
         <section class="cluster" aria-label="The cluster under load">
-            <p class="live">{live}</p>
+            <p class="live">{live} {lab.runtime_note()}</p>
             <div class="table-wrap">
                 <table class="share">
                     <caption>"Answers per worker"</caption>
@@ -351,7 +351,7 @@ pub fn RunHistory(lab: LabView) -> AnyView {
     view! {
         <div class="table-wrap history" class:empty=move || lab.history.with(Vec::is_empty)>
             <table>
-                <caption>"Your runs on this page, newest first"</caption>
+                <caption>"Your runs on this page, newest first, each on the runtime it names"</caption>
                 <thead>
                     <tr>
                         <th scope="col">"Run"</th>
@@ -509,7 +509,7 @@ pub fn PingStrip(lab: LabView) -> AnyView {
     };
     view! {
         <figure class="pings" class:empty=move || lab.pings.with(Vec::is_empty)>
-            <figcaption>"Requests from outside: a GET /ping every 50 ms, and how long each waited for its answer"</figcaption>
+            <figcaption>"Requests from outside: a GET /ping every 50 ms, and how long each waited for its answer" {lab.runtime_note()}</figcaption>
             <svg viewBox=format!("0 0 {W} {H}") preserveAspectRatio="none" role="img"
                 aria-label="Ping latency over time; tall marks are requests that waited behind the job. The figures are in the table below.">
                 {marks}
