@@ -405,9 +405,11 @@ pub fn RuntimeNote(lab: LabView, model: ModelKind, runtime: RwSignal<Runtime>) -
             }
             .into_any();
         }
+        // The features Node.js may lack are the cluster's (reuse_port).
         let missing = info
             .missing
             .iter()
+            .filter(|_| model == ModelKind::Cluster)
             .map(|m| format!("{} needs Node.js {}; ", m.feature, m.needs))
             .collect::<String>();
         match chosen {
