@@ -9,7 +9,7 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::components::A;
-use protocol::compare::{ratio, shown, Pick, COLUMNS, MEASURED};
+use protocol::compare::{ratio, reading, shown, Pick, COLUMNS, MEASURED};
 use protocol::format::{format_count, format_us, host_line, utc};
 use protocol::{Calibration, Figure, ModelKind, Runtime, SweepPoint};
 
@@ -93,7 +93,7 @@ const CLASSIC: [(&str, [&str; 4]); 6] = [
         "Shares a port",
         [
             "It owns its server",
-            "No",
+            "Not the main thread's: a Worker can open a port of its own, and with reusePort (Node.js v22.12+, Linux) several can share one",
             "Only when handed a server socket (send's second argument)",
             "Yes: that is what it is for",
         ],
@@ -370,70 +370,24 @@ fn Figures(c: Calibration) -> impl IntoView {
 }
 
 /// What the pass says, in sentences whose every figure comes from it and
-/// names its runtime.
+/// names its runtime, and whose every comparison is computed from the
+/// figures (`protocol::compare::reading`).
 #[component]
 fn Reading(c: Calibration) -> impl IntoView {
-    let value = |model, runtime, pick: Pick| figure(&c, model, runtime, pick).and_then(|f| f.value);
-    let show = |model, runtime, pick: Pick| {
-        figure(&c, model, runtime, pick)
-            .filter(|f| f.value.is_some())
-            .map_or("(not measured)".into(), |f| shown(&f))
-    };
-    let node = c
-        .runtimes
-        .iter()
-        .find(|r| r.runtime == Runtime::Node)
-        .and_then(|r| r.version.clone())
-        .map_or("Node.js".to_string(), |v| format!("Node.js {v}"));
-    let start: Pick = |m| &m.start;
-    let memory: Pick = |m| &m.memory;
-    let trip: Pick = |m| &m.round_trip;
-    let start_gap = |runtime| {
-        ratio(
-            value(ModelKind::ChildProcess, runtime, start),
-            value(ModelKind::Threads, runtime, start),
-        )
-    };
-    let worker_mem = value(ModelKind::Threads, Runtime::Node, memory);
-    let child_mem = value(ModelKind::ChildProcess, Runtime::Node, memory);
-    let memory_sentence = match (worker_mem, child_mem) {
-        (Some(w), Some(f)) if w >= f => format!(
-            "On {node} the gap is gone: an idle Worker added {} and a forked child held {} of its own — a Worker carries a whole V8 isolate and heap.",
-            show(ModelKind::Threads, Runtime::Node, memory),
-            show(ModelKind::ChildProcess, Runtime::Node, memory)
-        ),
-        (Some(_), Some(_)) => format!(
-            "On {node} the gap is small: an idle Worker added {} and a forked child held {} of its own — each Worker carries a whole V8 isolate and heap.",
-            show(ModelKind::Threads, Runtime::Node, memory),
-            show(ModelKind::ChildProcess, Runtime::Node, memory)
-        ),
-        _ => "Node.js's memory figures were not measured in this pass.".into(),
-    };
+    let sentences = reading(&c)
+        .into_iter()
+        .map(|s| view! { <li>{s}</li> })
+        .collect_view();
     view! {
         <ul class="reading">
+            {sentences}
             <li>
-                {format!(
-                    "Start cost is the big difference. On {node} a forked child took {} to start against {} for a Worker ({} as long); on the Rust engine a process took {} against {} for a thread ({}). That is why Node's documentation advises a pool of Workers: neither start is free next to a small task, and in Node.js even a thread costs milliseconds.",
-                    show(ModelKind::ChildProcess, Runtime::Node, start),
-                    show(ModelKind::Threads, Runtime::Node, start),
-                    start_gap(Runtime::Node),
-                    show(ModelKind::ChildProcess, Runtime::Rust, start),
-                    show(ModelKind::Threads, Runtime::Rust, start),
-                    start_gap(Runtime::Rust),
-                )}
-            </li>
-            <li>
-                {format!(
-                    "A small message costs about the same between threads as between processes: {} for postMessage and {} over fork()'s IPC channel on {node}; {} and {} on the Rust engine. Most of a round trip is waking the other side. Bulk data is another matter: postMessage copies (structured clone) unless the buffer is in a transfer list or a SharedArrayBuffer — see spawnlab bench for 1 MiB measured each way.",
-                    show(ModelKind::Threads, Runtime::Node, trip),
-                    show(ModelKind::ChildProcess, Runtime::Node, trip),
-                    show(ModelKind::Threads, Runtime::Rust, trip),
-                    show(ModelKind::ChildProcess, Runtime::Rust, trip),
-                )}
-            </li>
-            <li>
-                {memory_sentence}
-                " The two were measured differently: for threads, the process's growth in anonymous resident memory per worker; for a child, that child's own anonymous resident memory."
+                "Start cost is why Node's documentation advises a pool of Workers: neither start is "
+                "free next to a small task. Bulk data is the other difference the table leaves out: "
+                <code>"postMessage"</code>" copies (structured clone) unless the buffer is in a "
+                "transfer list or a "<code>"SharedArrayBuffer"</code>", and "<code>"fork()"</code>
+                "'s channel is JSON unless you ask for "<code>"serialization: 'advanced'"</code>
+                "; "<code>"spawnlab bench"</code>" measures 1 MiB each way on both runtimes."
             </li>
             <li>
                 "A speedup below the number of workers is the price of starting them and of sharing the cores with everything else on the machine; more workers than cores buys nothing for a CPU-bound job. The break-even sweep above shows where a second worker starts to pay on each runtime; try it in the "

@@ -13,8 +13,13 @@
 //! - `lab`: the lab component, its controls, timeline and charts.
 //! - `pages`: the pages.
 //! - [`compare`]: the compare page and the server function behind its figures.
+//! - [`quoted`]: every figure the pages quote rather than measure, with its
+//!   source and date.
+//! - [`topics`]: the sections each model's page adds beyond its lab.
 
 pub mod compare;
+pub mod quoted;
+pub mod topics;
 
 mod client;
 mod lab;

@@ -3,6 +3,8 @@
 
 use crate::compare::BreakEvenFromPass;
 use crate::lab::Lab;
+use crate::quoted::Q;
+use crate::topics::{ChildDetails, ClusterOps, LibuvPool, Partitioning, WorkerDetails};
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::components::A;
@@ -20,8 +22,11 @@ pub fn HomePage() -> AnyView {
                 "enough, Node gives you three tools: start another program ("<code>"child_process"</code>
                 "), run several copies of your server behind one port ("<code>"cluster"</code>"), or "
                 "run JavaScript on more threads inside one process ("<code>"worker_threads"</code>"). "
-                "This site explains what each one really does, and its labs run real workloads on the "
-                "server you are reading this from, so every figure you see was measured a moment ago."
+                "This site explains what each one really does, and its labs run real workloads — on "
+                "real Node.js, and on a Rust engine that shows what the operating system itself "
+                "costs — on the server you are reading this from. A lab's figures are measured when "
+                "you press Run; the comparison's are measured once and kept for a few minutes, with "
+                "the time they were taken; figures quoted from elsewhere name their source and date."
             </p>
         </section>
         <section class="models" aria-label="The three models">
@@ -220,10 +225,14 @@ pub fn ThreadsPage() -> AnyView {
                     <code>"SharedArrayBuffer"</code>" memory is shared."
                 </p>
                 <p class="source">
-                    "Measured on a 2-core VM like this one with Node.js v20.20.2 (2026-11-26): "
-                    "each idle Worker added about 8–10 MiB, its own heap among it, and a 1 MiB "
-                    "object took 0.5 ms to post there and back by structured clone, against "
-                    "0.05 ms handed over as a "<code>"SharedArrayBuffer"</code>"."
+                    "Measured on a 2-core VM with Node.js v20.20.2 (2026-11-26): each idle Worker "
+                    "added about "<Q id="worker_memory"/>" — its own heap among it — and a 1 MiB "
+                    <code>"Uint8Array"</code>" took "<Q id="mib_clone"/>" to post there and back by "
+                    "structured clone, against "<Q id="mib_transfer"/>" moved in a transfer list and "
+                    <Q id="mib_shared"/>" handed over as a "<code>"SharedArrayBuffer"</code>". An "
+                    "object graph costs more to clone than a flat typed array. This server's own "
+                    "figures are in "<code>"spawnlab bench"</code>" and on the "
+                    <A href="/compare">"comparison"</A>"."
                 </p>
             </aside>
             <h2>"What this server does"</h2>
@@ -286,12 +295,16 @@ pub fn ThreadsPage() -> AnyView {
                 </li>
             </ul>
             <p class="source">
-                "For comparison, on a 2-core virtual machine of the kind this site was built on, "
-                "Node.js v20.20.2 took a median 14.9 ms from "<code>"new Worker()"</code>" to the "
-                "first message, and counting primes below 20,000,000 on 2 workers ran 1.95× faster "
-                "than on the main thread (measured 2026-11-26). A native thread starts in tens of "
-                "microseconds: compare with the start latencies the lab reports."
+                "For comparison, on a 2-core VM with Node.js v20.20.2 (2026-11-26): "
+                <code>"new Worker()"</code>" took a median "<Q id="worker_start"/>" to its first "
+                "message; counting the primes below 5,000,000 ("<Q id="job_5m"/>" on the main "
+                "thread) was "<Q id="one_worker_slower"/>" slower on one Worker and "
+                <Q id="one_fork_slower"/>" slower in one forked child, while two workers still ran "
+                <Q id="speedup_5m_threads"/>" (Workers) and "<Q id="speedup_5m_fork"/>" (forks) "
+                "faster; below 20,000,000, two Workers ran "<Q id="speedup_20m_threads"/>" faster. "
+                "A Rust thread starts in microseconds: run the lab on both runtimes and compare."
             </p>
+            <WorkerDetails/>
         </article>
     }
     .into_any()
@@ -341,9 +354,12 @@ pub fn MainThreadPage() -> AnyView {
             <p>
                 "The event loop takes one callback at a time and runs it to the end. Waiting — for "
                 "the network, a file, a timer — happens outside JavaScript, so while a request "
-                "waits the loop serves others. Computing happens inside it: a handler that spends "
-                "200 ms counting primes keeps every other request, timer and heartbeat waiting "
-                "for those 200 ms. Node's guide calls this blocking the event loop."
+                "waits the loop serves others: thousands of waits run at once on one loop, with no "
+                "thread per wait. Computing happens inside it: a handler that spends a fifth of a "
+                "second counting primes keeps every other request, timer and heartbeat waiting for "
+                "all of it. So does a synchronous wait — "<code>"Atomics.wait"</code>", "
+                <code>"execSync"</code>", any "<code>"*Sync"</code>" call — though it uses no CPU. "
+                "Node's guide calls this blocking the event loop."
             </p>
             <aside class="misconception" aria-label="Common misconception">
                 <h3>"Common misconception: “async code never blocks”"</h3>
@@ -353,20 +369,24 @@ pub fn MainThreadPage() -> AnyView {
                     "runs on the loop, start to finish."
                 </p>
                 <p class="source">
-                    "Measured on a 2-core VM like this one with Node.js v20.20.2 (2026-11-26): "
-                    "while a 196 ms computation ran in a handler, a trivial "<code>"/ping"</code>
-                    " request waited a median 560 ms; with the computation moved to a pool of one "
-                    "Worker, the same "<code>"/ping"</code>" took 0.58 ms."
+                    "Measured on a 2-core VM with Node.js v20.20.2 (2026-11-26): while a "
+                    <Q id="blocked_job"/>" computation ran in a handler, a trivial "
+                    <code>"/ping"</code>" waited a median "<Q id="blocked_ping_p50"/>" — longer than "
+                    "the job, because two clients kept the heavy route busy and a ping often queued "
+                    "behind more than one job. With the computation moved to a pool of one Worker, "
+                    "the same "<code>"/ping"</code>" took "<Q id="offloaded_ping"/>". Offloading "
+                    "kept the loop answering; it did not make the heavy job itself any faster."
                 </p>
             </aside>
             <h2>"What this server does"</h2>
             <p>
                 "On Node.js, the server starts our script "
                 <a href="/node/main_thread.js"><code>"main_thread.js"</code></a>
-                " in a process of its own: a heartbeat due every 20 ms, "
+                " in a process of its own: a heartbeat due every "<Q id="tick"/>", "
                 <code>"perf_hooks.monitorEventLoopDelay"</code>", and a tiny HTTP server whose "
-                <code>"/ping"</code>" the server requests from outside every 50 ms, as other users "
-                "would. After a calm 300 ms the job runs on that loop; every tick and every ping "
+                <code>"/ping"</code>" the server requests from outside every "<Q id="ping_every"/>
+                ", as other users would. After a calm "<Q id="calm"/>" the job runs on that loop; "
+                "every tick and every ping "
                 "that falls due meanwhile has to wait. On the Rust engine, the same lab runs on "
                 "a single-threaded async runtime of its own, with the same heartbeat and "
                 <code>"/ping"</code>". Compare the waits: "<strong>"wait on a timer"</strong>" is "
@@ -376,11 +396,13 @@ pub fn MainThreadPage() -> AnyView {
             <CodePair node=BLOCKING_NODE rust=BLOCKING_RUST/>
             <Lab model=ModelKind::MainThread/>
             <p class="source">
-                "For comparison, on a 2-core virtual machine like the one this site was built on, "
-                "a 196 ms CPU job on Node.js's main thread made a lightweight "<code>"/ping"</code>
-                " wait 560 ms at the median (800 ms at p99); with the job moved to a pool of one "
-                "worker thread, the ping took 0.58 ms (Node.js v20.20.2, measured 2026-11-26)."
+                "In the lab, one job runs at a time, so a ping waits at most for the one job: "
+                "compare your runs' ping latencies with the job's own time. The quoted "
+                <Q id="blocked_ping_p50"/>" median ("<Q id="blocked_ping_p99"/>" at p99) came from "
+                "two clients keeping the heavy route queued."
             </p>
+            <LibuvPool/>
+            <Partitioning/>
         </article>
     }
     .into_any()
@@ -416,9 +438,12 @@ pub fn ChildProcessPage() -> AnyView {
                     "start-up cost is a whole new runtime, which is why it is measured below."
                 </p>
                 <p class="source">
-                    "Measured on a 2-core VM like this one with Node.js v20.20.2 (2026-11-26): "
-                    <code>"fork()"</code>" to the child's first message took a median 49 ms, "
-                    "against 14.9 ms for "<code>"new Worker()"</code>"."
+                    "Measured on a 2-core VM with Node.js v20.20.2 (2026-11-26): "
+                    <code>"fork()"</code>" to the child's first message took a median "
+                    <Q id="fork_start"/>", against "<Q id="worker_start"/>" for "
+                    <code>"new Worker()"</code>"; on a second VM of the same size, "
+                    <Q id="fork_start_b"/>" against "<Q id="worker_start_b"/>". About three times: "
+                    "in Node.js, a thread is not the order of magnitude cheaper that it is natively."
                 </p>
             </aside>
             <h2>"What this server does"</h2>
@@ -432,20 +457,24 @@ pub fn ChildProcessPage() -> AnyView {
                 "own CPU time and memory. Other programs run with "<code>"execFile"</code>" from a "
                 "fixed list, from an argument vector, never through a shell. On the Rust engine, "
                 "the server instead re-executes its own program in a hidden worker mode, talking "
-                "to it over its standard input and output (one JSON object per line). The "
+                "to it over its standard input and output (one JSON object per line) — unlike "
+                <code>"fork()"</code>", whose IPC channel is a channel of its own beside them. The "
                 "“anonymous” memory is what one more worker really adds; the rest of its resident "
                 "memory is the program file, shared with every other copy."
             </p>
             <CodePair node=FORK_NODE rust=FORK_RUST/>
             <Lab model=ModelKind::ChildProcess/>
             <p class="source">
-                "For comparison, on a 2-core virtual machine like this one, Node.js v20.20.2 took "
-                "a median 49 ms from "<code>"fork()"</code>" to the child's first message, an "
-                "idle forked child held 41.5 MiB resident of which 6.8 MiB was its own, and a "
-                "small IPC round trip took 59.5 µs (measured 2026-11-26). An old Node.js "
-                "guideline said to assume at least 30 ms and 10 MB per new process "
-                "(nodejs/node-v0.x-archive#9223)."
+                "For comparison, on a 2-core VM with Node.js v20.20.2 (2026-11-26): an idle forked "
+                "child held "<Q id="fork_rss"/>" resident, of which "<Q id="fork_private"/>" was "
+                "its own; a small IPC round trip took "<Q id="ipc_round_trip"/>"; and a 1 MiB "
+                <code>"Uint8Array"</code>" took "<Q id="mib_ipc_json"/>" there and back as JSON, "
+                "the default, against "<Q id="mib_ipc_advanced"/>" with "
+                <code>"serialization: 'advanced'"</code>" — use it for binary data. An old Node.js "
+                "guideline said to assume at least "<Q id="guideline_ms"/>" and "
+                <Q id="guideline_mb"/>" per new process (nodejs/node-v0.x-archive#9223)."
             </p>
+            <ChildDetails/>
         </article>
     }
     .into_any()
@@ -473,19 +502,21 @@ pub fn ClusterPage() -> AnyView {
                 <code>"cluster.schedulingPolicy"</code>" or "<code>"NODE_CLUSTER_SCHED_POLICY"</code>"."
             </p>
             <aside class="misconception" aria-label="Common misconception">
-                <h3>"Common misconception: “letting workers accept is fairer”"</h3>
+                <h3>"Common misconception: “letting workers accept is faster”"</h3>
                 <p>
-                    "Node's documentation warns that the shared-socket method, though faster in "
-                    "theory, is very unbalanced in practice: in its own tests over 70% of "
-                    "connections went to two of eight processes, because of how the operating "
-                    "system wakes processes. Run both below and compare the shares. Note also "
-                    "that round robin balances connections, not requests: with keep-alive, a "
-                    "connection's every request goes to the worker that got the connection."
+                    "Node's documentation calls the shared-socket method faster in theory, and warns "
+                    "that in practice distribution tends to be very unbalanced: loads have been "
+                    "observed where over "<Q id="docs_70"/>" of all connections ended up in just two "
+                    "of eight processes, because of how the operating system schedules them. Run "
+                    "both below and compare the shares. Note also that round robin balances "
+                    "connections, not requests: with keep-alive, a connection's every request goes "
+                    "to the worker that got the connection."
                 </p>
                 <p class="source">
-                    "Measured on a 2-core VM like this one with Node.js v20.20.2 and 64 keep-alive "
-                    "connections (2026-11-26): under "<code>"SCHED_NONE"</code>" the busiest of two "
-                    "workers answered 67% of the requests; under round robin, 59%."
+                    "Measured with wrk on a 2-core VM, Node.js v20.20.2, 64 keep-alive connections "
+                    "(2026-11-26): under "<code>"SCHED_NONE"</code>" the busier of two workers "
+                    "answered "<Q id="busiest_none"/>" of the requests; under round robin, "
+                    <Q id="busiest_rr"/>"."
                 </p>
             </aside>
             <h2>"What this server does"</h2>
@@ -496,8 +527,11 @@ pub fn ClusterPage() -> AnyView {
                 <code>"http.createServer"</code>". Round robin is "<code>"SCHED_RR"</code>"; shared "
                 "socket is "<code>"SCHED_NONE"</code>"; "<code>"SO_REUSEPORT"</code>" is "
                 <code>"listen({ reusePort: true })"</code>", which only Node.js v22.12 and v23.1 "
-                "and newer have — older versions ignore the option silently, so the server tries "
-                "a real double bind at start-up and offers it only where it works. On the Rust "
+                "and newer have, on Linux and a few BSDs — older versions ignore the option "
+                "silently, so the server tries a real double bind at start-up and offers it only "
+                "where it works. Each worker then owns a socket of its own, and connections "
+                "already queued on a worker's socket when it dies are dropped with it: a shared "
+                "listening socket does not have that problem. On the Rust "
                 "engine, a primary process of the server's own passes each connection's file "
                 "descriptor to the next worker over a Unix socket, or the listening socket itself, "
                 "or lets each worker bind the port with "<code>"SO_REUSEPORT"</code>". Either way "
@@ -527,9 +561,9 @@ pub fn ClusterPage() -> AnyView {
                     "accept and pass on, and the requests per second fall accordingly."
                 </li>
                 <li>
-                    "Burn 5 ms of CPU per request on 1 worker, then on 2: the second core roughly "
-                    "doubles what the cluster can answer. With hello, the load generator on the same "
-                    "cores is the limit instead."
+                    "Burn a few milliseconds of CPU per request on 1 worker, then on 2: the second "
+                    "core roughly doubles what the cluster can answer. With hello, the load "
+                    "generator on the same cores is the limit instead."
                 </li>
             </ul>
             <h2>"Why a load balancer is still needed"</h2>
@@ -537,17 +571,23 @@ pub fn ClusterPage() -> AnyView {
                 "A cluster ends at the machine's edge: it cannot survive that machine failing, "
                 "and it cannot add a second one. A load balancer such as nginx or HAProxy in "
                 "front of several machines, each running its own cluster, takes over from there. "
-                "Workers share nothing, so anything that must survive a request (sessions, "
-                "caches) belongs outside them; Node's cluster has no sticky sessions of its own."
+                "Workers share nothing: a per-worker cache is fine, but state that must agree "
+                "across workers (sessions, rate limits, who is in which chat room) belongs outside "
+                "them, since Node's cluster has no sticky sessions of its own."
             </p>
             <p class="source">
-                "For comparison, on a 2-core virtual machine like this one with Node.js v20.20.2 "
-                "and 64 keep-alive connections from wrk: one process answered 84.5k requests/s; "
-                "a cluster of two, round robin, 87.1k with the busiest worker taking 59%; "
-                <code>"SCHED_NONE"</code>" 87.5k with the busiest at 67% (measured 2026-11-26; "
-                "wrk itself needed about a core). With a new connection per request, round robin "
-                "fell to 10.5k/s, because the primary accepts every connection and passes it on."
+                "Why Node's own figures here vary: the load generator runs on the same two cores as "
+                "the cluster, so it takes a share of the CPU the workers would use. Measured with "
+                "wrk (which needs far less CPU per request than this server's load generator), "
+                "64 keep-alive connections, Node.js v20.20.2, on two 2-core VMs: one process "
+                "answered "<Q id="hello_one_a"/>" and "<Q id="hello_one_b"/>" requests/s; a "
+                "round-robin cluster of two, "<Q id="hello_rr_a"/>" and "<Q id="hello_rr_b"/>"; "
+                <code>"SCHED_NONE"</code>", "<Q id="hello_none_a"/>" on the first. With a new "
+                "connection per request, the round-robin cluster fell to "<Q id="close_rr"/>
+                " against "<Q id="close_one"/>" for one process alone: its primary accepts every "
+                "connection and passes it on."
             </p>
+            <ClusterOps/>
         </article>
     }
     .into_any()
@@ -616,8 +656,11 @@ child.send({ below: 10_000_000 }); // serialized
 
 // child.js
 process.on('message', ({ below }) => {
-  process.send({ count: countPrimes(below) });
-  process.exit(0);
+  // send() is asynchronous: exiting right after it can
+  // lose the message. Leave once it has gone out.
+  process.send({ count: countPrimes(below) }, () => {
+    process.disconnect();
+  });
 });"#;
 
 const FORK_RUST: &str = r#"// This very binary, started again in its
@@ -648,8 +691,15 @@ if (cluster.isPrimary) {
   for (let i = 0; i < availableParallelism(); i++) {
     cluster.fork();
   }
-  // Nobody replaces a dead worker unless you do.
-  cluster.on('exit', () => cluster.fork());
+  // The primary restarts nothing by itself: this
+  // is your code. Skip workers you stopped on purpose,
+  // and back off so a crash loop cannot fork-bomb.
+  let delay = 100;
+  cluster.on('exit', (worker) => {
+    if (worker.exitedAfterDisconnect) return;
+    setTimeout(() => cluster.fork(), delay);
+    delay = Math.min(delay * 2, 10_000);
+  });
 } else {
   // Every worker "listens" on 8000; the primary
   // owns the socket and hands connections out.

@@ -420,7 +420,10 @@ fn main_figures(who: &Who, main: &LabState, hello_alone: &LabState, job: &str) -
     ModelFigures {
         model: ModelKind::MainThread,
         runtime: who.runtime,
-        start: Figure::none(Unit::Micros, "nothing to start: the loop is already running"),
+        start: Figure::none(
+            Unit::Micros,
+            "nothing to start: the loop is already running",
+        ),
         round_trip: Figure::none(Unit::Nanos, "no second party to send a message to"),
         memory: Figure::none(Unit::Bytes, "no worker to add"),
         job_wall: match wall(main) {
@@ -431,12 +434,16 @@ fn main_figures(who: &Who, main: &LabState, hello_alone: &LabState, job: &str) -
             ),
             None => Figure::none(Unit::Micros, "the run reported no time"),
         },
-        speedup: Figure::none(Unit::Ratio, "one loop uses one core: there is nothing to divide"),
+        speedup: Figure::none(
+            Unit::Ratio,
+            "one loop uses one core: there is nothing to divide",
+        ),
         hello_rps: rps(
             who,
             hello_alone,
             who.pick(
-                "one process serving alone (a cluster of one worker): a Node.js server without cluster",
+                "a cluster of one worker: its primary still accepts every connection and hands it \
+                 over, so a plain server without cluster skips one step",
                 "the engine's HTTP worker serving alone behind its primary (a cluster of one)",
             ),
         ),
@@ -572,18 +579,12 @@ fn cluster_figures(
                 "the primary spawning a worker to that worker listening",
             ),
         ),
-        round_trip: match &hello.load {
-            Some(load) => Figure::measured(
-                load.latency.p50_us as f64 * 1_000.0,
-                Unit::Nanos,
-                format!(
-                    "{}: median latency of a hello request on a kept-alive loopback connection, \
-                     {HELLO_CONCURRENCY} in flight: an HTTP exchange, not an IPC message",
-                    who.name()
-                ),
-            ),
-            None => Figure::none(Unit::Nanos, "the load generator reported nothing"),
-        },
+        // A cluster's requests are HTTP exchanges, not IPC messages: their
+        // latency is in the lab, not in this row.
+        round_trip: Figure::none(
+            Unit::Nanos,
+            "clients reach a cluster over HTTP, not IPC: see request latency in its lab",
+        ),
         memory: memory(who, hello, "worker"),
         job_wall: Figure::none(
             Unit::Micros,

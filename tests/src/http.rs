@@ -12,6 +12,25 @@ pub async fn http_get(addr: SocketAddr, path: &str) -> Result<(u16, String)> {
     http_request(addr, "GET", path, None).await
 }
 
+/// The start of a page, up to and including the first `until`: what a
+/// streamed page sends before the parts that wait for slow data. The raw
+/// bytes, headers included, as text.
+pub async fn http_get_until(addr: SocketAddr, path: &str, until: &str) -> Result<String> {
+    let mut stream = TcpStream::connect(addr).await?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await?;
+    let mut raw = Vec::new();
+    let mut chunk = [0u8; 16 * 1024];
+    loop {
+        let n = stream.read(&mut chunk).await?;
+        raw.extend_from_slice(&chunk[..n]);
+        let text = String::from_utf8_lossy(&raw);
+        if n == 0 || text.contains(until) {
+            return Ok(text.into_owned());
+        }
+    }
+}
+
 /// A plain HTTP/1.1 POST of a form body, as a server function call is made.
 pub async fn http_post_form(addr: SocketAddr, path: &str, form: &str) -> Result<(u16, String)> {
     http_request(addr, "POST", path, Some(form)).await

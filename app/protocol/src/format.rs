@@ -161,10 +161,15 @@ pub fn host_line(host: &HostInfo) -> String {
     };
     let [one, five, fifteen] = host.load_average;
     format!(
-        "{}, {cores}, {} of memory ({} free), load {one:.2} / {five:.2} / {fifteen:.2}",
+        "{}, {cores}, {} of memory ({} free), load {one:.2} / {five:.2} / {fifteen:.2}{}",
         host.cpu_model,
         format_bytes(host.memory_total_bytes),
-        format_bytes(host.memory_available_bytes)
+        format_bytes(host.memory_available_bytes),
+        if host.debug_build {
+            "; a debug build of the server (its engine compiled optimised)"
+        } else {
+            ""
+        }
     )
 }
 

@@ -63,10 +63,21 @@ pub struct Tick {
     pub per_worker: Vec<u64>,
     pub completed: u64,
     pub errors: u64,
+    /// Answers per second over this tick alone: the throughput line.
     pub rps: f64,
+    /// Time since the load began, in ms.
+    pub load_ms: u64,
     pub p50_us: u64,
     pub p90_us: u64,
     pub p99_us: u64,
+}
+
+impl Tick {
+    /// Answers per second so far: answered requests over the load's time,
+    /// the same definition as the final figure's.
+    pub fn rate_so_far(&self) -> f64 {
+        self.completed as f64 * 1_000.0 / self.load_ms.max(1) as f64
+    }
 }
 
 /// A worker's death or replacement during a cluster run.
@@ -400,6 +411,7 @@ impl LabState {
                 completed,
                 errors,
                 rps,
+                load_ms,
                 p50_us,
                 p90_us,
                 p99_us,
@@ -412,6 +424,7 @@ impl LabState {
                     completed,
                     errors,
                     rps,
+                    load_ms,
                     p50_us,
                     p90_us,
                     p99_us,
@@ -649,6 +662,7 @@ mod tests {
                     memory_total_bytes: 1,
                     memory_available_bytes: 1,
                     busy: false,
+                    debug_build: false,
                 },
             });
             for worker in 0..2 {

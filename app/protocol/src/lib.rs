@@ -427,8 +427,14 @@ pub enum ServerEvent {
         per_worker: Vec<u64>,
         completed: u64,
         errors: u64,
-        /// Responses per second over the last tick.
+        /// Responses per second over the last tick (a quarter second): the
+        /// throughput line's points.
         rps: f64,
+        /// Time since the load began, in milliseconds: answered requests
+        /// over this is the load's rate so far, defined as the final
+        /// `load_finished` rate is.
+        #[serde(default)]
+        load_ms: u64,
         p50_us: u64,
         p90_us: u64,
         p99_us: u64,
@@ -588,6 +594,10 @@ pub struct HostInfo {
     /// True when the machine was already busy as the run began, so its
     /// figures are likely slower than on a quiet machine.
     pub busy: bool,
+    /// True when the server is a debug build (its engine is compiled
+    /// optimised even then, but the page says so).
+    #[serde(default)]
+    pub debug_build: bool,
 }
 
 /// What the cluster's load generator measured.

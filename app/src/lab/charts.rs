@@ -76,7 +76,7 @@ pub fn Throughput(lab: LabView) -> AnyView {
     };
     view! {
         <figure class="chart throughput" class:empty=move || lab.ticks.with(|t| t.len() < 2)>
-            <figcaption>"Throughput over the run: requests answered per second" {lab.runtime_note()}</figcaption>
+            <figcaption>"Throughput over the run: requests answered in each quarter second, as a rate per second" {lab.runtime_note()}</figcaption>
             {drawing}
             <details>
                 <summary>"Throughput as a table"</summary>

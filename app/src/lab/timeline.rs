@@ -345,6 +345,7 @@ mod tests {
             completed: 40,
             errors: 1,
             rps: 500.0,
+            load_ms: 70,
             p50_us: 1,
             p90_us: 2,
             p99_us: 3,

@@ -3,6 +3,7 @@
 //! as text or a table beside it.
 
 use super::LabView;
+use crate::quoted::Q;
 use leptos::prelude::*;
 use protocol::compare::pair_rows;
 use protocol::format::{
@@ -177,7 +178,7 @@ pub fn HeartbeatStrip(lab: LabView) -> AnyView {
     };
     view! {
         <figure class="heartbeat">
-            <figcaption>"The event loop's heartbeat: a mark every 20 ms it was free to tick" {lab.runtime_note()}</figcaption>
+            <figcaption>"The event loop's heartbeat: a mark every " <Q id="tick"/> " it was free to tick" {lab.runtime_note()}</figcaption>
             <svg viewBox=format!("0 0 {W} {H}") preserveAspectRatio="none" role="img"
                 aria-label="Heartbeat ticks over time; a gap means the loop was blocked">
                 {marks}
@@ -238,10 +239,10 @@ pub fn ClusterView(lab: LabView, kill: Callback<u32>) -> AnyView {
         lab.ticks.with(|ticks| {
             ticks.last().map(|t| {
                 format!(
-                    "{} answered, {} failed · {:.0} requests/s · latency p50 {} · p90 {} · p99 {}",
+                    "{} answered, {} failed · {:.0} requests/s so far · latency p50 {} · p90 {} · p99 {}",
                     format_count(t.completed),
                     format_count(t.errors),
-                    t.rps,
+                    t.rate_so_far(),
                     format_us(t.p50_us),
                     format_us(t.p90_us),
                     format_us(t.p99_us)
@@ -511,7 +512,7 @@ pub fn PingStrip(lab: LabView) -> AnyView {
     };
     view! {
         <figure class="pings" class:empty=move || lab.pings.with(Vec::is_empty)>
-            <figcaption>"Requests from outside: a GET /ping every 50 ms, and how long each waited for its answer" {lab.runtime_note()}</figcaption>
+            <figcaption>"Requests from outside: a GET /ping every " <Q id="ping_every"/> ", and how long each waited for its answer" {lab.runtime_note()}</figcaption>
             <svg viewBox=format!("0 0 {W} {H}") preserveAspectRatio="none" role="img"
                 aria-label="Ping latency over time; tall marks are requests that waited behind the job. The figures are in the table below.">
                 {marks}

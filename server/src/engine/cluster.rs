@@ -510,7 +510,7 @@ pub async fn drive(
                 None => break,
             },
             _ = ticker.tick() => {
-                last_completed = tick(id, &tally, last_completed, clock.at_ms(), events);
+                last_completed = tick(id, &tally, last_completed, clock.at_ms(), started.elapsed(), events);
             }
             // A kill the learner asked for, now.
             Some(worker) = async { faults.as_mut()?.recv().await } => {
@@ -534,7 +534,14 @@ pub async fn drive(
             },
         }
     }
-    tick(id, &tally, last_completed, clock.at_ms(), events);
+    tick(
+        id,
+        &tally,
+        last_completed,
+        clock.at_ms(),
+        started.elapsed(),
+        events,
+    );
     Ok(LoadDone {
         tally,
         duration: started.elapsed(),
@@ -594,7 +601,14 @@ pub fn report(
 }
 
 /// Stream the live figures; returns the completed count for the next tick.
-fn tick(id: RunId, tally: &Tally, last_completed: u64, at_ms: u64, events: &EventSink) -> u64 {
+fn tick(
+    id: RunId,
+    tally: &Tally,
+    last_completed: u64,
+    at_ms: u64,
+    load: Duration,
+    events: &EventSink,
+) -> u64 {
     let latency = tally.latency();
     let _ = events.send(ServerEvent::ClusterTick {
         run: id,
@@ -603,6 +617,7 @@ fn tick(id: RunId, tally: &Tally, last_completed: u64, at_ms: u64, events: &Even
         completed: tally.completed,
         errors: tally.errors,
         rps: (tally.completed - last_completed) as f64 / TICK.as_secs_f64(),
+        load_ms: load.as_millis() as u64,
         p50_us: latency.p50_us,
         p90_us: latency.p90_us,
         p99_us: latency.p99_us,

@@ -41,6 +41,7 @@ pub fn describe() -> HostInfo {
         memory_total_bytes: meminfo.as_ref().map_or(0, |m| m.mem_total),
         memory_available_bytes: meminfo.and_then(|m| m.mem_available).unwrap_or(0),
         busy: busy_share > BUSY_SHARE,
+        debug_build: cfg!(debug_assertions),
     }
 }
 
@@ -54,6 +55,7 @@ pub fn unknown() -> HostInfo {
         memory_total_bytes: 0,
         memory_available_bytes: 0,
         busy: false,
+        debug_build: cfg!(debug_assertions),
     }
 }
 

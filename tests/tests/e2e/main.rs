@@ -12,5 +12,6 @@ mod cluster;
 mod compare;
 mod main_thread;
 mod node;
+mod pages;
 mod panics;
 mod websocket;
