@@ -26,7 +26,7 @@ use protocol::{
 };
 use timeline::Timeline;
 use views::{
-    ClusterView, HeartbeatStrip, PairTable, PingStrip, RunHistory, RuntimeNote, Summary,
+    ClusterView, HeartbeatStrip, PairTable, PingStrip, PoolStrip, RunHistory, RuntimeNote, Summary,
     WorkerTable,
 };
 
@@ -61,6 +61,8 @@ pub struct LabView {
     pub pings: Memo<Vec<(u64, Option<u64>)>>,
     /// Main thread, Node.js: `monitorEventLoopDelay`'s p50, p99, max.
     pub loop_delay: Memo<Option<(u64, u64, u64)>>,
+    /// Main thread, Node.js, `pool_hash`: each hash and when it finished.
+    pub pool_tasks: Memo<Vec<(u32, u64)>>,
 }
 
 impl LabView {
@@ -91,6 +93,7 @@ impl LabView {
             spec: Memo::new(move |_| lab.with(|s| s.spec.clone())),
             pings: Memo::new(move |_| lab.with(|s| s.pings.clone())),
             loop_delay: Memo::new(move |_| lab.with(|s| s.loop_delay)),
+            pool_tasks: Memo::new(move |_| lab.with(|s| s.pool_tasks.clone())),
         }
     }
 }
@@ -189,7 +192,7 @@ pub fn Lab(model: ModelKind) -> AnyView {
     };
     // The same settings on Node.js, then on the Rust engine.
     let both = move |_| {
-        if ready() {
+        if ready() && !c.node_only() {
             let spec = c.spec(model);
             then.set_value(Some(RunSpec {
                 runtime: Runtime::Rust,
@@ -233,7 +236,13 @@ pub fn Lab(model: ModelKind) -> AnyView {
                     <button id="run" type="submit" disabled=move || !ready()>
                         "Run"
                     </button>
-                    <button id="run-both" type="button" on:click=both disabled=move || !ready()>
+                    <button
+                        id="run-both"
+                        type="button"
+                        on:click=both
+                        disabled=move || !ready() || c.node_only()
+                        title=move || c.node_only().then_some("This workload runs on Node.js alone: the Rust engine has no libuv thread pool.")
+                    >
                         "Run on both"
                     </button>
                     <button
@@ -263,6 +272,7 @@ pub fn Lab(model: ModelKind) -> AnyView {
             {(model == ModelKind::MainThread).then(|| view! {
                 <HeartbeatStrip lab=state/>
                 <PingStrip lab=state/>
+                <PoolStrip lab=state/>
             })}
             {(model == ModelKind::Cluster).then(|| view! {
                 <ClusterView lab=state kill=kill/>

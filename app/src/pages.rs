@@ -391,7 +391,12 @@ pub fn MainThreadPage() -> AnyView {
                 "a single-threaded async runtime of its own, with the same heartbeat and "
                 <code>"/ping"</code>". Compare the waits: "<strong>"wait on a timer"</strong>" is "
                 <code>"await"</code>", and the loop stays free; "<strong>"wait synchronously"</strong>
-                " ("<code>"Atomics.wait"</code>") uses no CPU at all and freezes the loop anyway."
+                " ("<code>"Atomics.wait"</code>") uses no CPU at all and freezes the loop anyway. "
+                "The last workload, "<strong>"hash on libuv's thread pool"</strong>", runs on "
+                "Node.js alone: it starts that many asynchronous "<code>"crypto.pbkdf2"</code>
+                " calls at once, with "<code>"UV_THREADPOOL_SIZE"</code>" set to the pool you "
+                "choose, and draws when each one finished (see below: the loop is not the "
+                "only thread)."
             </p>
             <CodePair node=BLOCKING_NODE rust=BLOCKING_RUST/>
             <Lab model=ModelKind::MainThread/>

@@ -152,7 +152,7 @@ impl Stop {
 #[derive(Debug, Clone)]
 pub enum Plan {
     /// The work on the run's own event loop.
-    MainThread { work: Compute },
+    MainThread { work: MainWork },
     /// The work shared out over threads.
     Threads {
         work: Compute,
@@ -167,6 +167,17 @@ pub enum Plan {
     },
     /// A cluster under the engine's load.
     Cluster(cluster::Plan),
+}
+
+/// What a main-thread run does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MainWork {
+    /// Work on the loop itself, which blocks it (or, for `sleep`, does not).
+    Compute(Compute),
+    /// Asynchronous hashes handed to libuv's thread pool of `pool_threads`
+    /// threads while the loop stays free. Only Node.js has that pool; the
+    /// limits refuse it on the Rust engine.
+    PoolHash { calls: u32, pool_threads: u32 },
 }
 
 /// Memory, in MiB, that one of each kind of worker holds, rounded up from
@@ -569,7 +580,20 @@ impl Engine {
         faults: Option<Faults>,
     ) -> Result<ModelRun, RunError> {
         match plan {
-            Plan::MainThread { work } => main_thread::run(id, work, events, stop).await,
+            Plan::MainThread {
+                work: MainWork::Compute(work),
+            } => main_thread::run(id, work, events, stop).await,
+            // The limits refuse this on the Rust engine; should a plan ever
+            // get here, the run fails with the reason instead of running.
+            Plan::MainThread {
+                work: MainWork::PoolHash { .. },
+            } => Err(RunError::Start {
+                what: "libuv's thread pool".into(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::Unsupported,
+                    "the Rust engine has no libuv thread pool; pool_hash runs only on node",
+                ),
+            }),
             Plan::Threads {
                 work,
                 workers,

@@ -31,8 +31,8 @@ pub mod ws;
 pub use browser::{console_errors, with_browser};
 pub use http::{http_get, http_get_until, http_post_form};
 pub use procs::{
-    children_of, group_is_gone, group_members, group_of, is_running, marker_is_gone, marker_of,
-    process, processes, with_marker,
+    children_of, env_of, group_is_gone, group_members, group_of, is_running, marker_is_gone,
+    marker_of, process, processes, with_marker,
 };
 pub use server::{
     server_binary, site_dir, spawn_app, spawn_app_with, test_settings, workspace_root,

@@ -52,11 +52,16 @@ pub fn group_of(pid: u32) -> u32 {
 /// The run marker (`SPAWNLAB_RUN`) in `pid`'s environment: every process
 /// of a Node.js run carries it, whatever became of its parents.
 pub fn marker_of(pid: u32) -> Option<String> {
+    env_of(pid, "SPAWNLAB_RUN")
+}
+
+/// The variable `name` in `pid`'s environment, as it was started.
+pub fn env_of(pid: u32, name: &str) -> Option<String> {
     let env = procfs::process::Process::new(pid as i32)
         .ok()?
         .environ()
         .ok()?;
-    env.get(std::ffi::OsStr::new("SPAWNLAB_RUN"))
+    env.get(std::ffi::OsStr::new(name))
         .map(|v| v.to_string_lossy().into_owned())
 }
 

@@ -114,7 +114,7 @@ impl ModelKind {
     pub fn workloads(self) -> &'static [WorkloadKind] {
         use WorkloadKind::*;
         match self {
-            ModelKind::MainThread => &[Primes, Sha256Chain, Sleep, BlockingWait],
+            ModelKind::MainThread => &[Primes, Sha256Chain, Sleep, BlockingWait, PoolHash],
             ModelKind::Threads => &[Primes, Sha256Chain, Sleep],
             ModelKind::ChildProcess => &[Primes, Sha256Chain, Sleep, Program],
             ModelKind::Cluster => &[HttpHello, HttpCpu, HttpSleep],
@@ -166,11 +166,13 @@ pub enum WorkloadKind {
     HttpCpu,
     /// Wait per request (cluster only).
     HttpSleep,
+    /// Hashes on libuv's thread pool (main thread, Node.js only).
+    PoolHash,
 }
 
 impl WorkloadKind {
     /// Every workload.
-    pub const ALL: [WorkloadKind; 8] = [
+    pub const ALL: [WorkloadKind; 9] = [
         WorkloadKind::Primes,
         WorkloadKind::Sha256Chain,
         WorkloadKind::Sleep,
@@ -179,6 +181,7 @@ impl WorkloadKind {
         WorkloadKind::HttpHello,
         WorkloadKind::HttpCpu,
         WorkloadKind::HttpSleep,
+        WorkloadKind::PoolHash,
     ];
 
     /// The name on the wire (`"sha256_chain"`).
@@ -192,6 +195,7 @@ impl WorkloadKind {
             WorkloadKind::HttpHello => "http_hello",
             WorkloadKind::HttpCpu => "http_cpu",
             WorkloadKind::HttpSleep => "http_sleep",
+            WorkloadKind::PoolHash => "pool_hash",
         }
     }
 
@@ -211,6 +215,7 @@ impl WorkloadKind {
             WorkloadKind::HttpHello => "Say hello (almost no work)",
             WorkloadKind::HttpCpu => "Burn CPU on every request",
             WorkloadKind::HttpSleep => "Wait on every request",
+            WorkloadKind::PoolHash => "Hash on libuv's thread pool (Node.js only)",
         }
     }
 
@@ -223,6 +228,7 @@ impl WorkloadKind {
             WorkloadKind::BlockingWait => Some("Milliseconds of waiting"),
             WorkloadKind::HttpCpu => Some("Milliseconds of CPU per request"),
             WorkloadKind::HttpSleep => Some("Milliseconds of waiting per request"),
+            WorkloadKind::PoolHash => Some("crypto.pbkdf2 calls started at once"),
             WorkloadKind::Program | WorkloadKind::HttpHello => None,
         }
     }
@@ -235,6 +241,7 @@ impl WorkloadKind {
             WorkloadKind::Sleep | WorkloadKind::BlockingWait => 2_000,
             WorkloadKind::HttpCpu => 1,
             WorkloadKind::HttpSleep => 5,
+            WorkloadKind::PoolHash => 8,
             WorkloadKind::Program | WorkloadKind::HttpHello => 0,
         }
     }
@@ -251,7 +258,22 @@ impl WorkloadKind {
             WorkloadKind::HttpHello => Workload::HttpHello,
             WorkloadKind::HttpCpu => Workload::HttpCpu { ms: size },
             WorkloadKind::HttpSleep => Workload::HttpSleep { ms: size },
+            WorkloadKind::PoolHash => Workload::PoolHash {
+                calls: size.min(u64::from(u32::MAX)) as u32,
+                pool_threads: DEFAULT_POOL_THREADS,
+            },
         }
+    }
+}
+
+/// libuv's default thread pool size (`UV_THREADPOOL_SIZE` unset).
+pub const DEFAULT_POOL_THREADS: u32 = 4;
+
+impl WorkloadKind {
+    /// True for a workload only Node.js can run (the Rust engine has no
+    /// libuv thread pool): its lab runs on Node.js alone and says so.
+    pub fn node_only(self) -> bool {
+        self == WorkloadKind::PoolHash
     }
 }
 

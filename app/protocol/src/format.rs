@@ -93,6 +93,7 @@ pub fn describe_result(result: &WorkResult) -> String {
             }
         }
         WorkResult::Requests { served } => format!("{} requests", format_count(*served)),
+        WorkResult::Hashed { calls } => format!("{} hashes", format_count(*calls)),
         WorkResult::Incomplete => "stopped".into(),
     }
 }
@@ -108,6 +109,10 @@ pub fn describe_workload(workload: &Workload) -> String {
         Workload::HttpHello => "hello per request".into(),
         Workload::HttpCpu { ms } => format!("{ms} ms CPU per request"),
         Workload::HttpSleep { ms } => format!("{ms} ms wait per request"),
+        Workload::PoolHash {
+            calls,
+            pool_threads,
+        } => format!("{calls} pbkdf2 hashes on a pool of {pool_threads} threads"),
     }
 }
 

@@ -208,6 +208,9 @@ pub struct LabState {
     pub pings: Vec<(u64, Option<u64>)>,
     /// Main thread, Node.js: `monitorEventLoopDelay`'s p50, p99 and max, µs.
     pub loop_delay: Option<(u64, u64, u64)>,
+    /// Main thread, Node.js: each pool hash and when it finished, in µs
+    /// after they were all started, in the order they finished.
+    pub pool_tasks: Vec<(u32, u64)>,
     /// The run this lab is following.
     pub run: Option<RunId>,
     pub phase: Phase,
@@ -326,6 +329,9 @@ impl LabState {
                 });
             }
             ServerEvent::Listening { port, .. } => self.port = Some(port),
+            ServerEvent::PoolTask {
+                task, finished_us, ..
+            } => self.pool_tasks.push((task, finished_us)),
             ServerEvent::Ping {
                 at_ms, latency_us, ..
             } => {

@@ -246,6 +246,11 @@ pub enum Workload {
     HttpCpu { ms: u64 },
     /// Per request: wait `ms` milliseconds, then answer (cluster only).
     HttpSleep { ms: u64 },
+    /// Fire `calls` asynchronous `crypto.pbkdf2` hashes at once and watch
+    /// libuv's thread pool of `pool_threads` threads (`UV_THREADPOOL_SIZE`)
+    /// take them in waves, while the event loop stays free (main thread,
+    /// Node.js only: the Rust engine has no libuv pool).
+    PoolHash { calls: u32, pool_threads: u32 },
 }
 
 impl Workload {
@@ -260,6 +265,7 @@ impl Workload {
             Workload::HttpHello => WorkloadKind::HttpHello,
             Workload::HttpCpu { .. } => WorkloadKind::HttpCpu,
             Workload::HttpSleep { .. } => WorkloadKind::HttpSleep,
+            Workload::PoolHash { .. } => WorkloadKind::PoolHash,
         }
     }
 
@@ -333,6 +339,14 @@ pub enum ServerEvent {
         /// When it was sent, in milliseconds since the run started.
         at_ms: u64,
         latency_us: Option<u64>,
+    },
+    /// Main thread, Node.js: one asynchronous hash on libuv's thread pool
+    /// finished, this long after all of them were started.
+    PoolTask {
+        run: RunId,
+        /// Which call, in the order they were started.
+        task: u32,
+        finished_us: u64,
     },
     /// Main thread, Node.js: the loop's delay as
     /// `perf_hooks.monitorEventLoopDelay` measured it over the run.
@@ -487,6 +501,7 @@ impl ServerEvent {
             | ServerEvent::Listening { run, .. }
             | ServerEvent::Ping { run, .. }
             | ServerEvent::LoopDelay { run, .. }
+            | ServerEvent::PoolTask { run, .. }
             | ServerEvent::Queued { run, .. }
             | ServerEvent::Started { run, .. }
             | ServerEvent::WorkerSpawned { run, .. }
@@ -669,6 +684,8 @@ pub enum WorkResult {
     },
     /// Requests served.
     Requests { served: u64 },
+    /// Hashes the libuv pool computed.
+    Hashed { calls: u64 },
     /// The worker was stopped before it finished.
     Incomplete,
 }

@@ -7,8 +7,8 @@
 
 use leptos::prelude::*;
 use protocol::{
-    KillWorker, ModelKind, ModelSpec, Program, RunSpec, Runtime, SchedPolicy, Serialization,
-    Sharing, ThreadStrategy, WorkloadKind,
+    catalogue::DEFAULT_POOL_THREADS, KillWorker, ModelKind, ModelSpec, Program, RunSpec, Runtime,
+    SchedPolicy, Serialization, Sharing, ThreadStrategy, Workload, WorkloadKind,
 };
 
 /// Everything the learner can set, as signals.
@@ -30,6 +30,7 @@ pub struct Controls {
     kill: RwSignal<bool>,
     kill_worker: RwSignal<u32>,
     kill_after: RwSignal<u32>,
+    pool_threads: RwSignal<u32>,
 }
 
 impl Controls {
@@ -57,6 +58,7 @@ impl Controls {
             kill: RwSignal::new(false),
             kill_worker: RwSignal::new(0),
             kill_after: RwSignal::new(5_000),
+            pool_threads: RwSignal::new(DEFAULT_POOL_THREADS),
         }
     }
 
@@ -83,15 +85,24 @@ impl Controls {
                 }),
             },
         };
+        let mut workload = self
+            .kind
+            .get_untracked()
+            .with_size(self.size.get_untracked(), self.program.get_untracked());
+        if let Workload::PoolHash { pool_threads, .. } = &mut workload {
+            *pool_threads = self.pool_threads.get_untracked();
+        }
         RunSpec {
             runtime: self.runtime.get_untracked(),
             model: model_spec,
-            workload: self
-                .kind
-                .get_untracked()
-                .with_size(self.size.get_untracked(), self.program.get_untracked()),
+            workload,
             workers: self.workers.get_untracked(),
         }
+    }
+
+    /// True while the chosen workload runs on Node.js alone.
+    pub fn node_only(&self) -> bool {
+        self.kind.get().node_only()
     }
 
     /// The form's fields for `model`, in order.
@@ -111,6 +122,10 @@ impl Controls {
                         if let Some(k) = WorkloadKind::from_name(&event_target_value(&ev)) {
                             c.kind.set(k);
                             c.size.set(k.default_size());
+                            // Only Node.js has libuv's pool: pick it for the learner.
+                            if k.node_only() {
+                                c.runtime.set(Runtime::Node);
+                            }
                         }
                     }
                 >
@@ -142,6 +157,15 @@ impl Controls {
                     c.program,
                     &Program::ALL,
                     |p| (p.name(), p.command_line()),
+                )
+            })
+        };
+        let pool_field = move || {
+            (c.kind.get() == WorkloadKind::PoolHash).then(|| {
+                number_field(
+                    "pool_threads",
+                    "Pool threads (UV_THREADPOOL_SIZE)",
+                    c.pool_threads,
                 )
             })
         };
@@ -195,6 +219,7 @@ impl Controls {
             {workload_select}
             {size_field}
             {program_field}
+            {pool_field}
             {workers_field}
             {model_fields}
         }

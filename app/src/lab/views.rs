@@ -385,13 +385,19 @@ pub fn RuntimeNote(lab: LabView, model: ModelKind, runtime: RwSignal<Runtime>) -
     let script = model.node_script();
     // The last run's own plan when there is one, so the command repeats it.
     let command = move || {
-        let spec = lab
-            .spec
-            .get()
-            .filter(|s| s.runtime == Runtime::Node)
+        let spec = lab.spec.get().filter(|s| s.runtime == Runtime::Node);
+        // libuv reads its pool's size from the environment, before the
+        // script runs: the command sets it as the server did.
+        let env = match spec.as_ref().map(|s| &s.workload) {
+            Some(protocol::Workload::PoolHash { pool_threads, .. }) => {
+                format!("UV_THREADPOOL_SIZE={pool_threads} ")
+            }
+            _ => String::new(),
+        };
+        let spec = spec
             .and_then(|s| serde_json::to_string(&s).ok())
             .unwrap_or_else(|| "…".into());
-        format!("node {script} '{{\"run\":1,\"spec\":{spec}}}' 3>&1")
+        format!("{env}node {script} '{{\"run\":1,\"spec\":{spec}}}' 3>&1")
     };
     let body = move || {
         let chosen = runtime.get();
@@ -529,6 +535,80 @@ pub fn PingStrip(lab: LabView) -> AnyView {
                     {delay}
                 </tbody>
             </table>
+        </figure>
+    }
+    .into_any()
+}
+
+/// Main thread, Node.js, `pool_hash`: when each hash handed to libuv's
+/// thread pool finished, one row per hash in the order they were started.
+/// A pool of one finishes them in a staircase; a wider pool, in waves no
+/// wider than the machine has cores.
+#[component]
+pub fn PoolStrip(lab: LabView) -> AnyView {
+    const W: f64 = 600.0;
+    const ROW: f64 = 6.0;
+    let height = move || lab.pool_tasks.with(|t| t.len().max(1) as f64 * ROW);
+    let marks = move || {
+        lab.pool_tasks.with(|tasks| {
+            let span = tasks.iter().map(|t| t.1).max().unwrap_or(1).max(1) as f64;
+            tasks
+                .iter()
+                .map(|&(task, at)| {
+                    let w = (at as f64 / span * W).max(2.0);
+                    view! {
+                        <rect class="pool-task" x="0" y=f64::from(task) * ROW + 1.0 width=w height=ROW - 2.0></rect>
+                    }
+                })
+                .collect_view()
+        })
+    };
+    let threads = move || match lab.spec.get().map(|s| s.workload) {
+        Some(protocol::Workload::PoolHash { pool_threads, .. }) => Some(pool_threads),
+        _ => None,
+    };
+    let figures = move || {
+        lab.pool_tasks.with(|tasks| {
+            let first = tasks.iter().map(|t| t.1).min()?;
+            let last = tasks.iter().map(|t| t.1).max()?;
+            Some((tasks.len(), first, last))
+        })
+    };
+    let reading = move || {
+        let (n, first, last) = figures()?;
+        let pool = threads()?;
+        let cores = lab.host.get().map(|h| h.logical_cores)?;
+        let lag = lab.summary.get()?.main_loop_lag_us?;
+        (n > 1).then(|| {
+            format!(
+                "The last of {n} hashes finished {:.1}× as late as the first: with {pool} pool \
+                 threads on {cores} cores, at most {} hashed at once. Meanwhile the loop's \
+                 longest wait for its heartbeat was {}.",
+                last as f64 / first.max(1) as f64,
+                pool.min(cores),
+                format_us(lag)
+            )
+        })
+    };
+    view! {
+        <figure class="pool" class:empty=move || lab.pool_tasks.with(Vec::is_empty)>
+            <figcaption>"libuv's thread pool: each crypto.pbkdf2 call, and when it finished after all were started" {lab.runtime_note()}</figcaption>
+            <svg viewBox=move || format!("0 0 {W} {}", height()) preserveAspectRatio="none" role="img"
+                aria-label="One bar per hash, as long as it took to finish; the figures are in the table below.">
+                {marks}
+            </svg>
+            <table class="compact">
+                <caption class="visually-hidden">"Pool figures"</caption>
+                <tbody>
+                    {move || figures().map(|(n, first, last)| view! {
+                        <tr><th scope="row">"Hashes finished"</th><td class="num" id="pool-done">{n}</td></tr>
+                        <tr><th scope="row">"Pool threads (UV_THREADPOOL_SIZE)"</th><td class="num">{threads().map_or("—".into(), |t| t.to_string())}</td></tr>
+                        <tr><th scope="row">"First finished after"</th><td class="num">{format_us(first)}</td></tr>
+                        <tr><th scope="row">"Last finished after"</th><td class="num" id="pool-last">{format_us(last)}</td></tr>
+                    })}
+                </tbody>
+            </table>
+            {move || reading().map(|r| view! { <p class="reading">{r}</p> })}
         </figure>
     }
     .into_any()

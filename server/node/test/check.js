@@ -41,6 +41,7 @@ function isResult(r) {
     case 'slept': return u64(r.ms);
     case 'program': return nullable(i32)(r.exit_code) && str(r.output) && typeof r.truncated === 'boolean';
     case 'requests': return u64(r.served);
+    case 'hashed': return u64(r.calls);
     case 'incomplete': return true;
     default: return false;
   }
@@ -67,6 +68,7 @@ const SHAPES = {
     worker: u64, count: u64, p50_ns: u64, p99_ns: u64, max_ns: u64, at_us: nullable(u64),
   },
   heartbeat: { at_ms: u64, lag_us: u64 },
+  pool_task: { task: u64, finished_us: u64 },
   worker_finished: {
     worker: u64,
     wall_us: u64,
@@ -108,7 +110,7 @@ let nextRun = 100;
  * Start `script` with a plan, read its events from fd 3. `onEvent(ev, ctl)`
  * may act on the run (ctl.child, ctl.stdin). Resolves when it exits.
  */
-function runScript(script, planFields, { onEvent = () => {}, timeoutMs = 20000 } = {}) {
+function runScript(script, planFields, { onEvent = () => {}, timeoutMs = 20000, env = {} } = {}) {
   const run = nextRun++;
   const plan = {
     run, tick_ms: 20, calm_ms: 150, progress_every_ms: 50, ...planFields,
@@ -116,6 +118,7 @@ function runScript(script, planFields, { onEvent = () => {}, timeoutMs = 20000 }
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [path.join(DIR, script), JSON.stringify(plan)], {
       stdio: ['pipe', 'pipe', 'pipe', 'pipe'],
+      env: { ...process.env, ...env },
     });
     const events = [];
     const ctl = {
@@ -374,6 +377,29 @@ test('main thread: blocking_wait freezes the heartbeat', async () => {
   const delay = byType(r, 'loop_delay')[0];
   assert.ok(delay.max_us >= 350000, `loop_delay max ${delay.max_us}`);
   return `max lag ${(lag / 1000).toFixed(0)} ms, loop_delay max ${(delay.max_us / 1000).toFixed(0)} ms, cpu ${(last.summary.cpu_us / 1000).toFixed(1)} ms`;
+});
+
+test('main thread: pool_hash on a pool of 1 finishes in start order, the loop stays free', async () => {
+  const calls = 4;
+  const r = await runScript(
+    'main_thread.js',
+    spec({ kind: 'main_thread' }, { kind: 'pool_hash', calls, pool_threads: 1 }),
+    { env: { UV_THREADPOOL_SIZE: '1' } },
+  );
+  const last = checkRun(r);
+  assert.deepStrictEqual(last.summary.result, { kind: 'hashed', calls });
+  const tasks = byType(r, 'pool_task');
+  // libuv's pool takes work first come, first served: with one thread
+  // the hashes can only finish in the order they were started.
+  assert.deepStrictEqual(tasks.map((t) => t.task), [0, 1, 2, 3]);
+  const spawned = byType(r, 'worker_spawned')[0];
+  const finished = byType(r, 'worker_finished')[0];
+  const during = byType(r, 'heartbeat').filter((h) => h.at_ms * 1000 > spawned.at_us && h.at_ms * 1000 < finished.at_us);
+  assert.ok(during.length >= 3, `only ${during.length} heartbeats while the pool hashed`);
+  // The pool's threads did the hashing: the process used CPU for it.
+  assert.ok(last.summary.cpu_us >= 0.5 * tasks[tasks.length - 1].finished_us, `cpu ${last.summary.cpu_us} µs`);
+  const at = tasks.map((t) => (t.finished_us / 1000).toFixed(0)).join('/');
+  return `finished at ${at} ms, ${during.length} heartbeats meanwhile, max lag ${(last.summary.main_loop_lag_us / 1000).toFixed(1)} ms`;
 });
 
 for (const strategy of ['spawn', 'pool']) {

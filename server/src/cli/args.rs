@@ -7,7 +7,7 @@ use crate::engine::Limits;
 use clap::Args;
 use protocol::{
     KillWorker, ModelKind, ModelSpec, Program, RunSpec, Runtime, SchedPolicy, Serialization,
-    Sharing, ThreadStrategy, WorkloadKind,
+    Sharing, ThreadStrategy, Workload, WorkloadKind,
 };
 
 /// Which runtime runs the lab: one, or each in turn with their ratio.
@@ -65,6 +65,14 @@ pub struct RunArgs {
     /// sleep, http-cpu, http-sleep: milliseconds.
     #[arg(long, default_value_t = 1_000)]
     pub ms: u64,
+
+    /// pool-hash (main thread, Node.js only): crypto.pbkdf2 calls started at once.
+    #[arg(long, default_value_t = WorkloadKind::PoolHash.default_size() as u32)]
+    pub calls: u32,
+
+    /// pool-hash: threads in libuv's pool (UV_THREADPOOL_SIZE).
+    #[arg(long, default_value_t = protocol::catalogue::DEFAULT_POOL_THREADS)]
+    pub pool_threads: u32,
 
     /// program: which allow-listed program each child runs.
     #[arg(long, value_enum, default_value_t = Program::Uname)]
@@ -149,12 +157,17 @@ impl RunArgs {
         let size = match kind {
             WorkloadKind::Primes => self.below,
             WorkloadKind::Sha256Chain => self.rounds,
+            WorkloadKind::PoolHash => self.calls.into(),
             _ => self.ms,
         };
+        let mut workload = kind.with_size(size, self.program);
+        if let Workload::PoolHash { pool_threads, .. } = &mut workload {
+            *pool_threads = self.pool_threads;
+        }
         RunSpec {
             runtime,
             model,
-            workload: kind.with_size(size, self.program),
+            workload,
             workers: self.workers.unwrap_or(self.model.default_workers()),
         }
     }
@@ -164,7 +177,6 @@ impl RunArgs {
 mod tests {
     use super::*;
     use clap::Parser;
-    use protocol::Workload;
 
     #[derive(Parser)]
     struct Cli {

@@ -134,6 +134,18 @@ pub fn run_table(state: &LabState, spec: &RunSpec) -> String {
             state.pings.len() - answered.len()
         ));
     }
+    if !state.pool_tasks.is_empty() {
+        let finishes: Vec<String> = state
+            .pool_tasks
+            .iter()
+            .map(|&(task, at)| format!("#{task} {}", format_us(at)))
+            .collect();
+        line(format!(
+            "libuv pool: {} hashes finished, in this order: {}",
+            state.pool_tasks.len(),
+            finishes.join(", ")
+        ));
+    }
     if let Some((p50, p99, max)) = state.loop_delay {
         line(format!(
             "monitorEventLoopDelay: p50 {} / p99 {} / max {} (it samples every 10 ms, so an idle loop reads about 10 ms)",

@@ -219,6 +219,9 @@ pub fn combine(results: Vec<WorkResult>) -> WorkResult {
         (WorkResult::Requests { served: a }, WorkResult::Requests { served: b }) => {
             WorkResult::Requests { served: a + b }
         }
+        (WorkResult::Hashed { calls: a }, WorkResult::Hashed { calls: b }) => {
+            WorkResult::Hashed { calls: a + b }
+        }
         _ => WorkResult::Incomplete,
     })
 }

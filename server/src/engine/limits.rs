@@ -6,9 +6,16 @@
 
 use super::catalogue::Compute;
 use super::error::Refused;
-use super::{cluster, process, threads, Plan};
-use protocol::{ModelSpec, RunSpec, Workload};
+use super::{cluster, process, threads, MainWork, Plan};
+use protocol::{ModelSpec, RunSpec, Runtime, Workload};
 use std::time::Duration;
+
+/// Most hashes one pool run starts at once: 64 hashes of ~0.1 s each keep
+/// a pool of one thread busy for a few seconds, well inside the deadline.
+const MAX_POOL_CALLS: u64 = 64;
+/// The largest pool a run may ask libuv for. libuv itself allows 1024; a
+/// pool far wider than the machine's cores teaches nothing more.
+const MAX_POOL_THREADS: u64 = 16;
 
 /// Configurable bounds. The defaults keep the largest run of each workload
 /// within the deadline on one core of the 2-core machine the site was
@@ -178,6 +185,27 @@ impl Limits {
             Workload::HttpCpu { ms } | Workload::HttpSleep { ms } => {
                 in_range("spec.workload.ms", ms, 0, self.max_request_ms)?
             }
+            Workload::PoolHash {
+                calls,
+                pool_threads,
+            } => {
+                if spec.runtime != Runtime::Node {
+                    return Err(Refused::invalid(
+                        "spec.runtime",
+                        format!(
+                            "spec.runtime {} has no libuv thread pool, so spec.workload.kind pool_hash runs only on node",
+                            spec.runtime.name()
+                        ),
+                    ));
+                }
+                in_range("spec.workload.calls", calls.into(), 1, MAX_POOL_CALLS)?;
+                in_range(
+                    "spec.workload.pool_threads",
+                    pool_threads.into(),
+                    1,
+                    MAX_POOL_THREADS,
+                )?;
+            }
             Workload::Program { .. } | Workload::HttpHello => {}
         }
         plan(spec)
@@ -193,7 +221,18 @@ fn plan(spec: &RunSpec) -> Result<Plan, Refused> {
             .map_err(|e| Refused::invalid("spec.workload.kind", e.to_string()))
     };
     Ok(match spec.model {
-        ModelSpec::MainThread => Plan::MainThread { work: compute()? },
+        ModelSpec::MainThread => Plan::MainThread {
+            work: match spec.workload {
+                Workload::PoolHash {
+                    calls,
+                    pool_threads,
+                } => MainWork::PoolHash {
+                    calls,
+                    pool_threads,
+                },
+                _ => MainWork::Compute(compute()?),
+            },
+        },
         ModelSpec::Threads { strategy, sharing } => Plan::Threads {
             work: compute()?,
             workers: spec.workers,
@@ -296,6 +335,54 @@ mod tests {
             assert_eq!(err.field(), Some(field));
             assert!(err.to_string().contains(range), "{err}");
         }
+    }
+
+    #[test]
+    fn pool_hashes_run_on_node_alone_within_bounds() {
+        let main = |runtime, calls, pool_threads| RunSpec {
+            runtime,
+            model: ModelSpec::MainThread,
+            workload: Workload::PoolHash {
+                calls,
+                pool_threads,
+            },
+            workers: 1,
+        };
+        let limits = Limits::default();
+        assert!(matches!(
+            limits.validate(&main(Runtime::Node, 8, 4)),
+            Ok(Plan::MainThread {
+                work: MainWork::PoolHash {
+                    calls: 8,
+                    pool_threads: 4
+                }
+            })
+        ));
+        let err = limits.validate(&main(Runtime::Rust, 8, 4)).unwrap_err();
+        assert_eq!(err.field(), Some("spec.runtime"));
+        for (calls, threads, field, range) in [
+            (0, 4, "spec.workload.calls", "between 1 and 64"),
+            (65, 4, "spec.workload.calls", "between 1 and 64"),
+            (8, 0, "spec.workload.pool_threads", "between 1 and 16"),
+            (8, 17, "spec.workload.pool_threads", "between 1 and 16"),
+        ] {
+            let err = limits
+                .validate(&main(Runtime::Node, calls, threads))
+                .unwrap_err();
+            assert_eq!(err.field(), Some(field));
+            assert!(err.to_string().contains(range), "{err}");
+        }
+        // Only the main thread hands work to the pool.
+        let err = limits
+            .validate(&threads(
+                Workload::PoolHash {
+                    calls: 8,
+                    pool_threads: 4,
+                },
+                2,
+            ))
+            .unwrap_err();
+        assert_eq!(err.field(), Some("spec.workload.kind"));
     }
 
     #[test]

@@ -23,7 +23,7 @@ use super::pass::ModelRun;
 use super::probe;
 use super::report::{Tally, WorkerReport};
 use super::spawn::{kill_process, spawn_with_fd3};
-use super::{EventSink, Faults, Plan, Refused, Stop};
+use super::{EventSink, Faults, MainWork, Plan, Refused, Stop};
 use guardian::GUARDIAN_COMMAND;
 use protocol::catalogue::Arg;
 use protocol::{
@@ -54,6 +54,10 @@ const FINISH_TIMEOUT: Duration = Duration::from_secs(15);
 /// run: how a test (or an operator) finds all of them, whatever their
 /// parents did.
 pub const RUN_MARKER: &str = "SPAWNLAB_RUN";
+
+/// The variable libuv reads for its thread pool's size. Every run starts
+/// without the server's own, so only a pool run chooses it.
+const POOL_SIZE_VAR: &str = "UV_THREADPOOL_SIZE";
 
 /// Heartbeat and calm times the main-thread script uses, as the Rust loop does.
 const TICK_MS: u64 = 20;
@@ -611,9 +615,18 @@ impl NodeProcess {
                 RUN_MARKER,
                 format!("{}-{id}-{}", std::process::id(), unique()),
             )
+            .env_remove(POOL_SIZE_VAR)
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit());
+        // libuv sizes its pool once, from the environment, the first time
+        // anything uses it: the one way to choose it is before Node starts.
+        if let Plan::MainThread {
+            work: MainWork::PoolHash { pool_threads, .. },
+        } = plan
+        {
+            command.env(POOL_SIZE_VAR, pool_threads.to_string());
+        }
         let mut guardian =
             tokio::task::spawn_blocking(move || spawn_with_fd3(command, None, Some(write)))
                 .await
@@ -785,6 +798,7 @@ fn check_line(
         }
         ServerEvent::Heartbeat { .. }
         | ServerEvent::LoopDelay { .. }
+        | ServerEvent::PoolTask { .. }
         | ServerEvent::BaselineStarted { .. }
         | ServerEvent::BaselineFinished { .. } => (Some(ev), None),
         ServerEvent::WorkerFinished {

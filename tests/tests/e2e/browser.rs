@@ -175,6 +175,53 @@ async fn every_model_runs_from_its_page() -> anyhow::Result<()> {
             .await?
             .is_empty());
 
+        // libuv's pool, on Node.js alone: choosing it picks Node.js and
+        // turns "Run on both" off; the run draws one bar per hash.
+        c.find(Locator::Css("#runtime"))
+            .await?
+            .select_by_value("rust")
+            .await?;
+        c.find(Locator::Css("#workload"))
+            .await?
+            .select_by_value("pool_hash")
+            .await?;
+        let runtime = c.find(Locator::Css("#runtime")).await?;
+        assert_eq!(runtime.prop("value").await?.as_deref(), Some("node"));
+        let both = c.find(Locator::Css("#run-both")).await?;
+        assert!(
+            !both.is_enabled().await?,
+            "run on both is off for a Node-only workload"
+        );
+        fill(&c, "#size", "6").await?;
+        fill(&c, "#pool_threads", "2").await?;
+        c.find(Locator::Css("#run")).await?.click().await?;
+        // The pool's figures belong to this run alone, so once they are all
+        // in, the summary that follows is this run's too.
+        eventually(Duration::from_secs(60), "six hashes", || async {
+            Ok((text(&c, "#pool-done").await?.as_deref() == Some("6")).then_some(()))
+        })
+        .await?;
+        assert_eq!(summary_outcome(&c).await?, "completed");
+        assert_eq!(
+            c.find_all(Locator::Css(".pool rect.pool-task"))
+                .await?
+                .len(),
+            6
+        );
+        let command = text(&c, ".runtime-note code.command")
+            .await?
+            .unwrap_or_default();
+        assert!(
+            command.starts_with("UV_THREADPOOL_SIZE=2 node main_thread.js"),
+            "{command}"
+        );
+        c.execute("document.querySelector('.pool').scrollIntoView()", vec![])
+            .await?;
+        std::fs::write(
+            spawnlab_tests::workspace_root().join("target/screenshots/lab-main-thread-pool.png"),
+            c.screenshot().await?,
+        )?;
+
         // Child processes: one row per process, with its own memory.
         let outcome = run_lab(
             &c,

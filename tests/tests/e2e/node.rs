@@ -9,8 +9,8 @@ use protocol::{
     SchedPolicy, Serialization, ServerEvent, Sharing, ThreadStrategy, WorkResult, Workload,
 };
 use spawnlab_tests::{
-    eventually, marker_is_gone, marker_of, process, spawn_app, spawn_app_with, test_settings,
-    ServerProcess, WsClient,
+    env_of, eventually, marker_is_gone, marker_of, process, spawn_app, spawn_app_with,
+    test_settings, ServerProcess, WsClient,
 };
 use std::time::Duration;
 
@@ -348,6 +348,66 @@ async fn the_main_thread_freezes_for_cpu_and_blocking_waits_but_not_for_timers(
         cpu.0,
         cpu.2
     );
+    Ok(())
+}
+
+#[tokio::test]
+async fn libuv_pool_hashes_run_on_the_pool_size_asked_for_and_only_on_node() -> anyhow::Result<()> {
+    let app = spawn_app().await;
+    let (mut ws, _) = WsClient::connect(&app.ws_url()).await?;
+    let pool = |runtime| RunSpec {
+        runtime,
+        model: ModelSpec::MainThread,
+        workload: Workload::PoolHash {
+            calls: 4,
+            pool_threads: 1,
+        },
+        workers: 1,
+    };
+    // The Rust engine has no libuv pool: refused, naming the runtime.
+    ws.send(&ClientMessage::Start {
+        id: 1,
+        spec: pool(Runtime::Rust),
+    })
+    .await?;
+    let ServerEvent::Error { field, message, .. } = ws.next().await? else {
+        panic!("a pool run on the Rust engine was not refused");
+    };
+    assert_eq!(field.as_deref(), Some("spec.runtime"), "{message}");
+    assert!(message.contains("only on node"), "{message}");
+
+    // The same connection runs it on Node.js, with the pool it asked for.
+    ws.send(&ClientMessage::Start {
+        id: 2,
+        spec: pool(Runtime::Node),
+    })
+    .await?;
+    let mut events = Vec::new();
+    let mut pool_size = None;
+    loop {
+        let ev = ws.next().await?;
+        if let ServerEvent::RuntimeReady { pid, .. } = &ev {
+            pool_size = env_of(*pid, "UV_THREADPOOL_SIZE");
+        }
+        let done = finished(&ev);
+        events.push(ev);
+        if done {
+            break;
+        }
+    }
+    assert_eq!(pool_size.as_deref(), Some("1"), "node's environment");
+    let s = summary(&events);
+    assert_eq!(s.outcome, Outcome::Completed, "{events:?}");
+    assert_eq!(s.result, WorkResult::Hashed { calls: 4 });
+    let order: Vec<u32> = events
+        .iter()
+        .filter_map(|e| match e {
+            ServerEvent::PoolTask { task, .. } => Some(*task),
+            _ => None,
+        })
+        .collect();
+    // One pool thread takes the hashes first come, first served.
+    assert_eq!(order, [0, 1, 2, 3]);
     Ok(())
 }
 
