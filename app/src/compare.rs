@@ -278,7 +278,7 @@ fn Figures(c: Calibration) -> impl IntoView {
                         rust.as_ref().and_then(|f| f.value),
                     );
                     view! {
-                        <td class:none=none>
+                        <td class:none=none data-measured="pass">
                             {match why {
                                 Some(why) => view! { <span class="num">"—"</span> <small class="how">{why}</small> }.into_any(),
                                 None => view! {
@@ -339,7 +339,7 @@ fn Figures(c: Calibration) -> impl IntoView {
         <p class="versions">{versions}</p>
         <div class="table-wrap" tabindex="0" role="region" aria-label="The comparison table">
             <table class="compare-table" data-finished=c.finished_unix_s>
-                <caption>{caption}</caption>
+                <caption data-measured="pass">{caption}</caption>
                 <thead>
                     <tr>
                         <td></td>
@@ -376,7 +376,7 @@ fn Figures(c: Calibration) -> impl IntoView {
 fn Reading(c: Calibration) -> impl IntoView {
     let sentences = reading(&c)
         .into_iter()
-        .map(|s| view! { <li>{s}</li> })
+        .map(|s| view! { <li data-measured="pass">{s}</li> })
         .collect_view();
     view! {
         <ul class="reading">
@@ -491,7 +491,7 @@ pub fn BreakEven(points: Vec<SweepPoint>) -> impl IntoView {
                 "Break-even: counting the primes below N on 2 workers against 1 (worker threads). "
                 "Above the line at 1×, the second worker paid for its start."
             </figcaption>
-            <svg viewBox=format!("0 0 {w} {h}") role="img"
+            <svg viewBox=format!("0 0 {w} {h}") role="img" data-measured="pass"
                 aria-label="Speedup of two workers over one against job size, for Node.js and the Rust engine. The figures are in the table below.">
                 <line class="axis" x1=left x2=w y1=h - bottom y2=h - bottom></line>
                 <line class="even" x1=left x2=w y1=y(1.0) y2=y(1.0)></line>
@@ -513,7 +513,7 @@ pub fn BreakEven(points: Vec<SweepPoint>) -> impl IntoView {
                             <th scope="col">"Rust engine"</th>
                         </tr>
                     </thead>
-                    <tbody>{rows}</tbody>
+                    <tbody data-measured="pass">{rows}</tbody>
                 </table>
             </div>
         </figure>
@@ -548,7 +548,7 @@ fn JobChart(job: String, bars: Vec<(String, Runtime, Option<f64>)>) -> impl Into
         })
         .collect_view();
     view! {
-        <figure class="chart">
+        <figure class="chart" data-measured="pass">
             <figcaption>"Wall time to " {job.clone()} " (2 workers where there are workers)"</figcaption>
             <svg
                 viewBox=format!("0 0 {chart_w} {height}")
