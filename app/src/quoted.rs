@@ -30,6 +30,9 @@ const HOST_B: &str = "measured on a second 2-core VM (Intel Xeon), Node.js v20.2
 const WRK_A: &str =
     "wrk with 64 keep-alive connections on the same 2-core VM (AMD EPYC), Node.js v20.20.2, 2026-11-26";
 const WRK_B: &str = "wrk with 64 keep-alive connections on a second 2-core VM (Intel Xeon), Node.js v20.20.2, 2026-11-27";
+/// A full `spawnlab bench` run, kept in BENCHMARKS.md.
+const BENCH_B: &str =
+    "spawnlab bench (BENCHMARKS.md), on a 2-core VM (Intel Xeon), Node.js v20.20.2, 2026-11-27";
 /// The labs' own settings: not measurements, but the rhythm they run to.
 const SETTING: &str = "a setting of this site's labs";
 
@@ -58,6 +61,24 @@ pub const QUOTES: &[Quote] = &[
         text: "110 ms",
         what: "fork() to the child's first message, median",
         source: HOST_B,
+    },
+    Quote {
+        id: "exec_file",
+        text: "2.5 ms",
+        what: "execFile('true') to its callback, median",
+        source: BENCH_B,
+    },
+    Quote {
+        id: "exec_shell",
+        text: "2.8 ms",
+        what: "exec('true'), through /bin/sh, to its callback, median",
+        source: BENCH_B,
+    },
+    Quote {
+        id: "fork_start_bench",
+        text: "87 ms",
+        what: "fork() to the child's first message, median, in the same run",
+        source: BENCH_B,
     },
     Quote {
         id: "worker_memory",

@@ -293,6 +293,15 @@ pub fn ChildDetails() -> impl IntoView {
                 </li>
             </ul>
             <p>
+                "Starting a small program is cheap; starting another Node.js is not. In one "
+                <code>"spawnlab bench"</code>" run, "<code>"execFile('true')"</code>" came back "
+                "in "<Q id="exec_file"/>", "<code>"exec('true')"</code>", through the shell, in "
+                <Q id="exec_shell"/>", and a "<code>"fork()"</code>" took "
+                <Q id="fork_start_bench"/>" to its first message: most of a fork is a second "
+                "runtime booting. Run "<code>"spawnlab bench"</code>" to measure them on your "
+                "machine, beside the Rust engine's "<code>"Command"</code>"."
+            </p>
+            <p>
                 "The shell is the risk: it gives meaning to "<code>";"</code>", "<code>"|"</code>
                 ", "<code>"$(…)"</code>" and quotes, so a command line built from user input "
                 "lets the user write part of your command. "<code>"execFile"</code>" and "

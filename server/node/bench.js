@@ -1,7 +1,9 @@
 'use strict';
 // Plain Node.js measurements, with no lab machinery around them: what a
 // Node.js developer would write to time a Worker's start, a fork()'s start,
-// a message there and back, a 1 MiB payload, and an idle worker's memory.
+// a short program run by execFile() (no shell) and by exec() (through
+// /bin/sh), a message there and back, a 1 MiB payload, and an idle worker's
+// memory.
 //
 // The compare page and `spawnlab bench` use these where a lab has no such
 // figure, and `spawnlab bench` checks the labs' own Node.js figures against
@@ -13,7 +15,7 @@
 //   {"measure":"worker_start","unit":"ns","samples":[...],"version":"v20.20.2"}
 
 const { Worker } = require('node:worker_threads');
-const { fork } = require('node:child_process');
+const { exec, execFile, fork } = require('node:child_process');
 const fs = require('node:fs');
 
 function childMain() {
@@ -30,6 +32,10 @@ async function main() {
       return { measure: 'worker_start', unit: 'ns', samples: await workerStarts(count) };
     case 'fork_start':
       return { measure: 'fork_start', unit: 'ns', samples: await forkStarts(count, 'json') };
+    case 'exec_file':
+      return { measure: 'exec_file', unit: 'ns', samples: await programRuns(count, false) };
+    case 'exec_shell':
+      return { measure: 'exec_shell', unit: 'ns', samples: await programRuns(count, true) };
     case 'thread_round_trip':
       return { measure: 'thread_round_trip', unit: 'ns', samples: await threadRoundTrips(count, null, null) };
     case 'ipc_round_trip':
@@ -47,6 +53,22 @@ async function main() {
 
 const now = () => process.hrtime.bigint();
 const ns = (from) => Number(process.hrtime.bigint() - from);
+
+// `true` run to its exit, one after another: execFile() starts it directly;
+// exec() starts /bin/sh -c 'true', which then runs it.
+async function programRuns(count, shell) {
+  const samples = [];
+  for (let i = 0; i < count; i++) {
+    const t = now();
+    await new Promise((resolve, reject) => {
+      const done = (err) => (err ? reject(err) : resolve());
+      if (shell) exec('true', done);
+      else execFile('true', [], done);
+    });
+    samples.push(ns(t));
+  }
+  return samples;
+}
 
 // new Worker() to its first message, one Worker at a time.
 async function workerStarts(count) {

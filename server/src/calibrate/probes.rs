@@ -53,6 +53,31 @@ pub fn start_latencies(count: usize) -> Vec<Duration> {
     samples
 }
 
+/// Run `argv` to its exit `count` times, one after another, timing each
+/// from the spawn to the reaped exit: what starting a short program costs,
+/// with its stdout and stderr collected as `execFile` and `exec` collect
+/// them. Sorted; a run that cannot start is an error.
+pub fn program_runs(argv: &[&str], count: usize) -> std::io::Result<Vec<Duration>> {
+    let mut samples = Vec::with_capacity(count);
+    for _ in 0..count {
+        let started = Instant::now();
+        let out = std::process::Command::new(argv[0])
+            .args(&argv[1..])
+            .stdin(std::process::Stdio::null())
+            .output()?;
+        samples.push(started.elapsed());
+        if !out.status.success() {
+            return Err(std::io::Error::other(format!(
+                "{} exited with {}",
+                argv.join(" "),
+                out.status
+            )));
+        }
+    }
+    samples.sort_unstable();
+    Ok(samples)
+}
+
 /// What one more thread adds to this process's resident memory: start
 /// `count` threads that each allocate a little and wait, and divide the
 /// growth of the process's RSS by `count`. Threads share the heap and the

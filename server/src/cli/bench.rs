@@ -294,6 +294,7 @@ impl Bench {
         let mut rows = Vec::new();
         rows.push(self.worker_start(z).await?);
         rows.push(self.fork_start(z).await?);
+        rows.extend(self.program_runs(z).await?);
         rows.push(self.thread_round_trip(z).await?);
         rows.push(self.ipc_round_trip(z).await?);
         rows.extend(self.payloads(z).await?);
@@ -386,6 +387,45 @@ impl Bench {
                 rust,
             )),
         })
+    }
+
+    /// A short program (`true`) run to its exit, directly and through a
+    /// shell: what `execFile` and `exec` cost before the program does
+    /// anything, against `std::process::Command`.
+    async fn program_runs(&mut self, z: Sizes) -> Result<Vec<Row>> {
+        let mut rows = Vec::new();
+        for (measure, what, node_how, argv, rust_how) in [
+            (
+                "exec_file",
+                "Run a program to its exit: true, no shell",
+                "bench.js: execFile('true') → its callback, one after another",
+                &["true"][..],
+                "Command::new(\"true\").output(), one after another",
+            ),
+            (
+                "exec_shell",
+                "Run a program to its exit: true, through /bin/sh",
+                "bench.js: exec('true') (/bin/sh -c) → its callback, one after another",
+                &["sh", "-c", "true"][..],
+                "Command::new(\"sh\").args([\"-c\", \"true\"]).output(), one after another",
+            ),
+        ] {
+            let plain = self
+                .plain(json!({"measure": measure, "count": z.starts}))
+                .await?;
+            let argv: Vec<&'static str> = argv.to_vec();
+            let rust = self
+                .probe(what, move || probes::program_runs(&argv, z.starts))
+                .await?
+                .map_err(|e| e.to_string())?;
+            rows.push(Row {
+                what: what.into(),
+                node_lab: None,
+                node_plain: Some(Series::new("plain", node_how, Unit::Nanos, plain)),
+                rust: Some(Series::new("plain", rust_how, Unit::Nanos, durations(rust))),
+            });
+        }
+        Ok(rows)
     }
 
     /// A small message between two threads and back.
