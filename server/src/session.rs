@@ -28,11 +28,27 @@ pub const MAX_RUNS_PER_CONNECTION: usize = 2;
 /// How long a closing session waits for its stopped runs to report.
 const DRAIN: Duration = Duration::from_secs(3);
 
+/// Why the WebSocket layer could not read a frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReadError {
+    /// The frame is bigger than the WebSocket layer reads at all.
+    TooLarge { size: usize },
+    /// The connection broke.
+    Broken,
+}
+
+/// How long a connection closed for a frame too large stays open after its
+/// close frame, so the client reads the close before the socket goes.
+const CLOSE_LINGER: Duration = Duration::from_millis(500);
+
+/// The WebSocket close code for a message too big to process (RFC 6455).
+const CLOSE_TOO_BIG: u16 = 1009;
+
 /// Serve one connection until the client leaves or `shutdown` is requested.
-pub async fn serve<W, R, E>(engine: Arc<Engine>, sink: W, mut stream: R, shutdown: Stop)
+pub async fn serve<W, R>(engine: Arc<Engine>, sink: W, mut stream: R, shutdown: Stop)
 where
     W: Sink<Message> + Unpin,
-    R: Stream<Item = Result<Message, E>> + Unpin,
+    R: Stream<Item = Result<Message, ReadError>> + Unpin,
 {
     let mut session = Session::new(engine, sink);
     let hello = ServerEvent::Hello {
@@ -102,7 +118,10 @@ impl<W: Sink<Message> + Unpin> Session<W> {
     }
 
     /// One frame from the client, or its end. `Err` ends the session.
-    async fn on_frame<E>(&mut self, frame: Option<Result<Message, E>>) -> Result<(), StopReason> {
+    async fn on_frame(
+        &mut self,
+        frame: Option<Result<Message, ReadError>>,
+    ) -> Result<(), StopReason> {
         let text = match frame {
             Some(Ok(Message::Text(text))) => text,
             Some(Ok(Message::Binary(_))) => {
@@ -112,7 +131,10 @@ impl<W: Sink<Message> + Unpin> Session<W> {
                 };
                 return self.send(&refused.event(None)).await;
             }
-            Some(Ok(Message::Close(_))) | Some(Err(_)) | None => {
+            Some(Err(ReadError::TooLarge { size })) => {
+                return self.refuse_oversized(size).await;
+            }
+            Some(Ok(Message::Close(_))) | Some(Err(ReadError::Broken)) | None => {
                 return Err(StopReason::Disconnected)
             }
             // Ping and pong are answered by axum.
@@ -197,6 +219,27 @@ impl<W: Sink<Message> + Unpin> Session<W> {
         if self.runs.get(&id).is_some_and(|run| run.ticket == ticket) {
             self.runs.remove(&id);
         }
+    }
+
+    /// A frame the WebSocket layer would not read: the rest of it is still
+    /// on the wire, so the connection cannot go on. Say why (an `error`
+    /// event, then a close frame with code 1009), give the client a moment
+    /// to read both, and end the session.
+    async fn refuse_oversized(&mut self, size: usize) -> Result<(), StopReason> {
+        let max = self.engine.limits().max_message_bytes as usize;
+        let refused = Refused::TooLarge { max, got: size };
+        tracing::warn!("closed a WebSocket after a frame of {size} bytes");
+        let _ = self.send(&refused.event(None)).await;
+        let reason = format!("a request may be at most {max} bytes");
+        let _ = self
+            .sink
+            .send(Message::Close(Some(axum::extract::ws::CloseFrame {
+                code: CLOSE_TOO_BIG,
+                reason: reason.into(),
+            })))
+            .await;
+        tokio::time::sleep(CLOSE_LINGER).await;
+        Err(StopReason::Disconnected)
     }
 
     /// Send an event on, and forget a run once its last event has gone out,
@@ -376,7 +419,11 @@ mod tests {
         let (server_out, from_server) = mpsc::unbounded_channel();
         let stream = Box::pin(futures_util::stream::unfold(
             server_in,
-            |mut rx| async move { rx.recv().await.map(|frame| (frame, rx)) },
+            |mut rx: mpsc::UnboundedReceiver<Result<Message, ()>>| async move {
+                rx.recv()
+                    .await
+                    .map(|frame| (frame.map_err(|()| ReadError::Broken), rx))
+            },
         ));
         let sink = Box::pin(futures_util::sink::unfold(
             server_out,

@@ -25,9 +25,10 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::task::TaskTracker;
 
-/// Frames larger than this are dropped by the WebSocket layer itself. The
+/// Frames larger than this the WebSocket layer does not read: the session
+/// answers with an error and closes the connection with code 1009. The
 /// engine's own, smaller cap ([`crate::engine::limits::Limits::max_message_bytes`])
-/// answers with an error instead, so only abuse ever reaches this one.
+/// answers with an error and keeps the connection, so only abuse reaches this one.
 const WS_HARD_CAP: usize = 64 * 1024;
 
 /// How long shutdown waits for sessions to stop their runs and say goodbye.
@@ -208,10 +209,23 @@ async fn ws_route(
         .max_frame_size(WS_HARD_CAP)
         .on_upgrade(move |socket| {
             let (sink, stream) = socket.split();
+            let stream = stream.map(|frame| frame.map_err(read_error));
             state
                 .sessions
                 .track_future(session::serve(state.engine, sink, stream, state.shutdown))
         })
+}
+
+/// What went wrong reading a frame: too large (tungstenite refused it by
+/// its header, and the rest of it is still on the wire), or anything else.
+fn read_error(error: axum::Error) -> session::ReadError {
+    use tungstenite::error::{CapacityError, Error};
+    match error.into_inner().downcast::<Error>().map(|e| *e) {
+        Ok(Error::Capacity(CapacityError::MessageTooLong { size, .. })) => {
+            session::ReadError::TooLarge { size }
+        }
+        _ => session::ReadError::Broken,
+    }
 }
 
 /// Browsers always send `Origin` on a WebSocket upgrade; another site's page

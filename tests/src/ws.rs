@@ -68,6 +68,25 @@ impl WsClient {
         }
     }
 
+    /// The close frame's code and reason, reading past any other frames.
+    /// Fails if the connection ends without one (dropped, or reset).
+    pub async fn close_frame(&mut self) -> Result<(u16, String)> {
+        loop {
+            let frame = tokio::time::timeout(EVENT_TIMEOUT, self.socket.next())
+                .await
+                .context("no close frame within the timeout")?;
+            match frame {
+                Some(Ok(Message::Close(Some(close)))) => {
+                    return Ok((close.code.into(), close.reason.to_string()))
+                }
+                Some(Ok(Message::Close(None))) => bail!("a close frame with no code"),
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => bail!("the connection ended without a close frame: {e}"),
+                None => bail!("the connection ended without a close frame"),
+            }
+        }
+    }
+
     /// True once the server has closed the socket (or it has closed under us).
     pub async fn closed(&mut self) -> bool {
         loop {

@@ -528,7 +528,10 @@ pub enum ErrorCode {
     Malformed,
     /// A field is outside its allowed range or set.
     InvalidField,
-    /// The frame is larger than the server accepts.
+    /// The frame is larger than the server accepts. Up to the WebSocket
+    /// layer's own cap (64 KiB) the connection stays open; past it the rest
+    /// of the frame is still on the wire, so this error is followed by a
+    /// close frame with code 1009.
     TooLarge,
     /// The model is part of the protocol but this server cannot run it yet.
     Unsupported,

@@ -170,6 +170,47 @@ async fn cancel_and_disconnect_stop_the_threads() -> anyhow::Result<()> {
 }
 
 #[tokio::test]
+async fn a_frame_too_large_to_read_gets_an_error_and_a_1009_close() -> anyhow::Result<()> {
+    let app = spawn_app().await;
+    // A MiB: far past what the WebSocket layer reads (64 KiB), so the rest
+    // of it is still on the wire when the server answers.
+    let big = format!(
+        r#"{{"type":"start","id":1,"pad":"{}"}}"#,
+        "x".repeat(1 << 20)
+    );
+    for _ in 0..3 {
+        let (mut ws, _) = WsClient::connect(&app.ws_url()).await?;
+        // The server stops reading part-way, so the send may not complete;
+        // what matters is what comes back.
+        let _ = tokio::time::timeout(Duration::from_secs(2), ws.send_text(&big)).await;
+        let ServerEvent::Error { code, message, .. } = ws.next().await? else {
+            panic!("expected an error event first");
+        };
+        assert_eq!(code, ErrorCode::TooLarge);
+        assert!(
+            message.contains("at most 4096 bytes") && message.contains(&big.len().to_string()),
+            "{message}"
+        );
+        let (close, reason) = ws.close_frame().await?;
+        assert_eq!(close, 1009, "{reason}");
+        assert!(reason.contains("4096"), "{reason}");
+    }
+    // The server goes on serving others.
+    let (mut ws, _) = WsClient::connect(&app.ws_url()).await?;
+    ws.send(&ClientMessage::Start {
+        id: 1,
+        spec: threads(Workload::Primes { below: 1_000 }, 1),
+    })
+    .await?;
+    let events = ws.until(finished).await?;
+    assert!(matches!(
+        events.last(),
+        Some(ServerEvent::RunFinished { summary, .. }) if summary.outcome == Outcome::Completed
+    ));
+    Ok(())
+}
+
+#[tokio::test]
 async fn the_health_endpoint_answers() -> anyhow::Result<()> {
     let app = spawn_app().await;
     let (status, body) = http_get(app.addr, "/healthz").await?;
