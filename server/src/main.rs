@@ -87,13 +87,27 @@ fn main() -> ExitCode {
                 .init();
             match runtime().block_on(serve(cli.serve)) {
                 Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
+                // A setting that cannot work: said in one line, before
+                // anything listens, with the usage-error status clap uses.
+                Err(Failure::Settings(why)) => {
+                    eprintln!("spawnlab: {why}");
+                    ExitCode::from(2)
+                }
+                Err(Failure::Other(e)) => {
                     eprintln!("spawnlab: {e:#}");
                     ExitCode::FAILURE
                 }
             }
         }
     }
+}
+
+/// Why serving ended in failure.
+enum Failure {
+    /// The operator's settings cannot work; the message names the flag.
+    Settings(String),
+    /// Anything else.
+    Other(anyhow::Error),
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -103,18 +117,56 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("the async runtime starts")
 }
 
-async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+async fn serve(args: ServeArgs) -> Result<(), Failure> {
     let settings = args.resolve();
     let site_dir = settings.site_dir.clone();
-    let app = Application::build(settings).await?;
+    check_site(&site_dir).map_err(Failure::Settings)?;
+    let addr = settings.addr;
+    let app = Application::build(settings).await.map_err(|e| {
+        use std::io::ErrorKind::{AddrInUse, AddrNotAvailable, PermissionDenied};
+        match e.kind() {
+            AddrInUse | AddrNotAvailable | PermissionDenied => Failure::Settings(format!(
+                "cannot listen on {addr} ({e}): set --addr (or SPAWNLAB_ADDR) to an address \
+                 this machine has and nothing else uses; port 0 picks a free one"
+            )),
+            _ => Failure::Other(e.into()),
+        }
+    })?;
     // Tests and scripts read this line to learn the port when asked for port 0.
     println!(
         "spawnlab listening on http://{} (site: {})",
         app.local_addr(),
         site_dir.display()
     );
-    app.run_until_stopped(shutdown_signal()).await?;
+    app.run_until_stopped(shutdown_signal())
+        .await
+        .map_err(|e| Failure::Other(e.into()))?;
     Ok(())
+}
+
+/// The site folder must hold the built bundle, or every page would load
+/// without its script and styles and no lab would work.
+fn check_site(site_dir: &std::path::Path) -> Result<(), String> {
+    let options = leptos::config::get_configuration(None)
+        .map_err(|e| format!("cannot read the site's configuration: {e}"))?
+        .leptos_options;
+    let pkg = site_dir.join(options.site_pkg_dir.as_ref());
+    let missing: Vec<String> = ["js", "wasm", "css"]
+        .iter()
+        .map(|ext| format!("{}.{ext}", options.output_name))
+        .filter(|file| !pkg.join(file).is_file())
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(format!(
+        "the site folder {} has no built bundle (missing in {}: {}): build it with \
+         `cargo leptos build --release` (or `make site`), or point --site-dir (or \
+         SPAWNLAB_SITE_DIR) at the folder it built",
+        site_dir.display(),
+        pkg.display(),
+        missing.join(", ")
+    ))
 }
 
 /// Resolves on the first SIGINT (Ctrl-C) or SIGTERM (service managers).

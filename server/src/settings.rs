@@ -25,27 +25,32 @@ pub struct ServeArgs {
     pub site_dir: Option<PathBuf>,
 
     /// Most workers (threads or processes) one run may use.
-    #[arg(long, env = "SPAWNLAB_MAX_WORKERS", default_value_t = Limits::default().max_workers)]
+    #[arg(long, env = "SPAWNLAB_MAX_WORKERS", default_value_t = Limits::default().max_workers,
+          value_parser = clap::value_parser!(u32).range(1..=256))]
     pub max_workers: u32,
 
     /// Runs executing at once; further runs queue. Defaults to the number of CPUs.
-    #[arg(long, env = "SPAWNLAB_MAX_RUNS")]
+    #[arg(long, env = "SPAWNLAB_MAX_RUNS", value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub max_runs: Option<u32>,
 
     /// Worker threads and processes alive at once, across all runs; a run
     /// that would exceed it waits in the queue.
-    #[arg(long, env = "SPAWNLAB_MAX_LIVE_WORKERS", default_value_t = 40)]
+    #[arg(long, env = "SPAWNLAB_MAX_LIVE_WORKERS", default_value_t = 40,
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub max_live_workers: u32,
 
-    /// Runs allowed to wait for a free slot; beyond this, requests are refused.
-    #[arg(long, env = "SPAWNLAB_MAX_QUEUE", default_value_t = 8)]
+    /// Runs allowed to wait for a free slot; beyond this, requests are refused
+    /// (0: a run that cannot start at once is refused).
+    #[arg(long, env = "SPAWNLAB_MAX_QUEUE", default_value_t = 8,
+          value_parser = clap::value_parser!(u32).range(0..=100_000))]
     pub max_queue: u32,
 
     /// Memory the runs may hold together, in MiB, estimated per worker (a
     /// Node.js process ~48, a Worker ~12, a Rust child ~10, a thread ~1); a
     /// run that would exceed it waits in the queue. Defaults to half the
     /// machine's memory, at most 8192.
-    #[arg(long, env = "SPAWNLAB_MAX_MEMORY_MIB")]
+    #[arg(long, env = "SPAWNLAB_MAX_MEMORY_MIB",
+          value_parser = clap::value_parser!(u32).range(64..=1_048_576))]
     pub max_memory_mib: Option<u32>,
 
     /// The Node.js to run for the `node` runtime.
@@ -53,7 +58,8 @@ pub struct ServeArgs {
     pub node: PathBuf,
 
     /// Wall-clock seconds a run may take before it is stopped.
-    #[arg(long, env = "SPAWNLAB_RUN_DEADLINE_SECS", default_value_t = Limits::default().run_deadline.as_secs())]
+    #[arg(long, env = "SPAWNLAB_RUN_DEADLINE_SECS", default_value_t = Limits::default().run_deadline.as_secs(),
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub run_deadline_secs: u64,
 
     /// Extra origins allowed to open the WebSocket (for a client-only build

@@ -107,3 +107,81 @@ async fn serves_pages_from_flags_and_stops_cleanly_on_sigterm() -> anyhow::Resul
     }
     Ok(())
 }
+
+/// Start the binary with `args` (and `env`), expecting it to refuse: it
+/// must exit by itself, before listening, with status 2 and one line on
+/// stderr. Returns that line.
+fn refused(args: &[&str], env: &[(&str, &str)]) -> anyhow::Result<String> {
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(spawnlab_tests::server_binary())
+        .args(args)
+        .envs(env.iter().copied())
+        .env_remove("LEPTOS_SITE_ADDR")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            anyhow::bail!("spawnlab {args:?} did not exit: it started with a bad setting");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let out = child.wait_with_output()?;
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(status.code(), Some(2), "{args:?}: {stderr}");
+    assert!(
+        !stdout.contains("listening"),
+        "{args:?} listened before refusing: {stdout}"
+    );
+    Ok(stderr)
+}
+
+#[test]
+fn settings_that_cannot_work_stop_it_before_it_listens() -> anyhow::Result<()> {
+    let site = spawnlab_tests::site_dir();
+    let site = site.to_str().expect("a UTF-8 path");
+    let free = ["--addr", "127.0.0.1:0", "--site-dir", site];
+    for (flag, value, range) in [
+        ("--max-runs", "0", "1..=1024"),
+        ("--max-workers", "0", "1..=256"),
+        ("--max-workers", "100000", "1..=256"),
+        ("--run-deadline-secs", "0", "1..=3600"),
+        ("--max-memory-mib", "1", "64..=1048576"),
+    ] {
+        let mut args = free.to_vec();
+        args.extend([flag, value]);
+        let err = refused(&args, &[])?;
+        assert!(err.contains(flag) && err.contains(range), "{err}");
+    }
+    // The same bound, from the environment.
+    let err = refused(&free, &[("SPAWNLAB_MAX_LIVE_WORKERS", "0")])?;
+    assert!(err.contains("--max-live-workers"), "{err}");
+
+    let err = refused(
+        &["--addr", "127.0.0.1:0", "--site-dir", "/nonexistent/site"],
+        &[],
+    )?;
+    assert!(
+        err.contains("/nonexistent/site")
+            && err.contains("--site-dir")
+            && err.contains("cargo leptos build"),
+        "{err}"
+    );
+
+    // An address another process holds.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let addr = taken.local_addr()?.to_string();
+    let err = refused(&["--addr", &addr, "--site-dir", site], &[])?;
+    assert!(
+        err.contains(&addr) && err.contains("--addr") && err.contains("in use"),
+        "{err}"
+    );
+    Ok(())
+}
