@@ -3,7 +3,8 @@
 #   make serve   install what is missing, then `cargo leptos serve` on :3000
 #   make test    install what is missing (and Chromium), then every check
 #
-# and one more for measuring: `make bench` (Node.js against the Rust engine).
+# and two more for measuring: `make bench` (Node.js against the Rust engine)
+# and `make class` (a class of 100 pressing Run at once).
 #
 # Every install step checks for the exact version first and does nothing
 # when it is already there, so only the first run is slow.
@@ -24,10 +25,17 @@ BINARYEN_DIR := $(HOME)/.local/share/spawnlab/binaryen-$(BINARYEN_VERSION)
 
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: serve test tools node browser lint site build node-scripts bench
+# The tools are installed with the release profile's slow parts off (no fat
+# LTO, parallel code generation): they only build this project, and
+# `cargo install` honours these overrides.
+FAST_INSTALL := CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16
+
+.PHONY: serve test tools serve-tools trunk node browser lint site build node-scripts bench class
 
 ## make serve: build the site in debug mode and serve it on http://127.0.0.1:3000
-serve: node tools
+## (it installs only what serving needs: Trunk is for `make test`).
+serve: node serve-tools
+	@echo "building the site (a first debug build takes about 5 minutes) and serving it"
 	cargo leptos serve
 
 ## make test: formatting, lints, the site and client-only builds, the Node.js
@@ -37,27 +45,40 @@ test: node tools browser lint site build node-scripts
 
 ## make bench: Node.js and the Rust engine side by side, the full pass
 ## (a few minutes); `target/debug/spawnlab bench --json` for raw samples.
-bench: node tools build
+bench: node build
 	target/debug/spawnlab bench
 
+## make class: 100 learners press Run within one second, on the shipped
+## defaults and Node.js, the four models mixed; prints how long they waited
+## (about a minute). `make test` runs the same with 20.
+class: node tools site build
+	SPAWNLAB_CLASS_SIZE=100 cargo test -p spawnlab-tests --test e2e -- class:: --nocapture
+
 ## The toolchain cargo-leptos and Trunk need, each at its pinned version.
-tools:
+tools: serve-tools trunk
+
+## What `cargo leptos serve` needs: the wasm target, cargo-leptos, the
+## wasm-bindgen it runs, and wasm-opt for release builds.
+serve-tools:
 	@rustup target list --installed | grep -qx wasm32-unknown-unknown \
 	  || rustup target add wasm32-unknown-unknown
 	@cargo leptos --version 2>/dev/null | grep -qx 'cargo-leptos $(CARGO_LEPTOS_VERSION)' \
-	  || { echo "installing cargo-leptos $(CARGO_LEPTOS_VERSION) (about 12 minutes)"; \
-	       cargo install cargo-leptos --version $(CARGO_LEPTOS_VERSION) --locked; }
+	  || { echo "installing cargo-leptos $(CARGO_LEPTOS_VERSION) (15 to 20 minutes on 2 cores)"; \
+	       $(FAST_INSTALL) cargo install cargo-leptos --version $(CARGO_LEPTOS_VERSION) --locked; }
 	@# --locked fails for this version (a yanked webpki-roots), so it is left off.
 	@wasm-bindgen --version 2>/dev/null | grep -qx 'wasm-bindgen $(WASM_BINDGEN_VERSION)' \
 	  || { echo "installing wasm-bindgen-cli $(WASM_BINDGEN_VERSION) (about 3 minutes)"; \
-	       cargo install wasm-bindgen-cli --version $(WASM_BINDGEN_VERSION); }
-	@trunk --version 2>/dev/null | grep -qx 'trunk $(TRUNK_VERSION)' \
-	  || { echo "installing trunk $(TRUNK_VERSION) (about 5 minutes)"; \
-	       cargo install trunk --version $(TRUNK_VERSION) --locked; }
+	       $(FAST_INSTALL) cargo install wasm-bindgen-cli --version $(WASM_BINDGEN_VERSION); }
 	@wasm-opt --version 2>/dev/null | grep -q '^wasm-opt version $(BINARYEN_VERSION) ' \
-	  || { echo "installing wasm-opt from npm binaryen@$(BINARYEN_VERSION).0.0"; \
+	  || { echo "installing wasm-opt from npm binaryen@$(BINARYEN_VERSION).0.0 (seconds)"; \
 	       npm install --silent --no-audit --no-fund --prefix "$(BINARYEN_DIR)" binaryen@$(BINARYEN_VERSION).0.0; \
 	       ln -sf "$(BINARYEN_DIR)/node_modules/binaryen/bin/wasm-opt" "$(BIN)/wasm-opt"; }
+
+## Trunk builds the client-only bundle `make test` checks.
+trunk:
+	@trunk --version 2>/dev/null | grep -qx 'trunk $(TRUNK_VERSION)' \
+	  || { echo "installing trunk $(TRUNK_VERSION) (5 to 8 minutes)"; \
+	       $(FAST_INSTALL) cargo install trunk --version $(TRUNK_VERSION) --locked; }
 
 ## Node.js 18 or newer, which the labs run by default (and npm, for wasm-opt).
 ## Debian 12 ships 18; a newer one already on PATH is kept.
@@ -82,7 +103,7 @@ browser:
 	       DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium chromium-driver >/dev/null; }
 
 ## Formatting and lints, for the server build and for the browser build.
-lint: tools
+lint: serve-tools
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	cargo clippy -p app --lib --target wasm32-unknown-unknown --no-default-features --features hydrate -- -D warnings

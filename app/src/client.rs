@@ -167,21 +167,65 @@ mod browser {
     }
 
     /// `ws(s)://<this page's host>/ws`, unless the build was pointed at
-    /// another back end with `SPAWNLAB_WS_URL` (the client-only build).
+    /// another back end with `SPAWNLAB_WS_URL` (the client-only build),
+    /// with this browser's learner token.
     fn ws_url() -> String {
-        if let Some(url) = option_env!("SPAWNLAB_WS_URL") {
-            return url.to_string();
-        }
-        let location = web_sys::window().expect("a browser window").location();
-        let scheme = match location.protocol().ok().as_deref() {
-            Some("https:") => "wss",
-            _ => "ws",
+        let window = web_sys::window().expect("a browser window");
+        let base = match option_env!("SPAWNLAB_WS_URL") {
+            Some(url) => url.to_string(),
+            None => {
+                let location = window.location();
+                let scheme = match location.protocol().ok().as_deref() {
+                    Some("https:") => "wss",
+                    _ => "ws",
+                };
+                format!(
+                    "{scheme}://{}{}",
+                    location.host().unwrap_or_default(),
+                    protocol::WS_PATH
+                )
+            }
         };
-        format!(
-            "{scheme}://{}{}",
-            location.host().unwrap_or_default(),
-            protocol::WS_PATH
-        )
+        let join = if base.contains('?') { '&' } else { '?' };
+        format!("{base}{join}learner={}", learner_token(&window))
+    }
+
+    /// Where the page keeps its learner token.
+    const TOKEN_KEY: &str = "spawnlab-learner";
+
+    /// This browser's learner token: the server's queue is fair between
+    /// learners, and every tab of one browser is one learner. Kept in
+    /// local storage; without storage, this page's own.
+    fn learner_token(window: &web_sys::Window) -> String {
+        let storage = window.local_storage().ok().flatten();
+        if let Some(token) = storage
+            .as_ref()
+            .and_then(|s| s.get_item(TOKEN_KEY).ok().flatten())
+        {
+            if token.len() == 32 && token.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return token;
+            }
+        }
+        let mut bytes = [0u8; 16];
+        if let Ok(crypto) = window.crypto() {
+            let _ = crypto.get_random_values_with_u8_array(&mut bytes);
+        }
+        if bytes == [0; 16] {
+            // No Web Crypto: the clock still tells two pages apart.
+            let now = js_sys_now().to_bits().to_le_bytes();
+            bytes[..8].copy_from_slice(&now);
+        }
+        let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        if let Some(s) = storage {
+            let _ = s.set_item(TOKEN_KEY, &token);
+        }
+        token
+    }
+
+    fn js_sys_now() -> f64 {
+        web_sys::window()
+            .and_then(|w| w.performance())
+            .map_or(0.0, |p| p.now() + p.time_origin())
     }
 }
 

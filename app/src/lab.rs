@@ -19,7 +19,7 @@ use crate::client::{Connection, Link};
 use charts::{LatencyHistogram, Throughput};
 use controls::Controls;
 use leptos::prelude::*;
-use protocol::lab::{Boot, Incident, LabState, PastRun, Phase, Tick, WorkerRow};
+use protocol::lab::{wait_phrase, Boot, Incident, LabState, PastRun, Phase, Tick, WorkerRow};
 use protocol::{
     ClientMessage, HostInfo, LoadStats, ModelKind, Outcome, RunSpec, RunSummary, Runtime,
     RuntimeInfo, ServerEvent,
@@ -307,7 +307,9 @@ fn phase_text(phase: Phase) -> String {
     match phase {
         Phase::Idle => String::new(),
         Phase::Requested => "Starting…".into(),
-        Phase::Queued(n) => format!("Queued: number {n} in line."),
+        Phase::Queued { position, wait_ms } => {
+            format!("Queued: number {position} in line{}.", wait_phrase(wait_ms))
+        }
         Phase::Running => "Running.".into(),
         Phase::Baseline => "Timing the one-worker baseline…".into(),
     }

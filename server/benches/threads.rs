@@ -7,7 +7,7 @@
 
 use protocol::{ModelSpec, RunSpec, Runtime, ServerEvent, Workload};
 use spawnlab::engine::host::describe;
-use spawnlab::engine::{Budget, Engine, Limits};
+use spawnlab::engine::{Budget, Engine, Learner, Limits};
 use std::sync::Arc;
 
 #[tokio::main]
@@ -50,7 +50,7 @@ async fn main() {
         };
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let (_handle, run) = engine
-            .prepare(workers as u64, spec, tx)
+            .prepare(&Learner::new("bench"), workers as u64, spec, tx)
             .await
             .expect("a valid spec");
         let summary = run.execute().await.expect("the run is admitted");

@@ -10,7 +10,7 @@
 
 pub mod probes;
 
-use crate::engine::{Engine, Refused, Stop};
+use crate::engine::{Engine, Learner, Refused, Stop};
 use protocol::format::{format_bytes, format_count, format_us, median};
 use protocol::lab::LabState;
 use protocol::{
@@ -348,7 +348,7 @@ pub async fn measure(
     let model = spec.model.name();
     let (events, mut received) = mpsc::unbounded_channel();
     let (handle, run) = engine
-        .prepare(0, spec, events)
+        .prepare(&Learner::new("calibration"), 0, spec, events)
         .await
         .map_err(|refused| CalibrationError::Refused { model, refused })?;
     let relay = {

@@ -48,6 +48,7 @@ pub mod report;
 pub mod spawn;
 pub mod threads;
 
+pub use admission::Learner;
 pub use error::{Refused, RunError};
 pub use limits::Limits;
 pub use pass::{ModelRun, Pass};
@@ -317,6 +318,8 @@ impl RunHandle {
 /// A validated run, ready to execute.
 pub struct Run {
     engine: Arc<Engine>,
+    /// Whose run it is: the queue is fair between learners.
+    learner: Learner,
     id: RunId,
     spec: RunSpec,
     plan: Plan,
@@ -445,10 +448,11 @@ impl Engine {
         Ok(plan)
     }
 
-    /// Validate `spec` for run `id`: a handle to control it and the run to
-    /// execute, or why it is refused. Events go to `events`.
+    /// Validate `learner`'s `spec` for run `id`: a handle to control it and
+    /// the run to execute, or why it is refused. Events go to `events`.
     pub async fn prepare(
         self: &Arc<Self>,
+        learner: &Learner,
         id: RunId,
         spec: RunSpec,
         events: EventSink,
@@ -468,6 +472,7 @@ impl Engine {
         };
         let run = Run {
             engine: self.clone(),
+            learner: learner.clone(),
             id,
             spec,
             plan,
@@ -486,6 +491,7 @@ impl Run {
     pub async fn execute(self) -> Result<RunSummary, Refused> {
         let Run {
             engine,
+            learner,
             id,
             spec,
             plan,
@@ -498,10 +504,16 @@ impl Run {
         let send = |ev| {
             let _ = events.send(ev);
         };
-        let queued = |position| send(ServerEvent::Queued { run: id, position });
-        let _pass = match engine
+        let queued = |place: admission::Place| {
+            send(ServerEvent::Queued {
+                run: id,
+                position: place.position,
+                wait_ms: place.wait.map(|w| w.as_millis() as u64),
+            })
+        };
+        let pass = match engine
             .admission
-            .enter(plan.weight(spec.runtime), queued, &stop)
+            .enter(&learner, plan.weight(spec.runtime), queued, &stop)
             .await
         {
             Ok(pass) => pass,
@@ -554,7 +566,10 @@ impl Run {
         deadline.abort();
 
         let summary = match result {
-            Ok(run) => summarize(run, &stop),
+            Ok(run) => RunSummary {
+                shared_with: Some(pass.shared_with()),
+                ..summarize(run, &stop)
+            },
             Err(error) => {
                 tracing::warn!(run = id, "run failed: {}", error.message());
                 send(error.event(id));
@@ -653,6 +668,7 @@ fn summarize(run: ModelRun, stop: &Stop) -> RunSummary {
             .filter(|_| wall_us > 0)
             .map(|b| b as f64 / wall_us as f64),
         main_loop_lag_us: run.max_lag.map(measure::micros),
+        shared_with: None,
     }
 }
 

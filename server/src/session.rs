@@ -11,7 +11,7 @@
 //! field and what it allows, and the next frame is read as if nothing happened.
 
 use crate::engine::error::panic_message;
-use crate::engine::{Engine, EventSink, Refused, RunError, RunHandle, Stop, StopReason};
+use crate::engine::{Engine, EventSink, Learner, Refused, RunError, RunHandle, Stop, StopReason};
 use axum::extract::ws::Message;
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use protocol::{ClientMessage, Outcome, RunId, RunSpec, RunSummary, ServerEvent, PROTOCOL_VERSION};
@@ -45,12 +45,19 @@ const CLOSE_LINGER: Duration = Duration::from_millis(500);
 const CLOSE_TOO_BIG: u16 = 1009;
 
 /// Serve one connection until the client leaves or `shutdown` is requested.
-pub async fn serve<W, R>(engine: Arc<Engine>, sink: W, mut stream: R, shutdown: Stop)
-where
+/// `learner` is whose runs these are: the engine's queue is fair between
+/// learners, however many connections each has.
+pub async fn serve<W, R>(
+    engine: Arc<Engine>,
+    learner: Learner,
+    sink: W,
+    mut stream: R,
+    shutdown: Stop,
+) where
     W: Sink<Message> + Unpin,
     R: Stream<Item = Result<Message, ReadError>> + Unpin,
 {
-    let mut session = Session::new(engine, sink);
+    let mut session = Session::new(engine, learner, sink);
     let hello = ServerEvent::Hello {
         version: PROTOCOL_VERSION,
         limits: session.engine.limits().to_protocol(),
@@ -86,6 +93,7 @@ struct Active {
 /// One connection's state: its runs, and where their events go.
 struct Session<W> {
     engine: Arc<Engine>,
+    learner: Learner,
     sink: W,
     /// Every run of this connection sends its events here.
     events: EventSink,
@@ -102,10 +110,11 @@ struct Session<W> {
 }
 
 impl<W: Sink<Message> + Unpin> Session<W> {
-    fn new(engine: Arc<Engine>, sink: W) -> Self {
+    fn new(engine: Arc<Engine>, learner: Learner, sink: W) -> Self {
         let (events, events_rx) = mpsc::unbounded_channel();
         Session {
             engine,
+            learner,
             sink,
             events,
             events_rx,
@@ -164,7 +173,10 @@ impl<W: Sink<Message> + Unpin> Session<W> {
         if self.runs.len() >= MAX_RUNS_PER_CONNECTION {
             return Err(Refused::ConnectionBusy(MAX_RUNS_PER_CONNECTION));
         }
-        let (handle, run) = self.engine.prepare(id, spec, self.events.clone()).await?;
+        let (handle, run) = self
+            .engine
+            .prepare(&self.learner, id, spec, self.events.clone())
+            .await?;
         self.tickets += 1;
         let ticket = self.tickets;
         let (events, turn, stop) = (self.events.clone(), self.turn.clone(), handle.clone());
@@ -322,6 +334,7 @@ async fn take_turn(
     let _ = events.send(ServerEvent::Queued {
         run: id,
         position: 1,
+        wait_ms: None,
     });
     tokio::select! {
         guard = turn.lock_owned() => Some(guard),
@@ -436,7 +449,8 @@ mod tests {
             max_queue: 4,
         };
         let engine = Arc::new(Engine::new(Limits::default(), budget));
-        let task = tokio::spawn(serve(engine, sink, stream, shutdown));
+        let learner = Learner::new("test");
+        let task = tokio::spawn(serve(engine, learner, sink, stream, shutdown));
         (
             Client {
                 to_server,
@@ -552,7 +566,8 @@ mod tests {
             queued,
             ServerEvent::Queued {
                 run: 2,
-                position: 1
+                position: 1,
+                wait_ms: None
             }
         );
         client.send(&SLEEP_RUN.replace(r#""id":1"#, r#""id":3"#));

@@ -7,9 +7,13 @@
 use crate::engine::host::logical_cores;
 use crate::engine::{Budget, Limits, PanicAt};
 use clap::Args;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
+
+/// WebSockets one address may hold by default: a class of a hundred behind
+/// one NAT, with a few tabs each.
+pub const SOCKETS_PER_ADDRESS: u32 = 300;
 
 /// Serve the site (the default when no subcommand is given).
 #[derive(Debug, Clone, Args)]
@@ -39,9 +43,10 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub max_live_workers: u32,
 
-    /// Runs allowed to wait for a free slot; beyond this, requests are refused
-    /// (0: a run that cannot start at once is refused).
-    #[arg(long, env = "SPAWNLAB_MAX_QUEUE", default_value_t = 8,
+    /// Runs allowed to wait for a free slot, sized for a class pressing Run
+    /// at once; beyond this, requests are refused (0: a run that cannot
+    /// start at once is refused).
+    #[arg(long, env = "SPAWNLAB_MAX_QUEUE", default_value_t = 400,
           value_parser = clap::value_parser!(u32).range(0..=100_000))]
     pub max_queue: u32,
 
@@ -71,6 +76,22 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     pub allow_origins: Vec<String>,
+
+    /// WebSockets one address may hold open; more are refused with 429
+    /// before the upgrade. Sized above a class behind one school NAT.
+    #[arg(long, env = "SPAWNLAB_MAX_SOCKETS_PER_ADDRESS", default_value_t = SOCKETS_PER_ADDRESS,
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub max_sockets_per_address: u32,
+
+    /// Proxies (nginx, a load balancer) whose X-Forwarded-For names the
+    /// real client, comma-separated IP addresses; connections from any
+    /// other address are counted by their own address.
+    #[arg(
+        long = "trusted-proxy",
+        env = "SPAWNLAB_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Vec<IpAddr>,
 }
 
 /// Everything [`crate::startup::Application::build`] needs, resolved.
@@ -84,6 +105,10 @@ pub struct Settings {
     /// The Node.js to run.
     pub node: PathBuf,
     pub allow_origins: Vec<String>,
+    /// WebSockets one client address may hold open.
+    pub max_sockets_per_address: u32,
+    /// Proxies whose X-Forwarded-For is believed.
+    pub trusted_proxies: Vec<IpAddr>,
     /// The binary worker processes run; `None` for this executable.
     pub worker_binary: Option<PathBuf>,
     /// Test builds only: where every run panics on purpose.
@@ -120,6 +145,8 @@ impl ServeArgs {
             },
             node: self.node,
             allow_origins: self.allow_origins,
+            max_sockets_per_address: self.max_sockets_per_address,
+            trusted_proxies: self.trusted_proxies,
             worker_binary: None,
             panic_at: None,
         }
@@ -142,6 +169,8 @@ impl Settings {
             },
             node: "node".into(),
             allow_origins: Vec::new(),
+            max_sockets_per_address: SOCKETS_PER_ADDRESS,
+            trusted_proxies: Vec::new(),
             worker_binary: Some(worker_binary),
             panic_at: None,
         }

@@ -4,13 +4,14 @@
 //! `main` does the same with the real settings.
 
 use crate::calibrate::Calibrator;
+use crate::engine::Learner;
 use crate::engine::{Engine, Stop, StopReason};
 use crate::session;
 use crate::settings::Settings;
 use app::compare::CalibrationSource;
 use app::{shell, App};
-use axum::extract::{FromRef, State, WebSocketUpgrade};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::extract::{ConnectInfo, FromRef, RawQuery, State, WebSocketUpgrade};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -18,12 +19,16 @@ use futures_util::StreamExt;
 use leptos::config::LeptosOptions;
 use leptos::prelude::provide_context;
 use leptos_axum::{generate_route_list, LeptosRoutes};
+use std::collections::HashMap;
 use std::future::Future;
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::task::TaskTracker;
+use tower_http::services::ServeDir;
+use tower_http::set_header::SetResponseHeaderLayer;
 
 /// Frames larger than this the WebSocket layer does not read: the session
 /// answers with an error and closes the connection with code 1009. The
@@ -48,6 +53,79 @@ pub struct AppState {
     /// Open WebSocket sessions. Upgraded connections leave hyper's own
     /// bookkeeping, so shutdown waits for them here.
     pub sessions: TaskTracker,
+    /// Open WebSockets per client address, and the cap.
+    pub sockets: Arc<Sockets>,
+    /// Connections without a learner token each count as a learner.
+    pub connections: Arc<AtomicU64>,
+}
+
+/// Open WebSockets per client address: one address may hold at most
+/// `max` at once.
+#[derive(Debug)]
+pub struct Sockets {
+    max: u32,
+    trusted_proxies: Vec<IpAddr>,
+    open: Mutex<HashMap<IpAddr, u32>>,
+}
+
+/// One open WebSocket, counted against its address until dropped.
+#[derive(Debug)]
+pub struct SocketSlot {
+    sockets: Arc<Sockets>,
+    address: IpAddr,
+}
+
+impl Sockets {
+    pub fn new(max: u32, trusted_proxies: Vec<IpAddr>) -> Self {
+        Sockets {
+            max,
+            trusted_proxies,
+            open: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The client's address: the peer's own, or, when the peer is a
+    /// trusted proxy, the last address it added to `X-Forwarded-For`.
+    fn client(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
+        if !self.trusted_proxies.contains(&peer) {
+            return peer;
+        }
+        headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|h| h.to_str().ok())
+            .flat_map(|h| h.split(','))
+            // Only the proxy's own entry: anything before it the client wrote.
+            .next_back()
+            .and_then(|a| a.trim().parse().ok())
+            .unwrap_or(peer)
+    }
+
+    /// Count one more socket for `address`, or say how many it holds.
+    fn take(self: &Arc<Self>, address: IpAddr) -> Result<SocketSlot, u32> {
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        let n = open.entry(address).or_insert(0);
+        if *n >= self.max {
+            return Err(*n);
+        }
+        *n += 1;
+        Ok(SocketSlot {
+            sockets: self.clone(),
+            address,
+        })
+    }
+}
+
+impl Drop for SocketSlot {
+    fn drop(&mut self) {
+        let mut open = self.sockets.open.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = open.get_mut(&self.address) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.address);
+            }
+        }
+    }
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -97,6 +175,11 @@ impl Application {
             Box::pin(async move { calibrator.get(rerun).await.map_err(|e| e.to_string()) })
         }));
         let state = AppState {
+            sockets: Arc::new(Sockets::new(
+                settings.max_sockets_per_address,
+                settings.trusted_proxies,
+            )),
+            connections: Arc::new(AtomicU64::new(0)),
             sessions: sessions.clone(),
             engine,
             allow_origins: Arc::new(settings.allow_origins),
@@ -104,10 +187,27 @@ impl Application {
             leptos_options: leptos_options.clone(),
         };
         let routes = generate_route_list(App);
+        // The bundle, from the files `cargo leptos build --release
+        // --precompress` wrote beside it (`.br`, `.gz`) when the browser
+        // takes them. The names carry no hash, so browsers revalidate
+        // (a 304 when nothing changed) rather than keep a stale bundle.
+        let pkg_dir = settings.site_dir.join(&*leptos_options.site_pkg_dir);
+        let bundle = Router::new()
+            .nest_service(
+                &format!("/{}", leptos_options.site_pkg_dir),
+                ServeDir::new(pkg_dir)
+                    .precompressed_br()
+                    .precompressed_gzip(),
+            )
+            .layer(SetResponseHeaderLayer::overriding(
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("no-cache"),
+            ));
         let router = Router::new()
             .route("/healthz", get(health))
             .route(protocol::WS_PATH, get(ws_route))
             .route("/node/{script}", get(node_script))
+            .merge(bundle)
             .leptos_routes_with_context(&state, routes, move || provide_context(figures.clone()), {
                 let options = leptos_options.clone();
                 move || shell(options.clone())
@@ -195,6 +295,8 @@ async fn node_script(axum::extract::Path(script): axum::extract::Path<String>) -
 async fn ws_route(
     ws: WebSocketUpgrade,
     headers: HeaderMap,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    RawQuery(query): RawQuery,
     State(state): State<AppState>,
 ) -> Response {
     if let Err(origin) = check_origin(&headers, &state.allow_origins) {
@@ -205,15 +307,60 @@ async fn ws_route(
         )
             .into_response();
     }
+    let learner = match learner(query.as_deref()) {
+        Ok(Some(token)) => Learner::new(format!("token:{token}")),
+        Ok(None) => {
+            let n = state.connections.fetch_add(1, Ordering::Relaxed);
+            Learner::new(format!("connection:{n}"))
+        }
+        Err(message) => return (StatusCode::BAD_REQUEST, message).into_response(),
+    };
+    let address = state.sockets.client(peer.ip(), &headers);
+    let slot = match state.sockets.take(address) {
+        Ok(slot) => slot,
+        Err(open) => {
+            tracing::warn!(%address, open, "refused a WebSocket: too many from one address");
+            return (
+                StatusCode::TOO_MANY_REQUESTS,
+                format!(
+                    "{address} already has {open} lab connections open, the most one address \
+                     may have (--max-sockets-per-address); close a tab and reload"
+                ),
+            )
+                .into_response();
+        }
+    };
     ws.max_message_size(WS_HARD_CAP)
         .max_frame_size(WS_HARD_CAP)
         .on_upgrade(move |socket| {
             let (sink, stream) = socket.split();
             let stream = stream.map(|frame| frame.map_err(read_error));
-            state
-                .sessions
-                .track_future(session::serve(state.engine, sink, stream, state.shutdown))
+            let session = session::serve(state.engine, learner, sink, stream, state.shutdown);
+            state.sessions.track_future(async move {
+                session.await;
+                // The address's place is held until the session has ended.
+                drop(slot);
+            })
         })
+}
+
+/// The learner token in `?learner=...`, if any: the page keeps one per
+/// browser, so the queue can be fair between learners however many tabs
+/// each opens.
+fn learner(query: Option<&str>) -> Result<Option<&str>, String> {
+    let Some(token) = query
+        .into_iter()
+        .flat_map(|q| q.split('&'))
+        .find_map(|pair| pair.strip_prefix("learner="))
+    else {
+        return Ok(None);
+    };
+    let allowed = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
+    if (8..=64).contains(&token.len()) && token.chars().all(allowed) {
+        Ok(Some(token))
+    } else {
+        Err("learner must be 8 to 64 characters: letters, digits, '-' or '_'".into())
+    }
 }
 
 /// What went wrong reading a frame: too large (tungstenite refused it by
@@ -262,7 +409,6 @@ fn check_origin(headers: &HeaderMap, allowed: &[String]) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use axum::http::HeaderValue;
 
     fn headers(origin: Option<&str>, host: &str) -> HeaderMap {
         let mut h = HeaderMap::new();
@@ -299,5 +445,65 @@ mod tests {
         let h = headers(Some("http://evil.example"), "127.0.0.1:3000");
         assert_eq!(check_origin(&h, &[]), Err("http://evil.example".into()));
         assert!(check_origin(&h, &["http://evil.example".into()]).is_ok());
+    }
+
+    #[test]
+    fn a_learner_token_is_read_from_the_query_and_checked() {
+        assert_eq!(learner(None), Ok(None));
+        assert_eq!(learner(Some("x=1")), Ok(None));
+        assert_eq!(
+            learner(Some("x=1&learner=0123abcd-EF_9")),
+            Ok(Some("0123abcd-EF_9"))
+        );
+        for bad in [
+            "learner=short",
+            "learner=has%20space1",
+            &format!("learner={}", "a".repeat(65)),
+        ] {
+            let error = learner(Some(bad)).unwrap_err();
+            assert!(
+                error.starts_with("learner must be 8 to 64"),
+                "{bad}: {error}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_address_holds_at_most_its_share_of_sockets() {
+        let sockets = Arc::new(Sockets::new(2, Vec::new()));
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        let b: IpAddr = "10.0.0.2".parse().unwrap();
+        let first = sockets.take(a).unwrap();
+        let _second = sockets.take(a).unwrap();
+        assert_eq!(
+            sockets.take(a).map(drop),
+            Err(2),
+            "a third from one address"
+        );
+        let _other = sockets.take(b).expect("another address is not affected");
+        drop(first);
+        let _again = sockets.take(a).expect("a closed socket frees its place");
+    }
+
+    #[test]
+    fn only_a_trusted_proxy_names_the_client() {
+        let proxy: IpAddr = "127.0.0.1".parse().unwrap();
+        let sockets = Sockets::new(2, vec![proxy]);
+        let mut h = HeaderMap::new();
+        h.insert(
+            "x-forwarded-for",
+            HeaderValue::from_static("1.2.3.4, 203.0.113.9"),
+        );
+        assert_eq!(
+            sockets.client(proxy, &h),
+            "203.0.113.9".parse::<IpAddr>().unwrap(),
+            "the address the proxy itself added"
+        );
+        let stranger: IpAddr = "198.51.100.7".parse().unwrap();
+        assert_eq!(
+            sockets.client(stranger, &h),
+            stranger,
+            "a header anyone can send"
+        );
     }
 }

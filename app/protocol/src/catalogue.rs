@@ -233,12 +233,14 @@ impl WorkloadKind {
         }
     }
 
-    /// The size a lab or the CLI starts from.
+    /// The size a lab or the CLI starts from: small enough that a run,
+    /// with its one-worker baseline, takes well under a second on Node.js
+    /// (measured: `make class`), so a class's queue drains in seconds.
     pub fn default_size(self) -> u64 {
         match self {
-            WorkloadKind::Primes => 20_000_000,
-            WorkloadKind::Sha256Chain => 2_000_000,
-            WorkloadKind::Sleep | WorkloadKind::BlockingWait => 2_000,
+            WorkloadKind::Primes => 3_000_000,
+            WorkloadKind::Sha256Chain => 300_000,
+            WorkloadKind::Sleep | WorkloadKind::BlockingWait => 300,
             WorkloadKind::HttpCpu => 1,
             WorkloadKind::HttpSleep => 5,
             WorkloadKind::PoolHash => 8,
@@ -262,6 +264,51 @@ impl WorkloadKind {
                 calls: size.min(u64::from(u32::MAX)) as u32,
                 pool_threads: DEFAULT_POOL_THREADS,
             },
+        }
+    }
+}
+
+/// Requests a cluster run sends by default (the lab's and the CLI's).
+pub const DEFAULT_REQUESTS: u32 = 2_000;
+
+/// ... and after how many answers a fault kills a worker.
+pub const DEFAULT_KILL_AFTER: u32 = 500;
+
+/// Requests a cluster lab keeps in flight by default.
+pub const DEFAULT_CONCURRENCY: u32 = 32;
+
+/// Ping-pongs each child answers by default in the child_process lab.
+pub const DEFAULT_ROUND_TRIPS: u32 = 1_000;
+
+impl ModelKind {
+    /// The run a lab page starts from: its first workload at the default
+    /// size, the default number of workers, on `runtime`.
+    pub fn lab_default(self, runtime: Runtime) -> crate::RunSpec {
+        use crate::{ModelSpec, RunSpec};
+        let model = match self {
+            ModelKind::MainThread => ModelSpec::MainThread,
+            ModelKind::Threads => ModelSpec::Threads {
+                strategy: ThreadStrategy::default(),
+                sharing: Sharing::default(),
+            },
+            ModelKind::ChildProcess => ModelSpec::ChildProcess {
+                round_trips: DEFAULT_ROUND_TRIPS,
+                serialization: Serialization::default(),
+            },
+            ModelKind::Cluster => ModelSpec::Cluster {
+                policy: SchedPolicy::default(),
+                requests: DEFAULT_REQUESTS,
+                concurrency: DEFAULT_CONCURRENCY,
+                keep_alive: true,
+                kill: None,
+            },
+        };
+        let kind = self.workloads()[0];
+        RunSpec {
+            runtime,
+            model,
+            workload: kind.with_size(kind.default_size(), Program::Uname),
+            workers: self.default_workers(),
         }
     }
 }

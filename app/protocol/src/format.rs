@@ -182,6 +182,21 @@ pub fn host_line(host: &HostInfo) -> String {
 pub const BUSY_NOTE: &str = "The machine was already busy when this run started, so these \
                              times are likely slower than on a quiet machine.";
 
+/// Who else ran while a run was measured: its figures share the CPU with
+/// them.
+pub fn shared_sentence(others: u32) -> String {
+    match others {
+        0 => "No other run shared the server while this one ran.".into(),
+        1 => "1 other run shared the server's CPUs while this one ran, so these \
+              figures include its competition."
+            .into(),
+        n => format!(
+            "{n} other runs shared the server's CPUs while this one ran, so these \
+             figures include their competition."
+        ),
+    }
+}
+
 /// A cluster worker's death or replacement, as a sentence.
 pub fn incident_sentence(incident: &Incident) -> String {
     match incident {

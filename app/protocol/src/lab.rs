@@ -184,8 +184,9 @@ pub enum Phase {
     Idle,
     /// Sent `start`, waiting for the server.
     Requested,
-    /// Waiting in the server's queue.
-    Queued(u32),
+    /// Waiting in the server's queue: the place (1 is next) and the
+    /// server's estimate of the wait, milliseconds.
+    Queued { position: u32, wait_ms: Option<u64> },
     /// Workers are running.
     Running,
     /// Measuring the one-worker baseline.
@@ -348,10 +349,13 @@ impl LabState {
                 self.phase = Phase::Running;
                 self.say("Run accepted; starting workers.".into());
             }
-            ServerEvent::Queued { position, .. } => {
-                self.phase = Phase::Queued(position);
+            ServerEvent::Queued {
+                position, wait_ms, ..
+            } => {
+                self.phase = Phase::Queued { position, wait_ms };
                 self.say(format!(
-                    "The server is busy: you are number {position} in the queue."
+                    "The server is busy: you are number {position} in the queue{}.",
+                    wait_phrase(wait_ms)
                 ));
             }
             ServerEvent::Started { host, spec, .. } => {
@@ -564,6 +568,15 @@ impl LabState {
     }
 }
 
+/// ", about 3 s" for an estimated wait in milliseconds; nothing without one.
+pub fn wait_phrase(wait_ms: Option<u64>) -> String {
+    match wait_ms {
+        None => String::new(),
+        Some(ms) if ms < 1_000 => ", under a second".into(),
+        Some(ms) => format!(", about {} s", ms.div_ceil(1_000)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -580,6 +593,7 @@ mod tests {
                 baseline_wall_us: Some(3_000_000),
                 speedup: Some(2.0),
                 main_loop_lag_us: None,
+                shared_with: Some(0),
             },
         }
     }

@@ -45,7 +45,10 @@ pub mod compare;
 pub mod format;
 pub mod lab;
 
-pub use catalogue::{ModelKind, Runtime, WorkloadKind};
+pub use catalogue::{
+    ModelKind, Runtime, WorkloadKind, DEFAULT_CONCURRENCY, DEFAULT_KILL_AFTER, DEFAULT_REQUESTS,
+    DEFAULT_ROUND_TRIPS,
+};
 
 /// Bumped whenever a change would break an older client.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -307,8 +310,15 @@ pub enum ServerEvent {
     },
     /// The run was admitted and starts now.
     Accepted { run: RunId },
-    /// The run waits for a free slot; `position` 1 is next.
-    Queued { run: RunId, position: u32 },
+    /// The run waits for a free slot; `position` 1 is next. `wait_ms`
+    /// estimates the wait from how long recent runs took, once one has
+    /// finished.
+    Queued {
+        run: RunId,
+        position: u32,
+        #[serde(default)]
+        wait_ms: Option<u64>,
+    },
     /// The run's workers are being started on this host.
     Started {
         run: RunId,
@@ -721,6 +731,11 @@ pub struct RunSummary {
     /// Main thread: the longest the heartbeat was kept waiting, microseconds.
     #[serde(default)]
     pub main_loop_lag_us: Option<u64>,
+    /// The most other runs that executed on the server at the same time as
+    /// this one: its figures were measured on a CPU shared with them.
+    /// `None` for a run that never started.
+    #[serde(default)]
+    pub shared_with: Option<u32>,
 }
 
 impl RunSummary {
@@ -735,6 +750,7 @@ impl RunSummary {
             baseline_wall_us: None,
             speedup: None,
             main_loop_lag_us: None,
+            shared_with: None,
         }
     }
 }

@@ -9,6 +9,7 @@ use leptos::prelude::*;
 use protocol::{
     catalogue::DEFAULT_POOL_THREADS, KillWorker, ModelKind, ModelSpec, Program, RunSpec, Runtime,
     SchedPolicy, Serialization, Sharing, ThreadStrategy, Workload, WorkloadKind,
+    DEFAULT_CONCURRENCY, DEFAULT_KILL_AFTER, DEFAULT_REQUESTS, DEFAULT_ROUND_TRIPS,
 };
 
 /// Everything the learner can set, as signals.
@@ -44,7 +45,7 @@ impl Controls {
             workers: RwSignal::new(model.default_workers()),
             program: RwSignal::new(Program::Uname),
             round_trips: RwSignal::new(if model == ModelKind::ChildProcess {
-                1_000
+                DEFAULT_ROUND_TRIPS
             } else {
                 0
             }),
@@ -52,12 +53,12 @@ impl Controls {
             policy: RwSignal::new(SchedPolicy::RoundRobin),
             strategy: RwSignal::new(ThreadStrategy::Spawn),
             sharing: RwSignal::new(Sharing::Messages),
-            requests: RwSignal::new(20_000),
-            concurrency: RwSignal::new(32),
+            requests: RwSignal::new(DEFAULT_REQUESTS),
+            concurrency: RwSignal::new(DEFAULT_CONCURRENCY),
             keep_alive: RwSignal::new(true),
             kill: RwSignal::new(false),
             kill_worker: RwSignal::new(0),
-            kill_after: RwSignal::new(5_000),
+            kill_after: RwSignal::new(DEFAULT_KILL_AFTER),
             pool_threads: RwSignal::new(DEFAULT_POOL_THREADS),
         }
     }

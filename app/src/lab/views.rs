@@ -8,7 +8,7 @@ use leptos::prelude::*;
 use protocol::compare::pair_rows;
 use protocol::format::{
     describe_result, format_bytes, format_count, format_us, host_line, incident_sentence,
-    outcome_word, BUSY_NOTE,
+    outcome_word, shared_sentence, BUSY_NOTE,
 };
 use protocol::lab::{Pair, WorkerRow};
 use protocol::{HostInfo, ModelKind, Outcome, RunSummary, Runtime};
@@ -23,16 +23,18 @@ pub fn WorkerTable(lab: LabView, noun: &'static str) -> AnyView {
         let memory = w.memory.map(|m| match (m.rss_bytes, m.anon_bytes) {
             // Memory is counted in 4 KiB pages: a thread that added none
             // touched less than a page.
-            (0, 0) => "under a page (4 KiB)".to_string(),
-            (rss, anon) => format!("{} / {}", format_bytes(rss), format_bytes(anon)),
+            (0, 0) => view! { "under a page (4 KiB)" }.into_any(),
+            (rss, anon) => pair(format_bytes(rss), format_bytes(anon)),
         });
         let trip = w
             .round_trip_ns
-            .map(|(p50, p99)| format!("{} / {}", format_us(p50 / 1000), format_us(p99 / 1000)));
+            .map(|(p50, p99)| pair(format_us(p50 / 1000), format_us(p99 / 1000)));
         view! {
             <tr data-worker=w.worker>
-                <th scope="row">{w.worker}</th>
-                <td class="num">{(id != 0).then(|| id.to_string())}</td>
+                <th scope="row">
+                    {w.worker}
+                    {(id != 0).then(|| view! { " " <small class="kernel-id">{id.to_string()}</small> })}
+                </th>
                 <td class="num">{w.start_latency_us.map(format_us)}</td>
                 <td>
                     <progress max="1" value=w.fraction() aria-label=label></progress>
@@ -41,8 +43,8 @@ pub fn WorkerTable(lab: LabView, noun: &'static str) -> AnyView {
                 </td>
                 <td class="num">{w.wall_us.map(format_us)}</td>
                 <td class="num">{w.cpu_us.map(format_us)}</td>
-                <td class="num">{memory.unwrap_or_else(|| "—".into())}</td>
-                <td class="num">{trip.unwrap_or_else(|| "—".into())}</td>
+                <td class="num">{memory.unwrap_or_else(|| view! { "—" }.into_any())}</td>
+                <td class="num">{trip.unwrap_or_else(|| view! { "—" }.into_any())}</td>
                 <td class="num">{w.messages.map(format_count).unwrap_or_else(|| "—".into())}</td>
                 <td class="result">{w.result.as_ref().map(describe_result)}</td>
             </tr>
@@ -57,8 +59,7 @@ pub fn WorkerTable(lab: LabView, noun: &'static str) -> AnyView {
                 </caption>
                 <thead>
                     <tr>
-                        <th scope="col">{noun}</th>
-                        <th scope="col">"Kernel id"</th>
+                        <th scope="col">{noun} " " <small>"(kernel id)"</small></th>
                         <th scope="col">"Spawn → first message"</th>
                         <th scope="col">"Progress"</th>
                         <th scope="col">"Wall time"</th>
@@ -76,6 +77,12 @@ pub fn WorkerTable(lab: LabView, noun: &'static str) -> AnyView {
         </div>
     }
     .into_any()
+}
+
+/// Two figures of one cell ("p50 / p99"), each kept on one line, the cell
+/// free to wrap between them.
+fn pair(a: String, b: String) -> AnyView {
+    view! { <span class="fig">{a}</span> " / " <span class="fig">{b}</span> }.into_any()
 }
 
 /// The end of a run: totals, the measured speedup, and where it ran.
@@ -122,6 +129,9 @@ pub fn Summary(
                 })}
             </dl>
             {host.map(|h| view! { <HostLine host=h/> })}
+            {summary.shared_with.map(|n| view! {
+                <p class="shared" data-shared=n>{shared_sentence(n)}</p>
+            })}
         </section>
     }
     .into_any()
@@ -213,11 +223,10 @@ pub fn ClusterView(lab: LabView, kill: Callback<u32>) -> AnyView {
             .or_else(|| lab.ticks.with(|t| t.last().map(|t| t.per_worker.clone())))
             .unwrap_or_default()
     };
-    let bars =
-        move || {
-            let counts = per_worker();
-            let total: u64 = counts.iter().sum();
-            counts
+    let bars = move || {
+        let counts = per_worker();
+        let total: u64 = counts.iter().sum();
+        counts
             .into_iter()
             .enumerate()
             .map(|(i, n)| {
@@ -227,14 +236,16 @@ pub fn ClusterView(lab: LabView, kill: Callback<u32>) -> AnyView {
                         <th scope="row">{i}</th>
                         <td class="num answers">{n}</td>
                         <td class="bar-cell">
-                            <span class="bar" style=format!("width: {:.1}%", share * 100.0)></span>
+                            // The bar leaves room for its label, so a worker with every
+                            // answer does not push the table wider than the page.
+                            <span class="bar" style=format!("width: calc({share:.3} * (100% - 4rem))")></span>
                             <span class="num">{format!("{:.0}%", share * 100.0)}</span>
                         </td>
                     </tr>
                 }
             })
             .collect_view()
-        };
+    };
     let live = move || {
         lab.ticks.with(|ticks| {
             ticks.last().map(|t| {

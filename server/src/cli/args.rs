@@ -7,7 +7,7 @@ use crate::engine::Limits;
 use clap::Args;
 use protocol::{
     KillWorker, ModelKind, ModelSpec, Program, RunSpec, Runtime, SchedPolicy, Serialization,
-    Sharing, ThreadStrategy, Workload, WorkloadKind,
+    Sharing, ThreadStrategy, Workload, WorkloadKind, DEFAULT_KILL_AFTER, DEFAULT_REQUESTS,
 };
 
 /// Which runtime runs the lab: one, or each in turn with their ratio.
@@ -99,7 +99,7 @@ pub struct RunArgs {
     pub policy: SchedPolicy,
 
     /// cluster: requests the load generator sends.
-    #[arg(long, default_value_t = 2_000)]
+    #[arg(long, default_value_t = DEFAULT_REQUESTS)]
     pub requests: u32,
 
     /// cluster: requests in flight at once.
@@ -115,7 +115,7 @@ pub struct RunArgs {
     pub kill_worker: Option<u32>,
 
     /// cluster: ... once this many requests have completed.
-    #[arg(long, default_value_t = 500)]
+    #[arg(long, default_value_t = DEFAULT_KILL_AFTER)]
     pub kill_after: u32,
 
     /// Wall-clock seconds before the run is stopped.

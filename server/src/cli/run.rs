@@ -5,7 +5,7 @@
 use super::args::RunArgs;
 use super::tables::{pair_table, run_table};
 use super::{cancel_on_ctrl_c, terminal_engine};
-use crate::engine::{Engine, Limits};
+use crate::engine::{Engine, Learner, Limits};
 use protocol::lab::{LabState, Pair};
 use protocol::{Outcome, RunSpec};
 use std::io::{IsTerminal, Write};
@@ -55,7 +55,10 @@ async fn run_one(
     json: bool,
 ) -> Result<(LabState, Option<Outcome>), ExitCode> {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let (handle, run) = match engine.prepare(id, spec.clone(), tx).await {
+    let (handle, run) = match engine
+        .prepare(&Learner::new("cli"), id, spec.clone(), tx)
+        .await
+    {
         Ok(prepared) => prepared,
         Err(refused) => {
             // Flags are named like the protocol's fields: spec.workers is --workers.

@@ -5,7 +5,7 @@
 use protocol::compare::{pair_rows, ratio, shown, COLUMNS, MEASURED};
 use protocol::format::{
     describe_result, describe_spec, format_bytes, format_count, format_us, host_line,
-    incident_sentence, outcome_word, BUSY_NOTE,
+    incident_sentence, outcome_word, shared_sentence, BUSY_NOTE,
 };
 use protocol::lab::{LabState, Pair};
 use protocol::{Calibration, ModelKind, RunSpec, Runtime, WorkResult};
@@ -176,6 +176,9 @@ pub fn run_table(state: &LabState, spec: &RunSpec) -> String {
             },
             describe_result(&s.result)
         ));
+        if let Some(n) = s.shared_with.filter(|&n| n > 0) {
+            line(shared_sentence(n));
+        }
     }
     out
 }

@@ -185,3 +185,58 @@ fn settings_that_cannot_work_stop_it_before_it_listens() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// The status and body of a WebSocket upgrade the server refused.
+async fn refused_upgrade(url: &str) -> anyhow::Result<(u16, String)> {
+    use tokio_tungstenite::tungstenite::Error;
+    match tokio_tungstenite::connect_async(url).await {
+        Err(Error::Http(response)) => Ok((
+            response.status().as_u16(),
+            String::from_utf8_lossy(response.body().as_deref().unwrap_or_default()).into_owned(),
+        )),
+        Err(other) => anyhow::bail!("the upgrade failed otherwise: {other}"),
+        Ok(_) => anyhow::bail!("the upgrade was accepted"),
+    }
+}
+
+#[tokio::test]
+async fn one_address_holds_at_most_its_share_of_sockets() -> anyhow::Result<()> {
+    let server = ServerProcess::start(&["--max-sockets-per-address", "2"])?;
+    let url = server.ws_url();
+    let (first, _) = WsClient::connect(&url).await?;
+    let (mut second, _) = WsClient::connect(&url).await?;
+
+    // The third is refused before the upgrade, with a sentence saying why.
+    let (status, body) = refused_upgrade(&url).await?;
+    assert_eq!(status, 429, "{body}");
+    assert!(
+        body.contains("127.0.0.1") && body.contains("--max-sockets-per-address"),
+        "{body}"
+    );
+
+    // The sockets already open are not affected ...
+    second
+        .send_text(r#"{"type":"start","id":1,"spec":{"runtime":"rust","model":{"kind":"main_thread"},"workload":{"kind":"primes","below":1000},"workers":1}}"#)
+        .await?;
+    let events = second
+        .until(|e| matches!(e, ServerEvent::RunFinished { .. }))
+        .await?;
+    let Some(ServerEvent::RunFinished { summary, .. }) = events.last() else {
+        unreachable!()
+    };
+    assert_eq!(summary.outcome, Outcome::Completed);
+
+    // ... and a closed one frees its place.
+    drop(first);
+    spawnlab_tests::eventually(Duration::from_secs(5), "a freed place", || {
+        let url = url.clone();
+        async move { Ok(WsClient::connect(&url).await.ok().map(drop)) }
+    })
+    .await?;
+
+    // A learner token that is not one is refused by name.
+    let (status, body) = refused_upgrade(&format!("{url}?learner=short")).await?;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.starts_with("learner must be 8 to 64"), "{body}");
+    Ok(())
+}

@@ -7,6 +7,7 @@
 mod binary;
 mod browser;
 mod child_process;
+mod class;
 mod cli;
 mod cluster;
 mod compare;

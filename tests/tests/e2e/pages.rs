@@ -4,7 +4,9 @@
 //! in an element marked `data-measured`) or quoted through `app::quoted`,
 //! which names its source and date beside it.
 
-use spawnlab_tests::{http_get_until, spawn_app};
+use spawnlab_tests::{
+    http_get_until, http_get_with, site_dir, spawn_app, spawn_app_with, test_settings,
+};
 
 /// Units that make a number a figure someone measured.
 const UNITS: [&str; 14] = [
@@ -190,4 +192,72 @@ fn the_scanner_finds_figures_and_ignores_counts() {
         ),
         "<p>a</p><pre>d</pre>"
     );
+}
+
+/// A copy of the built bundle in a folder of its own, removed on drop.
+struct SiteCopy(std::path::PathBuf);
+
+impl Drop for SiteCopy {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[tokio::test]
+async fn the_bundle_is_served_precompressed_when_the_browser_takes_it() -> anyhow::Result<()> {
+    // A release build with --precompress writes .br and .gz beside each
+    // file; stand-ins here, so the test sees which file was served.
+    let site = SiteCopy(
+        std::env::temp_dir().join(format!("spawnlab-precompressed-{}", std::process::id())),
+    );
+    let pkg = site.0.join("pkg");
+    std::fs::create_dir_all(&pkg)?;
+    for file in ["spawnlab.js", "spawnlab.wasm", "spawnlab.css"] {
+        std::fs::copy(site_dir().join("pkg").join(file), pkg.join(file))?;
+    }
+    std::fs::write(pkg.join("spawnlab.wasm.br"), b"brotli stand-in")?;
+    std::fs::write(pkg.join("spawnlab.wasm.gz"), b"gzip stand-in")?;
+    let mut settings = test_settings();
+    settings.site_dir = site.0.clone();
+    let app = spawn_app_with(settings).await;
+
+    let header = |headers: &[(String, String)], name: &str| {
+        headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+    };
+    let path = "/pkg/spawnlab.wasm";
+    let (status, headers, body) =
+        http_get_with(app.addr, path, &[("Accept-Encoding", "gzip, deflate, br")]).await?;
+    assert_eq!(status, 200);
+    assert_eq!(header(&headers, "content-encoding").as_deref(), Some("br"));
+    assert_eq!(body, b"brotli stand-in");
+    assert_eq!(
+        header(&headers, "content-type").as_deref(),
+        Some("application/wasm"),
+        "the type of what it decompresses to"
+    );
+    assert_eq!(
+        header(&headers, "cache-control").as_deref(),
+        Some("no-cache")
+    );
+
+    let (_, headers, body) = http_get_with(app.addr, path, &[("Accept-Encoding", "gzip")]).await?;
+    assert_eq!(
+        header(&headers, "content-encoding").as_deref(),
+        Some("gzip")
+    );
+    assert_eq!(body, b"gzip stand-in");
+
+    let (_, headers, body) = http_get_with(app.addr, path, &[]).await?;
+    assert_eq!(header(&headers, "content-encoding"), None);
+    assert_eq!(body, std::fs::read(pkg.join("spawnlab.wasm"))?);
+
+    // Unchanged since the browser's copy: 304, nothing sent again.
+    let modified = header(&headers, "last-modified").expect("a Last-Modified date");
+    let (status, _, body) =
+        http_get_with(app.addr, path, &[("If-Modified-Since", &modified)]).await?;
+    assert_eq!((status, body.len()), (304, 0));
+    Ok(())
 }
