@@ -9,11 +9,13 @@
 //! - [`session`]: one WebSocket connection, translating frames to engine calls.
 //! - [`calibrate`]: the compare page's figures, a client of the engine.
 //! - [`startup`]: builds the axum application and runs it until stopped.
+//! - [`compress`]: pages gzip-compressed chunk by chunk, still streamed.
 //! - [`settings`]: flags and environment variables.
 //! - [`cli`]: `spawnlab run` and `spawnlab compare` in the terminal.
 
 pub mod calibrate;
 pub mod cli;
+pub mod compress;
 pub mod engine;
 pub mod session;
 pub mod settings;

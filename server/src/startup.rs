@@ -213,6 +213,7 @@ impl Application {
                 move || shell(options.clone())
             })
             .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+            .layer(axum::middleware::from_fn(crate::compress::html))
             .with_state(state);
         Ok(Application {
             listener,

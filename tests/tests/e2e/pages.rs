@@ -261,3 +261,94 @@ async fn the_bundle_is_served_precompressed_when_the_browser_takes_it() -> anyho
     assert_eq!((status, body.len()), (304, 0));
     Ok(())
 }
+
+#[tokio::test]
+async fn pages_are_gzipped_and_still_stream() -> anyhow::Result<()> {
+    use std::io::Read;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_app().await;
+
+    // A page: gzip when asked for, the same page when decompressed.
+    let (_, headers, body) = http_get_with(app.addr, "/", &[("Accept-Encoding", "gzip")]).await?;
+    assert!(
+        headers
+            .iter()
+            .any(|(n, v)| n == "content-encoding" && v == "gzip"),
+        "{headers:?}"
+    );
+    let plain = http_get_until(app.addr, "/", "</html>").await?;
+    let mut html = String::new();
+    flate2::read::GzDecoder::new(&dechunked(&body)[..]).read_to_string(&mut html)?;
+    assert!(html.contains("<h1>") && html.len() > 1_000, "{html}");
+    assert!(
+        dechunked(&body).len() * 2 < html.len(),
+        "the page shrinks: {} bytes for {}",
+        body.len(),
+        html.len()
+    );
+    assert!(plain.contains("<h1>"));
+
+    // A page that waits for the server's measurements: its text arrives,
+    // compressed, while the slow part is still being measured.
+    let mut socket = tokio::net::TcpStream::connect(app.addr).await?;
+    let request = format!(
+        "GET /threads HTTP/1.1\r\nHost: {}\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n",
+        app.addr
+    );
+    socket.write_all(request.as_bytes()).await?;
+    let mut raw = Vec::new();
+    let mut chunk = [0u8; 16 * 1024];
+    loop {
+        let n = socket.read(&mut chunk).await?;
+        assert!(n > 0, "the page ended before its text could be read");
+        raw.extend_from_slice(&chunk[..n]);
+        let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") else {
+            continue;
+        };
+        let text = gunzip_prefix(&dechunked(&raw[end + 4..]));
+        if text.contains("Measuring both runtimes") {
+            // Read while the rest of the page is still to come: a
+            // compressor that held the page back would only let this be
+            // read with its end.
+            assert!(
+                !raw.ends_with(b"\r\n0\r\n\r\n"),
+                "the text was held back until the page ended"
+            );
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// The data of a chunked body (as much of it as has arrived).
+fn dechunked(mut body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(eol) = body.windows(2).position(|w| w == b"\r\n") {
+        let size = std::str::from_utf8(&body[..eol])
+            .ok()
+            .and_then(|s| usize::from_str_radix(s.trim(), 16).ok());
+        let Some(size) = size else { break };
+        let start = eol + 2;
+        if size == 0 || body.len() < start + size {
+            out.extend_from_slice(&body[start..body.len().min(start + size)]);
+            break;
+        }
+        out.extend_from_slice(&body[start..start + size]);
+        body = &body[(start + size + 2).min(body.len())..];
+    }
+    out
+}
+
+/// What a gzip stream cut short decodes to so far.
+fn gunzip_prefix(gz: &[u8]) -> String {
+    use std::io::Read;
+    let mut decoder = flate2::read::GzDecoder::new(gz);
+    let (mut out, mut buf) = (Vec::new(), [0u8; 4096]);
+    while let Ok(n) = decoder.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
