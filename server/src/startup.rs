@@ -192,13 +192,20 @@ impl Application {
         // takes them. The names carry no hash, so browsers revalidate
         // (a 304 when nothing changed) rather than keep a stale bundle.
         let pkg_dir = settings.site_dir.join(&*leptos_options.site_pkg_dir);
+        let files = ServeDir::new(&pkg_dir);
+        let files = match stale_precompressed(&pkg_dir) {
+            None => files.precompressed_br().precompressed_gzip(),
+            Some(stale) => {
+                tracing::warn!(
+                    "{} is older than the file it compresses (a debug build after a release \
+                     one?): serving the bundle uncompressed",
+                    stale.display()
+                );
+                files
+            }
+        };
         let bundle = Router::new()
-            .nest_service(
-                &format!("/{}", leptos_options.site_pkg_dir),
-                ServeDir::new(pkg_dir)
-                    .precompressed_br()
-                    .precompressed_gzip(),
-            )
+            .nest_service(&format!("/{}", leptos_options.site_pkg_dir), files)
             .layer(SetResponseHeaderLayer::overriding(
                 header::CACHE_CONTROL,
                 HeaderValue::from_static("no-cache"),
@@ -342,6 +349,21 @@ async fn ws_route(
                 // The address's place is held until the session has ended.
                 drop(slot);
             })
+        })
+}
+
+/// A `.br` or `.gz` in `dir` older than the file it compresses: a later
+/// build replaced the file and left the compressed copy stale, and serving
+/// it would hand browsers an old bundle.
+fn stale_precompressed(dir: &std::path::Path) -> Option<std::path::PathBuf> {
+    let modified = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("br" | "gz")))
+        .find(|p| match (modified(p), modified(&p.with_extension(""))) {
+            (Some(packed), Some(original)) => packed < original,
+            _ => false,
         })
 }
 

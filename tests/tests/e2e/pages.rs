@@ -259,6 +259,25 @@ async fn the_bundle_is_served_precompressed_when_the_browser_takes_it() -> anyho
     let (status, _, body) =
         http_get_with(app.addr, path, &[("If-Modified-Since", &modified)]).await?;
     assert_eq!((status, body.len()), (304, 0));
+
+    // A later build replaced the file and left its compressed copies
+    // behind: they are stale, and the bundle goes out as it is.
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    std::fs::copy(
+        site_dir().join("pkg").join("spawnlab.wasm"),
+        pkg.join("spawnlab.wasm"),
+    )?;
+    let mut settings = test_settings();
+    settings.site_dir = site.0.clone();
+    let rebuilt = spawn_app_with(settings).await;
+    let (_, headers, body) =
+        http_get_with(rebuilt.addr, path, &[("Accept-Encoding", "br")]).await?;
+    assert_eq!(
+        header(&headers, "content-encoding"),
+        None,
+        "a stale .br is not served"
+    );
+    assert_eq!(body, std::fs::read(pkg.join("spawnlab.wasm"))?);
     Ok(())
 }
 
