@@ -11,7 +11,7 @@
 pub mod probes;
 
 use crate::engine::{Engine, Learner, Refused, Stop};
-use protocol::format::{format_bytes, format_count, format_us, median};
+use protocol::format::{format_bytes, format_count, format_us, median, nearest_rank};
 use protocol::lab::LabState;
 use protocol::{
     Calibration, Figure, HostInfo, Memory, ModelFigures, ModelKind, ModelSpec, Outcome, RunSpec,
@@ -66,6 +66,10 @@ pub enum CalibrationError {
     /// The direct thread measurements panicked.
     #[error("the thread measurements failed: {0}")]
     Probes(#[from] tokio::task::JoinError),
+    /// No runtime was available to measure (the Rust engine always is,
+    /// so a pass should never see this).
+    #[error("no runtime is available to measure")]
+    NoRuntime,
     /// A plain Node.js measurement failed.
     #[error("the Node.js measurement {what} failed: {why}")]
     Node { what: String, why: String },
@@ -112,22 +116,20 @@ pub async fn calibrate(
 ) -> Result<Calibration, CalibrationError> {
     let began = Instant::now();
     let runtimes = engine.runtimes().await;
+    let job = format!("count the primes below {}", format_count(JOB_BELOW));
     let mut models = Vec::new();
     let mut host = None;
     for info in runtimes.iter().filter(|r| r.available) {
         let who = Who {
             runtime: info.runtime,
-            version: info.version.clone().unwrap_or_default(),
+            name: info.name(),
         };
-        let (pass_host, figures) = pass(engine, &who, shutdown).await?;
+        let (pass_host, figures) = pass(engine, &who, &job, shutdown).await?;
         host.get_or_insert(pass_host);
         models.extend(figures);
     }
     let break_even = sweep(engine, &runtimes, shutdown).await?;
-    let host = host.ok_or_else(|| CalibrationError::Incomplete {
-        model: ModelKind::MainThread.name(),
-        why: "no runtime is available".into(),
-    })?;
+    let host = host.ok_or(CalibrationError::NoRuntime)?;
     Ok(Calibration {
         host,
         finished_unix_s: SystemTime::now()
@@ -135,7 +137,7 @@ pub async fn calibrate(
             .map_or(0, |d| d.as_secs()),
         took_ms: began.elapsed().as_millis() as u64,
         models,
-        job: format!("count the primes below {}", format_count(JOB_BELOW)),
+        job,
         runtimes,
         break_even,
     })
@@ -144,16 +146,13 @@ pub async fn calibrate(
 /// A runtime, and how a figure names it: "Node.js v20.20.2", "Rust engine".
 struct Who {
     runtime: Runtime,
-    version: String,
+    /// The name every `how` sentence starts with.
+    name: String,
 }
 
 impl Who {
-    /// The name every `how` sentence starts with.
-    fn name(&self) -> String {
-        match self.runtime {
-            Runtime::Node => format!("Node.js {}", self.version),
-            Runtime::Rust => "Rust engine".into(),
-        }
+    fn name(&self) -> &str {
+        &self.name
     }
 
     /// `api` for Node.js, `rust` for the engine.
@@ -170,6 +169,7 @@ impl Who {
 async fn pass(
     engine: &Arc<Engine>,
     who: &Who,
+    job_words: &str,
     shutdown: &Stop,
 ) -> Result<(HostInfo, Vec<ModelFigures>), CalibrationError> {
     let job = Workload::Primes { below: JOB_BELOW };
@@ -230,7 +230,6 @@ async fn pass(
     let cpu = cluster(cpu_ms, WORKERS, CPU_REQUESTS, CPU_CONCURRENCY).await?;
     let direct = direct(engine, who).await?;
 
-    let job_words = format!("count the primes below {}", format_count(JOB_BELOW));
     let host = main
         .host
         .clone()
@@ -241,9 +240,9 @@ async fn pass(
     Ok((
         host,
         vec![
-            main_figures(who, &main, &hello_alone, &job_words),
-            thread_figures(who, &threads, &direct, &job_words),
-            child_figures(who, &children, &job_words),
+            main_figures(who, &main, &hello_alone, job_words),
+            thread_figures(who, &threads, &direct, job_words),
+            child_figures(who, &children, job_words),
             cluster_figures(who, &hello, &cpu_alone, &cpu),
         ],
     ))
@@ -325,14 +324,18 @@ async fn sweep(
                 workload: Workload::Primes { below },
                 workers: WORKERS,
             };
-            let lab = measure(engine, spec, shutdown).await?;
-            let summary = lab.summary.as_ref();
+            let summary = measure(engine, spec, shutdown).await?.summary.ok_or(
+                CalibrationError::Incomplete {
+                    model: ModelKind::Threads.name(),
+                    why: "it ended without a summary".into(),
+                },
+            )?;
             points.push(SweepPoint {
                 runtime: info.runtime,
                 below,
                 workers: WORKERS,
-                wall_us: summary.map_or(0, |s| s.wall_us),
-                one_worker_us: summary.and_then(|s| s.baseline_wall_us),
+                wall_us: summary.wall_us,
+                one_worker_us: summary.baseline_wall_us,
             });
         }
     }
@@ -365,7 +368,11 @@ pub async fn measure(
         lab.apply(ev);
     }
     match summary {
-        Ok(s) if s.outcome == Outcome::Completed => Ok(lab),
+        Ok(s) if s.outcome == Outcome::Completed => {
+            // The folded events hold it already; the run's own word wins.
+            lab.summary = Some(s);
+            Ok(lab)
+        }
         Ok(s) => Err(CalibrationError::Incomplete {
             model,
             why: lab
@@ -451,10 +458,7 @@ fn main_figures(who: &Who, main: &LabState, hello_alone: &LabState, job: &str) -
 }
 
 fn thread_figures(who: &Who, lab: &LabState, direct: &Direct, job: &str) -> ModelFigures {
-    let pct = |v: &[f64], p: f64| {
-        let rank = ((p / 100.0) * v.len() as f64).ceil() as usize;
-        v[rank.clamp(1, v.len()) - 1]
-    };
+    let pct = |v: &[f64], p: f64| nearest_rank(v, p).unwrap_or_default();
     let started = who.pick("new Worker()", "std::thread::spawn");
     let channel = who.pick(
         "postMessage to one Worker and back (a structured clone each way)",

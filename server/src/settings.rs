@@ -11,6 +11,12 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// Workers alive across all runs, by default.
+pub const MAX_LIVE_WORKERS: u32 = 40;
+
+/// Runs that may wait, by default: a class pressing Run at once.
+pub const MAX_QUEUE: u32 = 400;
+
 /// WebSockets one address may hold by default: a class of a hundred behind
 /// one NAT, with a few tabs each.
 pub const SOCKETS_PER_ADDRESS: u32 = 300;
@@ -39,14 +45,14 @@ pub struct ServeArgs {
 
     /// Worker threads and processes alive at once, across all runs; a run
     /// that would exceed it waits in the queue.
-    #[arg(long, env = "SPAWNLAB_MAX_LIVE_WORKERS", default_value_t = 40,
+    #[arg(long, env = "SPAWNLAB_MAX_LIVE_WORKERS", default_value_t = MAX_LIVE_WORKERS,
           value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub max_live_workers: u32,
 
     /// Runs allowed to wait for a free slot, sized for a class pressing Run
     /// at once; beyond this, requests are refused (0: a run that cannot
     /// start at once is refused).
-    #[arg(long, env = "SPAWNLAB_MAX_QUEUE", default_value_t = 400,
+    #[arg(long, env = "SPAWNLAB_MAX_QUEUE", default_value_t = MAX_QUEUE,
           value_parser = clap::value_parser!(u32).range(0..=100_000))]
     pub max_queue: u32,
 
@@ -155,7 +161,7 @@ impl ServeArgs {
 
 impl Settings {
     /// Settings for tests: a free loopback port, the built site, workers
-    /// started from the real `spawnlab` binary, defaults elsewhere.
+    /// started from the real `spawnlab` binary, the shipped defaults elsewhere.
     pub fn for_tests(site_dir: PathBuf, worker_binary: PathBuf) -> Self {
         Settings {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -163,9 +169,9 @@ impl Settings {
             limits: Limits::default(),
             budget: Budget {
                 max_runs: logical_cores(),
-                max_live_workers: 40,
+                max_live_workers: MAX_LIVE_WORKERS,
                 max_memory_mib: default_memory_mib(),
-                max_queue: 8,
+                max_queue: MAX_QUEUE,
             },
             node: "node".into(),
             allow_origins: Vec::new(),

@@ -14,21 +14,27 @@ pub async fn http_get(addr: SocketAddr, path: &str) -> Result<(u16, String)> {
 
 /// The start of a page, up to and including the first `until`: what a
 /// streamed page sends before the parts that wait for slow data. The raw
-/// bytes, headers included, as text.
+/// bytes, headers included, as text. Fails if `until` has not come within
+/// [`crate::EVENT_TIMEOUT`].
 pub async fn http_get_until(addr: SocketAddr, path: &str, until: &str) -> Result<String> {
-    let mut stream = TcpStream::connect(addr).await?;
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await?;
-    let mut raw = Vec::new();
-    let mut chunk = [0u8; 16 * 1024];
-    loop {
-        let n = stream.read(&mut chunk).await?;
-        raw.extend_from_slice(&chunk[..n]);
-        let text = String::from_utf8_lossy(&raw);
-        if n == 0 || text.contains(until) {
-            return Ok(text.into_owned());
+    let read = async {
+        let mut stream = TcpStream::connect(addr).await?;
+        let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await?;
+        let mut raw = Vec::new();
+        let mut chunk = [0u8; 16 * 1024];
+        loop {
+            let n = stream.read(&mut chunk).await?;
+            raw.extend_from_slice(&chunk[..n]);
+            let text = String::from_utf8_lossy(&raw);
+            if n == 0 || text.contains(until) {
+                return Ok(text.into_owned());
+            }
         }
-    }
+    };
+    tokio::time::timeout(crate::EVENT_TIMEOUT, read)
+        .await
+        .with_context(|| format!("{path}: no {until:?} within {:?}", crate::EVENT_TIMEOUT))?
 }
 
 /// A GET with extra request headers: the status, the response's headers

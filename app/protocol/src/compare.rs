@@ -3,7 +3,7 @@
 
 use crate::format::{format_bytes, format_count, format_ns, format_us};
 use crate::lab::{Pair, PastRun};
-use crate::{Calibration, Figure, ModelFigures, ModelKind, Runtime, Unit};
+use crate::{Calibration, Figure, ModelFigures, ModelKind, Runtime, RuntimeInfo, Unit};
 
 /// The table's columns, in order: every model.
 pub const COLUMNS: [ModelKind; 4] = ModelKind::ALL;
@@ -24,10 +24,14 @@ pub const MEASURED: [(&str, Pick); 6] = [
 
 /// A figure's value, in words, or a dash where the model has none.
 pub fn shown(figure: &Figure) -> String {
-    let Some(v) = figure.value else {
-        return "—".into();
-    };
-    match figure.unit {
+    figure
+        .value
+        .map_or_else(|| "—".into(), |v| show_value(v, figure.unit))
+}
+
+/// A value in its unit, in words.
+pub fn show_value(v: f64, unit: Unit) -> String {
+    match unit {
         Unit::Micros => format_us(v.round() as u64),
         Unit::Nanos => format_ns(v.round() as u64),
         Unit::Bytes => format_bytes(v.round() as u64),
@@ -50,17 +54,12 @@ pub fn figure_of(
         .filter(|f| f.value.is_some())
 }
 
-/// How a runtime is named in a sentence: "Node.js v20.20.2", "the Rust engine".
-fn runtime_name(c: &Calibration, runtime: Runtime) -> String {
-    match runtime {
-        Runtime::Node => c
-            .runtimes
-            .iter()
-            .find(|r| r.runtime == Runtime::Node)
-            .and_then(|r| r.version.clone())
-            .map_or("Node.js".into(), |v| format!("Node.js {v}")),
-        Runtime::Rust => "the Rust engine".into(),
-    }
+/// How the pass names a runtime: "Node.js v20.20.2", "Rust engine".
+pub fn runtime_name(c: &Calibration, runtime: Runtime) -> String {
+    c.runtimes
+        .iter()
+        .find(|r| r.runtime == runtime)
+        .map_or_else(|| runtime.label().into(), RuntimeInfo::name)
 }
 
 /// What a pass says about start cost, messages and memory, in sentences
@@ -75,7 +74,10 @@ pub fn reading(c: &Calibration) -> Vec<String> {
     let shown_of = |model, runtime, pick| figure_of(c, model, runtime, pick).map(shown);
     let mut out = Vec::new();
     for runtime in Runtime::ALL {
-        let name = runtime_name(c, runtime);
+        let name = match runtime {
+            Runtime::Node => runtime_name(c, runtime),
+            Runtime::Rust => format!("the {}", runtime_name(c, runtime)),
+        };
         let (thread, process) = (
             value(ModelKind::Threads, runtime, start),
             value(ModelKind::ChildProcess, runtime, start),

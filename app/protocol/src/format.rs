@@ -13,6 +13,13 @@ pub fn median(mut values: Vec<u64>) -> Option<u64> {
     values.get(values.len().saturating_sub(1) / 2).copied()
 }
 
+/// The `p`-th percentile (0–100) of `sorted`, by the nearest-rank method;
+/// `None` for no values.
+pub fn nearest_rank<T: Copy>(sorted: &[T], p: f64) -> Option<T> {
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted.get(rank.clamp(1, sorted.len().max(1)) - 1).copied()
+}
+
 /// A run's outcome in words.
 pub fn outcome_word(outcome: Outcome) -> &'static str {
     match outcome {

@@ -598,6 +598,17 @@ pub struct RuntimeInfo {
     pub missing: Vec<MissingFeature>,
 }
 
+impl RuntimeInfo {
+    /// How a figure names it: "Node.js v20.20.2" ("Node.js" without a
+    /// version), "Rust engine".
+    pub fn name(&self) -> String {
+        match (self.runtime, &self.version) {
+            (Runtime::Node, Some(v)) => format!("Node.js {v}"),
+            (runtime, _) => runtime.label().into(),
+        }
+    }
+}
+
 /// A feature a runtime's version lacks, detected rather than assumed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MissingFeature {

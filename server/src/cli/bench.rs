@@ -15,10 +15,12 @@ use super::terminal_engine;
 use crate::calibrate::{measure as run_to_end, probes};
 use crate::engine::{Engine, Limits, Stop};
 use clap::Args;
-use protocol::format::{format_bytes, format_count, format_ns, host_line};
+use protocol::compare::show_value;
+use protocol::format::{format_bytes, format_count, host_line, nearest_rank};
 use protocol::lab::LabState;
 use protocol::{
-    ModelSpec, RunSpec, Runtime, SchedPolicy, Serialization, Sharing, ThreadStrategy, Workload,
+    ModelSpec, RunSpec, Runtime, SchedPolicy, Serialization, Sharing, ThreadStrategy, Unit,
+    Workload,
 };
 use serde::Serialize;
 use serde_json::json;
@@ -43,6 +45,8 @@ pub struct BenchArgs {
 /// How many samples and how large the jobs are.
 #[derive(Debug, Clone, Copy, Serialize)]
 struct Sizes {
+    /// The short pass (`--quick`).
+    quick: bool,
     starts: usize,
     round_trips: usize,
     payload_trips: usize,
@@ -61,6 +65,7 @@ impl Sizes {
     fn new(quick: bool) -> Self {
         if quick {
             Sizes {
+                quick,
                 starts: 5,
                 round_trips: 200,
                 payload_trips: 5,
@@ -75,6 +80,7 @@ impl Sizes {
             }
         } else {
             Sizes {
+                quick,
                 starts: 20,
                 round_trips: 1_000,
                 payload_trips: 20,
@@ -102,15 +108,6 @@ struct Series {
     samples: Vec<f64>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-enum Unit {
-    Nanos,
-    Bytes,
-    Ratio,
-    PerSecond,
-}
-
 impl Series {
     fn new(source: &'static str, how: impl Into<String>, unit: Unit, samples: Vec<f64>) -> Self {
         let mut samples = samples;
@@ -125,20 +122,11 @@ impl Series {
 
     /// The `p`-th percentile by the nearest-rank method.
     fn pct(&self, p: f64) -> Option<f64> {
-        let n = self.samples.len();
-        (n > 0).then(|| {
-            let rank = ((p / 100.0) * n as f64).ceil() as usize;
-            self.samples[rank.clamp(1, n) - 1]
-        })
+        nearest_rank(&self.samples, p)
     }
 
     fn show(&self, v: f64) -> String {
-        match self.unit {
-            Unit::Nanos => format_ns(v.round() as u64),
-            Unit::Bytes => format_bytes(v.round() as u64),
-            Unit::Ratio => format!("{v:.2}×"),
-            Unit::PerSecond => format!("{}/s", format_count(v.round() as u64)),
-        }
+        show_value(v, self.unit)
     }
 
     /// "p50 / p99", or just the value for a single sample.
@@ -237,21 +225,14 @@ struct Bench {
     host: Option<protocol::HostInfo>,
 }
 
-/// How many steps [`Bench::all`] takes, for the progress bar.
-const STEPS: usize = 170;
-
 type Result<T> = std::result::Result<T, String>;
 
 impl Bench {
+    /// Say on the terminal which measurement runs now, and how many ran.
     fn step(&mut self, what: &str) {
         self.steps += 1;
         if self.progress {
-            let filled = (self.steps * 30 / STEPS).min(30);
-            eprint!(
-                "\r[{}{}] {what:<36}",
-                "#".repeat(filled),
-                "-".repeat(30 - filled)
-            );
+            eprint!("\r[step {:>3}] {what:<50}", self.steps);
             let _ = std::io::stderr().flush();
         }
     }
@@ -821,7 +802,7 @@ fn table(report: &Report) -> String {
         "Node.js {} · spawnlab {} · {}\n\n",
         report.node_version.as_deref().unwrap_or("?"),
         env!("CARGO_PKG_VERSION"),
-        if report.sizes.starts < 20 {
+        if report.sizes.quick {
             "quick pass"
         } else {
             "full pass"

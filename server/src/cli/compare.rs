@@ -30,7 +30,17 @@ pub async fn compare(args: CompareArgs, list_dir: PathBuf) -> ExitCode {
         }
     });
     if !args.json {
-        eprintln!("measuring every model on this machine, on Node.js and on the Rust engine; this takes about half a minute…");
+        let on: Vec<String> = engine
+            .runtimes()
+            .await
+            .iter()
+            .filter(|r| r.available)
+            .map(|r| r.name())
+            .collect();
+        eprintln!(
+            "measuring every model on this machine, on {}; this takes about half a minute…",
+            on.join(" and on ")
+        );
     }
     let figures = calibrate(&engine, &stop).await;
     interrupt.abort();

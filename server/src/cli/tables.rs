@@ -2,10 +2,10 @@
 //! compare page's table. The words come from the protocol's `format`, as on
 //! the page.
 
-use protocol::compare::{pair_rows, ratio, shown, COLUMNS, MEASURED};
+use protocol::compare::{pair_rows, ratio, runtime_name, shown, COLUMNS, MEASURED};
 use protocol::format::{
     describe_result, describe_spec, format_bytes, format_count, format_us, host_line,
-    incident_sentence, outcome_word, shared_sentence, BUSY_NOTE,
+    incident_sentence, nearest_rank, outcome_word, shared_sentence, BUSY_NOTE,
 };
 use protocol::lab::{LabState, Pair};
 use protocol::{Calibration, ModelKind, RunSpec, Runtime, WorkResult};
@@ -120,12 +120,7 @@ pub fn run_table(state: &LabState, spec: &RunSpec) -> String {
     if !state.pings.is_empty() {
         let mut answered: Vec<u64> = state.pings.iter().filter_map(|p| p.1).collect();
         answered.sort_unstable();
-        let pct = |p: f64| {
-            let rank = ((p / 100.0) * answered.len() as f64).ceil() as usize;
-            answered
-                .get(rank.clamp(1, answered.len().max(1)) - 1)
-                .map_or("—".into(), |us| format_us(*us))
-        };
+        let pct = |p: f64| nearest_rank(&answered, p).map_or("—".into(), format_us);
         line(format!(
             "/ping from outside: {} sent, answered in {} (p50) / {} (p99), {} unanswered",
             state.pings.len(),
@@ -203,12 +198,7 @@ pub fn compare_table(c: &Calibration) -> String {
             .iter()
             .find(|m| m.model == model && m.runtime == runtime)
     };
-    let node_name = c
-        .runtimes
-        .iter()
-        .find(|r| r.runtime == Runtime::Node)
-        .and_then(|r| r.version.clone())
-        .map_or("Node.js".to_string(), |v| format!("Node.js {v}"));
+    let node_name = runtime_name(c, Runtime::Node);
     for model in COLUMNS {
         out.push_str(&format!(
             "\n{:<30} {:>18} {:>16} {:>10}\n",

@@ -328,7 +328,12 @@ impl Drop for Leave<'_> {
     fn drop(&mut self) {
         let undelivered = {
             let mut st = self.shared.lock();
+            let before = st.line.len();
             st.line.retain(|w| w.ticket != self.ticket);
+            if st.line.len() == before {
+                // Let in (its grant already moved the line): nothing to do.
+                return;
+            }
             // The head may have been the run that left, and the one behind
             // it may fit.
             self.shared.dispatch(&mut st)
@@ -354,13 +359,40 @@ mod tests {
         }
     }
 
+    /// Let `name`'s run of `weight` in; the test knows it fits.
+    async fn enter_now(admission: &Admission, name: &str, weight: Weight) -> Pass {
+        admission
+            .enter(&Learner::new(name), weight, |_| {}, &Stop::new())
+            .await
+            .unwrap()
+    }
+
+    /// `name`'s run of `weight`, waiting: every place it hears goes to
+    /// `places`; the task ends, dropping its pass, once it is let in.
+    fn wait_in_line(
+        admission: &Arc<Admission>,
+        name: &'static str,
+        weight: Weight,
+        places: tokio::sync::mpsc::UnboundedSender<Place>,
+    ) -> tokio::task::JoinHandle<Result<(), Refusal>> {
+        let admission = admission.clone();
+        tokio::spawn(async move {
+            admission
+                .enter(
+                    &Learner::new(name),
+                    weight,
+                    |p| places.send(p).unwrap(),
+                    &Stop::new(),
+                )
+                .await
+                .map(drop)
+        })
+    }
+
     #[tokio::test]
     async fn waiting_runs_hear_their_place_as_the_line_moves() {
         let admission = Arc::new(Admission::new(1, 16, 1024, 4));
-        let first = admission
-            .enter(&me(), workers(1), |_| {}, &Stop::new())
-            .await
-            .unwrap();
+        let first = enter_now(&admission, "me", workers(1)).await;
 
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let mut waiters = Vec::new();
@@ -400,10 +432,7 @@ mod tests {
     #[tokio::test]
     async fn a_full_line_turns_runs_away_and_a_stopped_waiter_leaves_it() {
         let admission = Arc::new(Admission::new(1, 16, 1024, 1));
-        let _running = admission
-            .enter(&me(), workers(1), |_| {}, &Stop::new())
-            .await
-            .unwrap();
+        let _running = enter_now(&admission, "me", workers(1)).await;
         let stop = Stop::new();
         let waiter = {
             let (admission, stop) = (admission.clone(), stop.clone());
@@ -438,31 +467,16 @@ mod tests {
     #[tokio::test]
     async fn the_worker_budget_is_shared_between_runs() {
         let admission = Arc::new(Admission::new(4, 10, 1024, 4));
-        let big = admission
-            .enter(&me(), workers(8), |_| {}, &Stop::new())
-            .await
-            .unwrap();
+        let big = enter_now(&admission, "me", workers(8)).await;
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        let waiter = {
-            let admission = admission.clone();
-            tokio::spawn(async move {
-                let _pass = admission
-                    .enter(
-                        &me(),
-                        workers(4),
-                        |p| tx.send(p.position).unwrap(),
-                        &Stop::new(),
-                    )
-                    .await;
-            })
-        };
+        let waiter = wait_in_line(&admission, "me", workers(4), tx);
         assert_eq!(
-            rx.recv().await,
+            rx.recv().await.map(|p| p.position),
             Some(1),
             "8 + 4 workers exceed the budget of 10"
         );
         drop(big);
-        waiter.await.unwrap();
+        assert_eq!(waiter.await.unwrap(), Ok(()));
     }
 
     #[tokio::test]
@@ -472,26 +486,16 @@ mod tests {
             workers: 3,
             memory_mib: 80,
         };
-        let big = admission
-            .enter(&me(), heavy, |_| {}, &Stop::new())
-            .await
-            .unwrap();
+        let big = enter_now(&admission, "me", heavy).await;
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        let waiter = {
-            let admission = admission.clone();
-            tokio::spawn(async move {
-                let _pass = admission
-                    .enter(&me(), heavy, |p| tx.send(p.position).unwrap(), &Stop::new())
-                    .await;
-            })
-        };
+        let waiter = wait_in_line(&admission, "me", heavy, tx);
         assert_eq!(
-            rx.recv().await,
+            rx.recv().await.map(|p| p.position),
             Some(1),
             "80 + 80 MiB exceed the budget of 100"
         );
         drop(big);
-        waiter.await.unwrap();
+        assert_eq!(waiter.await.unwrap(), Ok(()));
     }
 
     /// Queue `name`'s run behind a full server and report when it gets in.
@@ -521,10 +525,7 @@ mod tests {
     #[tokio::test]
     async fn a_learner_with_many_runs_waits_its_turn_between_the_others() {
         let admission = Arc::new(Admission::new(1, 16, 1024, 16));
-        let running = admission
-            .enter(&me(), workers(1), |_| {}, &Stop::new())
-            .await
-            .unwrap();
+        let running = enter_now(&admission, "me", workers(1)).await;
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         // One greedy learner lines up three runs before two others arrive.
         let mut tasks = Vec::new();
@@ -553,19 +554,10 @@ mod tests {
     #[tokio::test]
     async fn a_pass_counts_the_runs_that_shared_the_machine_and_waiters_hear_an_estimate() {
         let admission = Arc::new(Admission::new(3, 16, 1024, 4));
-        let first = admission
-            .enter(&me(), workers(1), |_| {}, &Stop::new())
-            .await
-            .unwrap();
+        let first = enter_now(&admission, "a", workers(1)).await;
         assert_eq!(first.shared_with(), 0, "alone so far");
-        let second = admission
-            .enter(&Learner::new("b"), workers(1), |_| {}, &Stop::new())
-            .await
-            .unwrap();
-        let third = admission
-            .enter(&Learner::new("c"), workers(1), |_| {}, &Stop::new())
-            .await
-            .unwrap();
+        let second = enter_now(&admission, "b", workers(1)).await;
+        let third = enter_now(&admission, "c", workers(1)).await;
         assert_eq!(
             (
                 first.shared_with(),
@@ -576,43 +568,14 @@ mod tests {
         );
         // Before any run has finished there is nothing to estimate from.
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        let waiter = {
-            let (admission, tx) = (admission.clone(), tx.clone());
-            tokio::spawn(async move {
-                admission
-                    .enter(
-                        &Learner::new("d"),
-                        workers(1),
-                        |p| tx.send(p).unwrap(),
-                        &Stop::new(),
-                    )
-                    .await
-                    .map(drop)
-            })
-        };
+        let waiter = wait_in_line(&admission, "d", workers(1), tx.clone());
         let told = rx.recv().await.unwrap();
         assert_eq!((told.position, told.wait), (1, None));
         drop(third);
         assert_eq!(waiter.await.unwrap(), Ok(()));
         // Now one run has finished, a newcomer hears how long to expect.
-        let _fourth = admission
-            .enter(&Learner::new("e"), workers(1), |_| {}, &Stop::new())
-            .await
-            .unwrap();
-        let waiter = {
-            let admission = admission.clone();
-            tokio::spawn(async move {
-                admission
-                    .enter(
-                        &Learner::new("f"),
-                        workers(1),
-                        |p| tx.send(p).unwrap(),
-                        &Stop::new(),
-                    )
-                    .await
-                    .map(drop)
-            })
-        };
+        let _fourth = enter_now(&admission, "e", workers(1)).await;
+        let waiter = wait_in_line(&admission, "f", workers(1), tx);
         let told = rx.recv().await.unwrap();
         assert_eq!(told.position, 1);
         assert!(told.wait.is_some(), "an estimate once a run has finished");
@@ -620,5 +583,28 @@ mod tests {
         drop(first);
         assert_eq!(waiter.await.unwrap(), Ok(()));
         drop(second);
+    }
+
+    #[tokio::test]
+    async fn the_estimate_is_the_place_times_the_average_hold_over_the_slots() {
+        let admission = Arc::new(Admission::new(2, 16, 1024, 4));
+        let _a = enter_now(&admission, "a", workers(1)).await;
+        let _b = enter_now(&admission, "b", workers(1)).await;
+        // As if recent runs had held their slot for 900 ms on average.
+        admission.shared.lock().held_ms = Some(900.0);
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let _c = wait_in_line(&admission, "c", workers(1), tx.clone());
+        line_holds(&admission, 1).await;
+        let _d = wait_in_line(&admission, "d", workers(1), tx);
+        let heard = [rx.recv().await.unwrap(), rx.recv().await.unwrap()];
+        // Two slots free up one run per 450 ms: 1st in line waits 450 ms,
+        // 2nd waits 900 ms.
+        assert_eq!(
+            heard.map(|p| (p.position, p.wait)),
+            [
+                (1, Some(Duration::from_millis(450))),
+                (2, Some(Duration::from_millis(900)))
+            ]
+        );
     }
 }

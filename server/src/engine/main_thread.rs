@@ -20,6 +20,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio_util::task::AbortOnDropHandle;
 
 /// How often the heartbeat is scheduled.
 pub const TICK: Duration = Duration::from_millis(20);
@@ -37,17 +38,19 @@ pub async fn run(
 ) -> Result<ModelRun, RunError> {
     let (events, stop) = (events.clone(), stop.clone());
     let (done_tx, done_rx) = tokio::sync::oneshot::channel();
-    let (port_tx, port_rx) = tokio::sync::oneshot::channel();
     let began = Instant::now();
-    let prober_events = events.clone();
-    // The `/ping` probes come from outside the loop, as other users would.
-    let prober = tokio::spawn(async move {
-        if let Ok(port) = port_rx.await {
-            let _probes = AbortOnDrop(probe::start(id, port, began, prober_events));
-            std::future::pending::<()>().await;
+    // The loop's `/ping` port, bound here so the probes can start at once;
+    // they come from outside the loop, as other users' requests would.
+    let ping = match ping_listener() {
+        Ok(bound) => Some(bound),
+        Err(e) => {
+            tracing::warn!("the main-thread lab could not open its /ping port: {e}");
+            None
         }
-    });
-    let _prober = AbortOnDrop(prober);
+    };
+    let _prober = ping
+        .as_ref()
+        .map(|(_, port)| AbortOnDropHandle::new(probe::start(id, *port, began, events.clone())));
     std::thread::Builder::new()
         .name("spawnlab-main-loop".into())
         .spawn(move || {
@@ -58,7 +61,7 @@ pub async fn run(
                 .map_err(|e| RunError::start("the run's event loop", e))
                 .and_then(|rt| {
                     catch_unwind(AssertUnwindSafe(|| {
-                        rt.block_on(event_loop(id, work, events, stop, began, port_tx))
+                        rt.block_on(event_loop(id, work, events, stop, began, ping))
                     }))
                     .map_err(|payload| RunError::Panicked {
                         what: "the run's event loop".into(),
@@ -76,15 +79,6 @@ pub async fn run(
     })
 }
 
-/// Aborts a task when dropped, on every way out.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
 /// The run's whole life on its loop: calm, blocked (or waiting), calm again.
 async fn event_loop(
     id: RunId,
@@ -92,25 +86,22 @@ async fn event_loop(
     events: EventSink,
     stop: Stop,
     started: Instant,
-    port: tokio::sync::oneshot::Sender<u16>,
+    ping: Option<(std::net::TcpListener, u16)>,
 ) -> ModelRun {
     let max_lag = Arc::new(AtomicU64::new(0));
     let heartbeat = tokio::spawn(heartbeat(id, started, events.clone(), max_lag.clone()));
     // A tiny HTTP server on the same loop: its answers wait whenever the
     // loop is busy, like every other request to a blocked Node.js server.
-    let server = match ping_server().await {
-        Ok((listener, bound)) => {
-            let _ = events.send(ServerEvent::Listening {
-                run: id,
-                port: bound,
-            });
-            let _ = port.send(bound);
+    let server = match ping.map(|(l, port)| (tokio::net::TcpListener::from_std(l), port)) {
+        Some((Ok(listener), port)) => {
+            let _ = events.send(ServerEvent::Listening { run: id, port });
             Some(tokio::spawn(serve_pings(listener)))
         }
-        Err(e) => {
-            tracing::warn!("the main-thread lab could not open its /ping port: {e}");
+        Some((Err(e), _)) => {
+            tracing::warn!("the main-thread lab could not serve /ping: {e}");
             None
         }
+        None => None,
     };
     let mut reporter = Reporter::new(id, 1, events.clone(), stop.clone());
     tokio::select! {
@@ -228,9 +219,11 @@ async fn wait_on_timers(
     })
 }
 
-/// A listening socket on a free loopback port, for `/ping`.
-async fn ping_server() -> std::io::Result<(tokio::net::TcpListener, u16)> {
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
+/// A listening socket on a free loopback port, for `/ping`, ready for the
+/// run's own loop to take over.
+fn ping_listener() -> std::io::Result<(std::net::TcpListener, u16)> {
+    let listener = std::net::TcpListener::bind(("127.0.0.1", 0))?;
+    listener.set_nonblocking(true)?;
     let port = listener.local_addr()?.port();
     Ok((listener, port))
 }
@@ -241,6 +234,8 @@ async fn serve_pings(listener: tokio::net::TcpListener) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     loop {
         let Ok((mut stream, _)) = listener.accept().await else {
+            // Out of descriptors, say: wait rather than spin.
+            tokio::time::sleep(Duration::from_millis(10)).await;
             continue;
         };
         tokio::spawn(async move {

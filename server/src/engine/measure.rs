@@ -74,11 +74,7 @@ pub fn cpu_time_of_exited(pid: u32) -> Option<Duration> {
 
 /// The `p`-th percentile (0–100) of `sorted`, by the nearest-rank method.
 pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
+    protocol::format::nearest_rank(sorted, p).unwrap_or_default()
 }
 
 /// Microseconds, saturating, for the wire.

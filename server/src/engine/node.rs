@@ -25,7 +25,6 @@ use super::report::{Tally, WorkerReport};
 use super::spawn::{kill_process, spawn_with_fd3};
 use super::{EventSink, Faults, MainWork, Plan, Refused, Stop};
 use guardian::GUARDIAN_COMMAND;
-use protocol::catalogue::Arg;
 use protocol::{
     MissingFeature, ModelKind, ModelSpec, RunId, RunSpec, RunSummary, Runtime, RuntimeInfo,
     SchedPolicy, ServerEvent,
@@ -36,6 +35,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::mpsc;
+use tokio_util::task::AbortOnDropHandle;
 
 /// The oldest Node.js the scripts support: the one Debian ships.
 pub const MIN_MAJOR: u32 = 18;
@@ -201,18 +201,19 @@ pub const INSTALL_HINT: &str = "install it with `apt-get install nodejs` (Debian
 
 /// Run `detect.js` with a deadline; its one line of JSON.
 fn run_detect(binary: &Path, script: &Path) -> Result<Detected, String> {
-    let mut child = Command::new(binary)
+    let mut command = Command::new(binary);
+    command
         .arg(script)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| {
-            format!(
-                "Node.js was not found ({} could not be started: {e}); {INSTALL_HINT}",
-                binary.display()
-            )
-        })?;
+        .stderr(Stdio::null());
+    // Like every process the engine starts: dies with the server.
+    let mut child = super::spawn::spawn(command, None).map_err(|e| {
+        format!(
+            "Node.js was not found ({} could not be started: {e}); {INSTALL_HINT}",
+            binary.display()
+        )
+    })?;
     let stdout = child.stdout.take();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -350,7 +351,7 @@ pub async fn run(
     stop: &Stop,
     faults: Option<Faults>,
 ) -> Result<ModelRun, RunError> {
-    let workers = plan_workers(plan);
+    let workers = plan.workers();
     let mut node = NodeProcess::start(id, spec, plan, &cx).await?;
     let mut notes = relay(
         node.lines.take().expect("fresh"),
@@ -360,7 +361,7 @@ pub async fn run(
         events.clone(),
     );
     let began = tokio::select! {
-        ready = tokio::time::timeout(BOOT_TIMEOUT, first_note(&mut notes)) => match ready {
+        ready = tokio::time::timeout(BOOT_TIMEOUT, notes.recv()) => match ready {
             Ok(Some(Note::Ready)) => Instant::now(),
             Ok(Some(Note::Failed(why))) => return Err(RunError::Node(why)),
             Ok(_) => return Err(RunError::Node("node ended before it said it was ready".into())),
@@ -386,40 +387,22 @@ pub async fn run(
             let mut prober = None;
             let outcome = pump(&mut notes, stop, workers, |note| {
                 if let Note::Listening(port) = note {
-                    prober = Some(probe::start(id, *port, began, events.clone()));
+                    prober = Some(AbortOnDropHandle::new(probe::start(
+                        id,
+                        *port,
+                        began,
+                        events.clone(),
+                    )));
                 }
             })
             .await;
-            if let Some(p) = prober {
-                p.abort();
-            }
+            drop(prober);
             outcome
         }
         _ => pump(&mut notes, stop, workers, |_| {}).await,
     };
-    let run = match result {
-        Ok(run) => run,
-        Err(e) => {
-            node.end().await;
-            return Err(e);
-        }
-    };
     node.end().await;
-    Ok(run)
-}
-
-/// Workers a plan has (one loop for the main thread).
-fn plan_workers(plan: &Plan) -> u32 {
-    match plan {
-        Plan::MainThread { .. } => 1,
-        Plan::Threads { workers, .. } | Plan::ChildProcess { workers, .. } => *workers,
-        Plan::Cluster(c) => c.workers,
-    }
-}
-
-/// The script's first word: `runtime_ready`, or why it could not say it.
-async fn first_note(notes: &mut mpsc::UnboundedReceiver<Note>) -> Option<Note> {
-    notes.recv().await
+    result
 }
 
 /// Forward until the script's `run_finished`, folding worker results; `see`
@@ -580,13 +563,9 @@ impl NodeProcess {
                 ..
             } => Some(ProgramArgv {
                 file: program.binary().into(),
-                args: program
-                    .args()
+                args: super::process::programs::program_args(*program, cx.site_dir)
                     .iter()
-                    .map(|arg| match arg {
-                        Arg::Text(t) => t.to_string(),
-                        Arg::SiteDir => cx.site_dir.to_string_lossy().into_owned(),
-                    })
+                    .map(|a| a.to_string_lossy().into_owned())
                     .collect(),
             }),
             _ => None,

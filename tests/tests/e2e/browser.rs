@@ -101,14 +101,18 @@ async fn photograph_lab(c: &Client, name: &str) -> anyhow::Result<()> {
     // sideways (a narrow phone may scroll, and can reach it by keyboard).
     let wide = c
         .execute(
-            "return innerWidth >= 1280 ? [...document.querySelectorAll('.lab .table-wrap')]
+            "return [innerWidth, [...document.querySelectorAll('.lab .table-wrap')]
                 .filter(e => e.scrollWidth > e.clientWidth + 1)
-                .map(e => e.getAttribute('aria-label') || e.textContent.slice(0, 60)) : [];",
+                .map(e => e.getAttribute('aria-label') || e.textContent.slice(0, 60))];",
             vec![],
         )
         .await?;
+    assert!(
+        wide[0].as_u64().is_some_and(|w| w >= 1280),
+        "{name}: the lab is photographed at 1280 px or wider: {wide}"
+    );
     assert_eq!(
-        wide,
+        wide[1],
         serde_json::json!([]),
         "{name}: tables that scroll sideways at 1280 px"
     );
@@ -694,6 +698,7 @@ async fn a_lab_runs_on_both_runtimes_and_the_compare_page_shows_both() -> anyhow
         let rows = c.find_all(Locator::Css("#pair tbody tr")).await?;
         assert!(rows.len() >= 5, "{} rows", rows.len());
         let first = rows[0].find_all(Locator::Css("td")).await?;
+        assert!(first.len() >= 3, "{} cells in the first row", first.len());
         for cell in &first {
             assert_ne!(
                 cell.text().await?,

@@ -71,7 +71,13 @@ async fn every_model_is_measured_once_and_the_page_shows_that_pass() -> Result<(
             let m = model(&first, kind, runtime);
             positive(&m.start);
             // Clients reach a cluster over HTTP: no IPC round trip there.
-            if kind != ModelKind::Cluster {
+            if kind == ModelKind::Cluster {
+                assert_eq!(
+                    m.round_trip.value, None,
+                    "{runtime:?}: {}",
+                    m.round_trip.how
+                );
+            } else {
                 positive(&m.round_trip);
             }
             positive(&m.memory);

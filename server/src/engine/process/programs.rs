@@ -20,13 +20,20 @@ pub const OUTPUT_CAP: usize = 4096;
 /// vector; `site_dir` is the one path a program may be given.
 pub fn program_command(program: Program, site_dir: &Path) -> Command {
     let mut command = Command::new(program.binary());
-    for arg in program.args() {
-        match arg {
-            Arg::Text(text) => command.arg(text),
-            Arg::SiteDir => command.arg(site_dir),
-        };
-    }
+    command.args(program_args(program, site_dir));
     command
+}
+
+/// An allow-listed program's arguments, from the catalogue's vector.
+pub fn program_args(program: Program, site_dir: &Path) -> Vec<&std::ffi::OsStr> {
+    program
+        .args()
+        .iter()
+        .map(|arg| match arg {
+            Arg::Text(text) => std::ffi::OsStr::new(*text),
+            Arg::SiteDir => site_dir.as_os_str(),
+        })
+        .collect()
 }
 
 /// The result of a program that is not installed here.
