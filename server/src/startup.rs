@@ -169,14 +169,11 @@ impl Application {
             };
             engine
         });
-        // Look for Node.js now, not in the first learner's `hello`: writing
-        // the scripts and asking `node` what it can do takes a moment.
-        tokio::spawn({
-            let engine = engine.clone();
-            async move {
-                engine.node().await;
-            }
-        });
+        // Look for Node.js before listening, not in the first learner's
+        // `hello`: writing the scripts and asking `node` what it can do
+        // takes a moment, and once the server listens it has no process of
+        // its own running.
+        engine.node().await;
         let calibrator = Arc::new(Calibrator::new(engine.clone(), shutdown.clone()));
         let figures = CalibrationSource(Arc::new(move |rerun| {
             let calibrator = calibrator.clone();
