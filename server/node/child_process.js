@@ -22,6 +22,7 @@ const path = require('path');
 const { fork, execFile } = require('child_process');
 const {
   begin, startClock, emit, fail, nowUs, hrNs, cpuUsOfPid, percentile, combine,
+  runFinished, baselineWallUs, passSummary,
 } = require('./common');
 
 const CHILD_FILE = path.join(__dirname, 'child_process_child.js');
@@ -224,42 +225,18 @@ async function main() {
     const done = await Promise.all(runs);
     const first = Math.min(...done.map((d) => d.startedAt));
     const last = Math.max(...done.map((d) => d.doneAt));
-    emit({
-      type: 'run_finished',
-      summary: {
-        outcome: 'completed',
-        wall_us: Math.round((last - first) * 1000),
-        cpu_us: done.reduce((sum, d) => sum + d.cpuUs, 0),
-        result: combine(done.map((d) => d.result)),
-        baseline_wall_us: null,
-        speedup: null,
-        main_loop_lag_us: null,
-      },
+    runFinished({
+      wall_us: Math.round((last - first) * 1000),
+      cpu_us: done.reduce((sum, d) => sum + d.cpuUs, 0),
+      result: combine(done.map((d) => d.result)),
     });
     process.exit(0);
   }
 
   const pass = await runPass(workers, { live: true, pings: roundTrips });
-  let baselineWallUs = pass.wallUs;
-  if (workers > 1) {
-    // The same job in one child: the speedup is measured, not assumed.
-    emit({ type: 'baseline_started' });
-    const one = await runPass(1, { live: false, pings: 0 });
-    emit({ type: 'baseline_finished', wall_us: one.wallUs, cpu_us: one.cpuUs });
-    baselineWallUs = one.wallUs;
-  }
-  emit({
-    type: 'run_finished',
-    summary: {
-      outcome: 'completed',
-      wall_us: pass.wallUs,
-      cpu_us: pass.cpuUs,
-      result: combine(pass.results),
-      baseline_wall_us: baselineWallUs,
-      speedup: pass.wallUs > 0 ? baselineWallUs / pass.wallUs : null,
-      main_loop_lag_us: null,
-    },
-  });
+  // The same job in one child.
+  const baseline = await baselineWallUs(workers, pass, () => runPass(1, { live: false, pings: 0 }));
+  runFinished(passSummary(pass, baseline));
   process.exit(0);
 }
 

@@ -36,7 +36,7 @@ function primary() {
   const net = require('net');
   const os = require('os');
   const {
-    begin, startClock, emit, fail, nowUs, nowMs,
+    begin, startClock, emit, fail, nowUs, nowMs, runFinished,
   } = require('./common');
 
   const plan = begin();
@@ -227,18 +227,7 @@ function primary() {
       });
     });
     await stopWorkers();
-    emit({
-      type: 'run_finished',
-      summary: {
-        outcome: 'completed',
-        wall_us: nowUs(),
-        cpu_us: cpuUs,
-        result: { kind: 'requests', served },
-        baseline_wall_us: null,
-        speedup: null,
-        main_loop_lag_us: null,
-      },
-    });
+    runFinished({ wall_us: nowUs(), cpu_us: cpuUs, result: { kind: 'requests', served } });
     process.exit(0);
   }
 

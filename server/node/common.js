@@ -464,8 +464,48 @@ function combine(results) {
   }, results[0]);
 }
 
+/** Say the run is over: `summary`, with what a model has no figure for
+ *  (baseline, speedup, loop lag) left null. */
+function runFinished(summary) {
+  emit({
+    type: 'run_finished',
+    summary: {
+      outcome: 'completed',
+      baseline_wall_us: null,
+      speedup: null,
+      main_loop_lag_us: null,
+      ...summary,
+    },
+  });
+}
+
+/** The same job on one worker, when the pass had more (`runOne` runs it):
+ *  its wall time, or the pass's own for a pass of one. The speedup is
+ *  measured, not assumed. */
+async function baselineWallUs(workers, pass, runOne) {
+  if (workers <= 1) return pass.wallUs;
+  emit({ type: 'baseline_started' });
+  const one = await runOne();
+  emit({ type: 'baseline_finished', wall_us: one.wallUs, cpu_us: one.cpuUs });
+  return one.wallUs;
+}
+
+/** A pass of CPU-bound workers in a summary, against its baseline. */
+function passSummary(pass, baselineUs) {
+  return {
+    wall_us: pass.wallUs,
+    cpu_us: pass.cpuUs,
+    result: combine(pass.results),
+    baseline_wall_us: baselineUs,
+    speedup: pass.wallUs > 0 ? baselineUs / pass.wallUs : null,
+  };
+}
+
 module.exports = {
   plan,
+  runFinished,
+  baselineWallUs,
+  passSummary,
   emit,
   fail,
   begin,

@@ -22,7 +22,8 @@ const crypto = require('crypto');
 const http = require('http');
 const { monitorEventLoopDelay } = require('perf_hooks');
 const {
-  begin, startClock, emit, nowUs, nowMs, sleep, threadCpuUs, tid, throttle, Share,
+  begin, startClock, emit, nowUs, nowMs, sleep, threadCpuUs, processCpuUs, tid, throttle, Share,
+  runFinished,
 } = require('./common');
 
 async function main() {
@@ -128,27 +129,10 @@ async function main() {
     p99_us: us(delay.percentile(99)),
     max_us: us(delay.max),
   });
-  emit({
-    type: 'run_finished',
-    summary: {
-      outcome: 'completed',
-      wall_us: wallUs,
-      cpu_us: cpuUs,
-      result,
-      baseline_wall_us: null,
-      speedup: null,
-      main_loop_lag_us: maxLagUs,
-    },
-  });
+  runFinished({ wall_us: wallUs, cpu_us: cpuUs, result, main_loop_lag_us: maxLagUs });
   // Open keep-alive connections would keep close() waiting: just leave.
   server.close();
   process.exit(0);
-}
-
-/** CPU time of the whole process, every thread, in µs. */
-function processCpuUs() {
-  const { user, system } = process.cpuUsage();
-  return user + system;
 }
 
 // One hash: PBKDF2-SHA512 at this many iterations takes ~70 ms of one core

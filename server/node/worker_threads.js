@@ -19,7 +19,8 @@
 const path = require('path');
 const { Worker } = require('worker_threads');
 const {
-  begin, startClock, emit, fail, nowUs, hrNs, sleep, memory, throttle, combine,
+  begin, startClock, emit, fail, nowUs, hrNs, sleep, memory, throttle,
+  runFinished, baselineWallUs, passSummary,
 } = require('./common');
 const { Slot, ROW_SLOTS } = require('./worker_threads_worker');
 
@@ -238,27 +239,9 @@ async function main() {
 
   const pass = await runPass(workers, { live: true, pool, memBefore });
 
-  let baselineWallUs = pass.wallUs;
-  if (workers > 1) {
-    // The same job on one worker of the same kind: the speedup is measured.
-    emit({ type: 'baseline_started' });
-    const one = await runPass(1, { live: false, pool, memBefore: null });
-    emit({ type: 'baseline_finished', wall_us: one.wallUs, cpu_us: one.cpuUs });
-    baselineWallUs = one.wallUs;
-  }
-
-  emit({
-    type: 'run_finished',
-    summary: {
-      outcome: 'completed',
-      wall_us: pass.wallUs,
-      cpu_us: pass.cpuUs,
-      result: combine(pass.results),
-      baseline_wall_us: baselineWallUs,
-      speedup: pass.wallUs > 0 ? baselineWallUs / pass.wallUs : null,
-      main_loop_lag_us: null,
-    },
-  });
+  // The same job on one worker of the same kind.
+  const baseline = await baselineWallUs(workers, pass, () => runPass(1, { live: false, pool, memBefore: null }));
+  runFinished(passSummary(pass, baseline));
   ending = true;
   await Promise.all(started.map((w) => w.terminate()));
   process.exit(0);

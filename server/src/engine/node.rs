@@ -251,6 +251,38 @@ pub struct Measured {
 /// Longest one `bench.js` measurement may take.
 const MEASURE_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// `node script arg` under a guardian that dies with this server and takes
+/// node's whole process group with it; every process carries the run
+/// marker `<server pid>-<tag>-<n>`. Its stderr is the server's.
+fn guarded(guardian: &Path, node: &Path, script: &Path, arg: &str, tag: &str) -> Command {
+    let mut command = Command::new(guardian);
+    command
+        .arg(GUARDIAN_COMMAND)
+        .arg("--parent")
+        .arg(std::process::id().to_string())
+        .arg("--")
+        .arg(node)
+        .arg(script)
+        .arg(arg)
+        .env(
+            RUN_MARKER,
+            format!("{}-{tag}-{}", std::process::id(), unique()),
+        )
+        .stderr(Stdio::inherit());
+    command
+}
+
+/// Start a [`guarded`] command from the spawner thread, handing it `fd3`.
+async fn start_guarded(
+    command: Command,
+    fd3: Option<std::os::fd::OwnedFd>,
+) -> Result<std::process::Child, RunError> {
+    tokio::task::spawn_blocking(move || spawn_with_fd3(command, None, fd3))
+        .await
+        .map_err(|e| RunError::joined("starting Node.js", e))?
+        .map_err(|e| RunError::start("the Node.js runtime", e))
+}
+
 /// Run one plain-Node measurement (`bench.js`, see `server/node/bench.js`)
 /// under a guardian, as every Node run is: its raw samples.
 pub async fn measure(
@@ -263,26 +295,15 @@ pub async fn measure(
         .as_ref()
         .filter(|_| setup.info.available)
         .ok_or_else(|| RunError::Node(setup.info.note.clone()))?;
-    let mut command = Command::new(guardian);
-    command
-        .arg(GUARDIAN_COMMAND)
-        .arg("--parent")
-        .arg(std::process::id().to_string())
-        .arg("--")
-        .arg(&setup.binary)
-        .arg(dir.join("bench.js"))
-        .arg(request.to_string())
-        .env(
-            RUN_MARKER,
-            format!("{}-bench-{}", std::process::id(), unique()),
-        )
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
-    let mut child = tokio::task::spawn_blocking(move || spawn_with_fd3(command, None, None))
-        .await
-        .map_err(|e| RunError::joined("starting Node.js", e))?
-        .map_err(|e| RunError::start("the Node.js runtime", e))?;
+    let mut command = guarded(
+        guardian,
+        &setup.binary,
+        &dir.join("bench.js"),
+        &request.to_string(),
+        "bench",
+    );
+    command.stdin(Stdio::null()).stdout(Stdio::piped());
+    let mut child = start_guarded(command, None).await?;
     let stdout = child
         .stdout
         .take()
@@ -581,23 +602,17 @@ impl NodeProcess {
         let plan_json = serde_json::to_string(&script_plan).expect("plans serialize");
         let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
             .map_err(|e| RunError::start("the Node.js event pipe", e.into()))?;
-        let mut command = Command::new(cx.guardian);
+        let mut command = guarded(
+            cx.guardian,
+            &cx.setup.binary,
+            &dir.join(spec.model.kind().node_script()),
+            &plan_json,
+            &id.to_string(),
+        );
         command
-            .arg(GUARDIAN_COMMAND)
-            .arg("--parent")
-            .arg(std::process::id().to_string())
-            .arg("--")
-            .arg(&cx.setup.binary)
-            .arg(dir.join(spec.model.kind().node_script()))
-            .arg(plan_json)
-            .env(
-                RUN_MARKER,
-                format!("{}-{id}-{}", std::process::id(), unique()),
-            )
             .env_remove(POOL_SIZE_VAR)
             .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit());
+            .stdout(Stdio::null());
         // libuv sizes its pool once, from the environment, the first time
         // anything uses it: the one way to choose it is before Node starts.
         if let Plan::MainThread {
@@ -606,11 +621,7 @@ impl NodeProcess {
         {
             command.env(POOL_SIZE_VAR, pool_threads.to_string());
         }
-        let mut guardian =
-            tokio::task::spawn_blocking(move || spawn_with_fd3(command, None, Some(write)))
-                .await
-                .map_err(|e| RunError::joined("starting Node.js", e))?
-                .map_err(|e| RunError::start("the Node.js runtime", e))?;
+        let mut guardian = start_guarded(command, Some(write)).await?;
         let commands = guardian
             .stdin
             .take()
