@@ -9,7 +9,7 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::components::A;
-use protocol::compare::{ratio, reading, shown, Pick, COLUMNS, MEASURED};
+use protocol::compare::{column, ratio, reading, shown, Pick, COLUMNS, MEASURED};
 use protocol::format::{format_count, format_us, host_line, utc};
 use protocol::{Calibration, Figure, ModelKind, Runtime, SweepPoint};
 
@@ -130,7 +130,7 @@ pub fn ComparePage() -> AnyView {
             <Transition fallback=|| {
                 view! {
                     <p class="measuring" role="status">
-                        "Measuring every model on this server, on Node.js and on the Rust engine; this takes about half a minute, once."
+                        "Measuring every model on this server, on Node.js and on the Rust engine, once for everyone; the figures appear here when the pass is done."
                     </p>
                 }
             }>
@@ -209,12 +209,9 @@ pub fn ComparePage() -> AnyView {
     .into_any()
 }
 
-/// One model's figure on one runtime, if measured.
-fn figure(c: &Calibration, model: ModelKind, runtime: Runtime, pick: Pick) -> Option<Figure> {
-    c.models
-        .iter()
-        .find(|m| m.model == model && m.runtime == runtime)
-        .map(|m| pick(m).clone())
+/// One model's figure on one runtime, measured or with why it is not.
+fn figure(c: &Calibration, model: ModelKind, runtime: Runtime, pick: Pick) -> Option<&Figure> {
+    column(c, model, runtime).map(pick)
 }
 
 /// The table and the chart for one calibration pass.
@@ -262,37 +259,32 @@ fn Figures(c: Calibration) -> impl IntoView {
                 .map(|&model| {
                     let node = figure(&c, model, Runtime::Node, *pick);
                     let rust = figure(&c, model, Runtime::Rust, *pick);
-                    let none = node.as_ref().is_none_or(|f| f.value.is_none())
-                        && rust.as_ref().is_none_or(|f| f.value.is_none());
-                    let why = none
-                        .then(|| node.as_ref().or(rust.as_ref()).map(|f| f.how.clone()))
-                        .flatten();
-                    let value = |f: &Option<Figure>| f.as_ref().map_or("not measured".into(), shown);
-                    let how = |f: &Option<Figure>, r: Runtime| {
-                        f.as_ref().filter(|f| f.value.is_some()).map(|f| {
+                    let none = node.is_none_or(|f| f.value.is_none())
+                        && rust.is_none_or(|f| f.value.is_none());
+                    let why = none.then(|| node.or(rust).map(|f| f.how.clone())).flatten();
+                    let value = |f: Option<&Figure>| f.map_or("not measured".into(), shown);
+                    let how = |f: Option<&Figure>, r: Runtime| {
+                        f.filter(|f| f.value.is_some()).map(|f| {
                             view! { <small class="how" data-runtime=r.name()>{f.how.clone()}</small> }
                         })
                     };
-                    let times = ratio(
-                        node.as_ref().and_then(|f| f.value),
-                        rust.as_ref().and_then(|f| f.value),
-                    );
+                    let times = ratio(node.and_then(|f| f.value), rust.and_then(|f| f.value));
                     view! {
                         <td class:none=none data-measured="pass">
                             {match why {
                                 Some(why) => view! { <span class="num">"—"</span> <small class="how">{why}</small> }.into_any(),
                                 None => view! {
                                     <span class="fig" data-runtime="node">
-                                        <strong class="num">{value(&node)}</strong> " Node.js"
+                                        <strong class="num">{value(node)}</strong> " " {Runtime::Node.label()}
                                     </span>
                                     <span class="fig" data-runtime="rust">
-                                        <strong class="num">{value(&rust)}</strong> " Rust"
+                                        <strong class="num">{value(rust)}</strong> " " {Runtime::Rust.label()}
                                     </span>
                                     <span class="ratio" title="Node.js's figure over Rust's">{format!("Node.js/Rust: {times}")}</span>
                                     <details>
                                         <summary>"how"</summary>
-                                        {how(&node, Runtime::Node)}
-                                        {how(&rust, Runtime::Rust)}
+                                        {how(node, Runtime::Node)}
+                                        {how(rust, Runtime::Rust)}
                                     </details>
                                 }.into_any(),
                             }}
@@ -409,7 +401,7 @@ pub fn BreakEvenFromPass() -> impl IntoView {
     view! {
         <Transition fallback=|| view! {
             <p class="measuring" role="status">
-                "Measuring both runtimes on this server (once, for everyone; about half a minute)…"
+                "Measuring both runtimes on this server (once, for everyone)…"
             </p>
         }>
             {move || pass.get().map(|answer| match answer {

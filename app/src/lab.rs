@@ -192,7 +192,7 @@ pub fn Lab(model: ModelKind) -> AnyView {
     };
     // The same settings on Node.js, then on the Rust engine.
     let both = move |_| {
-        if ready() && !c.node_only() {
+        if ready() && c.node_only(model).is_none() {
             let spec = c.spec(model);
             then.set_value(Some(RunSpec {
                 runtime: Runtime::Rust,
@@ -240,8 +240,8 @@ pub fn Lab(model: ModelKind) -> AnyView {
                         id="run-both"
                         type="button"
                         on:click=both
-                        disabled=move || !ready() || c.node_only()
-                        title=move || c.node_only().then_some("This workload runs on Node.js alone: the Rust engine has no libuv thread pool.")
+                        disabled=move || !ready() || c.node_only(model).is_some()
+                        title=move || c.node_only(model)
                     >
                         "Run on both"
                     </button>

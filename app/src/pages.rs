@@ -278,9 +278,8 @@ pub fn ThreadsPage() -> AnyView {
                 </li>
                 <li>
                     "Shrink the job and find where the second worker stops paying for its start: "
-                    "the break-even chart above measured it on this server for both runtimes. "
-                    "On Node.js, where a Worker takes milliseconds to start, it sits orders of "
-                    "magnitude higher than on the Rust engine."
+                    "the break-even chart above measured it on this server for both runtimes: "
+                    "compare where it sits on Node.js and on the Rust engine."
                 </li>
                 <li>
                     "Run one job with workers reporting through messages, then the same job through "
@@ -302,7 +301,7 @@ pub fn ThreadsPage() -> AnyView {
                 <Q id="one_fork_slower"/>" slower in one forked child, while two workers still ran "
                 <Q id="speedup_5m_threads"/>" (Workers) and "<Q id="speedup_5m_fork"/>" (forks) "
                 "faster; below 20,000,000, two Workers ran "<Q id="speedup_20m_threads"/>" faster. "
-                "A Rust thread starts in microseconds: run the lab on both runtimes and compare."
+                "Run the lab on both runtimes to see what a Rust thread costs to start on this server."
             </p>
             <WorkerDetails/>
         </article>
@@ -355,9 +354,9 @@ pub fn MainThreadPage() -> AnyView {
                 "The event loop takes one callback at a time and runs it to the end. Waiting — for "
                 "the network, a file, a timer — happens outside JavaScript, so while a request "
                 "waits the loop serves others: thousands of waits run at once on one loop, with no "
-                "thread per wait. Computing happens inside it: a handler that spends a fifth of a "
-                "second counting primes keeps every other request, timer and heartbeat waiting for "
-                "all of it. So does a synchronous wait — "<code>"Atomics.wait"</code>", "
+                "thread per wait. Computing happens inside it: a handler that counts primes for "
+                <Q id="blocked_job"/>" (measured below) keeps every other request, timer and "
+                "heartbeat waiting for all of it. So does a synchronous wait — "<code>"Atomics.wait"</code>", "
                 <code>"execSync"</code>", any "<code>"*Sync"</code>" call — though it uses no CPU. "
                 "Node's guide calls this blocking the event loop."
             </p>
@@ -447,8 +446,9 @@ pub fn ChildProcessPage() -> AnyView {
                     <code>"fork()"</code>" to the child's first message took a median "
                     <Q id="fork_start"/>", against "<Q id="worker_start"/>" for "
                     <code>"new Worker()"</code>"; on a second VM of the same size, "
-                    <Q id="fork_start_b"/>" against "<Q id="worker_start_b"/>". About three times: "
-                    "in Node.js, a thread is not the order of magnitude cheaper that it is natively."
+                    <Q id="fork_start_b"/>" against "<Q id="worker_start_b"/>". In Node.js a Worker "
+                    "is not much cheaper to start than a process; the compare page measures both "
+                    "on the Rust engine too, where the gap is far wider."
                 </p>
             </aside>
             <h2>"What this server does"</h2>

@@ -120,8 +120,8 @@ pub fn Partitioning() -> impl IntoView {
                     "Offloading keeps the loop responsive; it does not speed the job up. The job "
                     "takes as long on a Worker as on the main thread, a little longer counting the "
                     "Worker's start and the messages: counting primes on one Worker took "
-                    <Q id="one_worker_slower"/>" longer than on the main thread on this kind of "
-                    "machine. Only splitting the job over several Workers on free cores makes it "
+                    <Q id="one_worker_slower"/>" longer than on the main thread on a 2-core VM "
+                    "with Node.js v20.20.2. Only splitting the job over several Workers on free cores makes it "
                     "finish sooner."
                 </p>
             </aside>
@@ -323,7 +323,7 @@ pub fn ChildDetails() -> impl IntoView {
                 <code>"BigInt"</code>" and more arrive intact."
             </p>
             <p>
-                "Use "<code>"'advanced'"</code>" for binary payloads: on this kind of machine, "
+                "Use "<code>"'advanced'"</code>" for binary payloads: on a 2-core VM with Node.js v20.20.2, "
                 "a mebibyte "<code>"Uint8Array"</code>" to a child and back took "
                 <Q id="mib_ipc_json"/>" as JSON, "<Q id="mib_ipc_advanced"/>" with "
                 <code>"'advanced'"</code>". That was raw bytes; objects cost more either way, "

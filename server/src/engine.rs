@@ -55,8 +55,7 @@ pub use pass::{ModelRun, Pass};
 
 use catalogue::Compute;
 use protocol::{
-    ModelSpec, Outcome, RunId, RunSpec, RunSummary, Runtime, RuntimeInfo, Serialization,
-    ServerEvent, WorkResult,
+    Outcome, RunId, RunSpec, RunSummary, Runtime, RuntimeInfo, ServerEvent, WorkResult,
 };
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -429,21 +428,17 @@ impl Engine {
         let plan = self.limits.validate(spec)?;
         match spec.runtime {
             Runtime::Node => self.node().await.check(spec)?,
-            Runtime::Rust => {
-                if let ModelSpec::ChildProcess {
-                    serialization: Serialization::Advanced,
-                    ..
-                } = spec.model
-                {
-                    return Err(Refused::invalid(
-                        "spec.model.serialization",
-                        "spec.model.serialization advanced is Node's structured clone; the \
-                         Rust engine's channel carries JSON lines only: choose json, or \
-                         runtime node"
-                            .into(),
-                    ));
-                }
+            // pool_hash is refused by the limits already, naming the runtime.
+            Runtime::Rust if spec.node_only().is_some() => {
+                return Err(Refused::invalid(
+                    "spec.model.serialization",
+                    "spec.model.serialization advanced is Node's structured clone; the \
+                     Rust engine's channel carries JSON lines only: choose json, or \
+                     runtime node"
+                        .into(),
+                ));
             }
+            Runtime::Rust => {}
         }
         Ok(plan)
     }

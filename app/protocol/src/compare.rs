@@ -40,6 +40,13 @@ pub fn show_value(v: f64, unit: Unit) -> String {
     }
 }
 
+/// One model's figures on one runtime in a pass, if the pass ran it.
+pub fn column(c: &Calibration, model: ModelKind, runtime: Runtime) -> Option<&ModelFigures> {
+    c.models
+        .iter()
+        .find(|m| m.model == model && m.runtime == runtime)
+}
+
 /// One model's figure on one runtime in a pass, if it was measured.
 pub fn figure_of(
     c: &Calibration,
@@ -47,9 +54,7 @@ pub fn figure_of(
     runtime: Runtime,
     pick: Pick,
 ) -> Option<&Figure> {
-    c.models
-        .iter()
-        .find(|m| m.model == model && m.runtime == runtime)
+    column(c, model, runtime)
         .map(pick)
         .filter(|f| f.value.is_some())
 }

@@ -598,6 +598,26 @@ pub struct RuntimeInfo {
     pub missing: Vec<MissingFeature>,
 }
 
+impl RunSpec {
+    /// Why this run exists on Node.js alone, if it does: a sentence for the
+    /// page (the engine refuses such a run on the Rust engine by name).
+    pub fn node_only(&self) -> Option<&'static str> {
+        if self.workload.kind().node_only() {
+            return Some(
+                "This workload runs on Node.js alone: the Rust engine has no libuv thread pool.",
+            );
+        }
+        if let ModelSpec::ChildProcess {
+            serialization: Serialization::Advanced,
+            ..
+        } = self.model
+        {
+            return Some("Advanced serialization is Node's structured clone: the Rust engine's channel carries JSON lines only.");
+        }
+        None
+    }
+}
+
 impl RuntimeInfo {
     /// How a figure names it: "Node.js v20.20.2" ("Node.js" without a
     /// version), "Rust engine".

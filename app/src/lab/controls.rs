@@ -101,9 +101,12 @@ impl Controls {
         }
     }
 
-    /// True while the chosen workload runs on Node.js alone.
-    pub fn node_only(&self) -> bool {
-        self.kind.get().node_only()
+    /// Why the run these controls describe exists on Node.js alone, if it
+    /// does (a libuv pool workload, advanced serialization). Tracked.
+    pub fn node_only(&self, model: ModelKind) -> Option<&'static str> {
+        self.kind.track();
+        self.serialization.track();
+        self.spec(model).node_only()
     }
 
     /// The form's fields for `model`, in order.

@@ -8,7 +8,7 @@ use leptos::prelude::*;
 use protocol::compare::pair_rows;
 use protocol::format::{
     describe_result, format_bytes, format_count, format_us, host_line, incident_sentence,
-    outcome_word, shared_sentence, BUSY_NOTE,
+    nearest_rank, outcome_word, shared_sentence, BUSY_NOTE,
 };
 use protocol::lab::{Pair, WorkerRow};
 use protocol::{HostInfo, ModelKind, Outcome, RunSummary, Runtime};
@@ -507,12 +507,7 @@ pub fn PingStrip(lab: LabView) -> AnyView {
             answered.sort_unstable();
             let lost = pings.len() - answered.len();
             (!pings.is_empty()).then(|| {
-                let pct = |p: f64| {
-                    let rank = ((p / 100.0) * answered.len() as f64).ceil() as usize;
-                    answered
-                        .get(rank.clamp(1, answered.len().max(1)) - 1)
-                        .copied()
-                };
+                let pct = |p: f64| nearest_rank(&answered, p);
                 (pings.len(), pct(50.0), pct(99.0), lost)
             })
         })

@@ -2,13 +2,13 @@
 //! compare page's table. The words come from the protocol's `format`, as on
 //! the page.
 
-use protocol::compare::{pair_rows, ratio, runtime_name, shown, COLUMNS, MEASURED};
+use protocol::compare::{column, pair_rows, ratio, runtime_name, shown, COLUMNS, MEASURED};
 use protocol::format::{
     describe_result, describe_spec, format_bytes, format_count, format_us, host_line,
     incident_sentence, nearest_rank, outcome_word, shared_sentence, BUSY_NOTE,
 };
 use protocol::lab::{LabState, Pair};
-use protocol::{Calibration, ModelKind, RunSpec, Runtime, WorkResult};
+use protocol::{Calibration, RunSpec, Runtime, WorkResult};
 
 /// The run as a table: one line per worker, then the summary.
 pub fn run_table(state: &LabState, spec: &RunSpec) -> String {
@@ -193,11 +193,7 @@ pub fn compare_table(c: &Calibration) -> String {
     for info in &c.runtimes {
         out.push_str(&format!("{}: {}\n", info.runtime.label(), info.note));
     }
-    let column = |model: ModelKind, runtime: Runtime| {
-        c.models
-            .iter()
-            .find(|m| m.model == model && m.runtime == runtime)
-    };
+    let column = |model, runtime| column(c, model, runtime);
     let node_name = runtime_name(c, Runtime::Node);
     for model in COLUMNS {
         out.push_str(&format!(
