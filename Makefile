@@ -101,12 +101,18 @@ node:
 node-scripts: node
 	node server/node/test/check.js
 
-## Debian's Chromium and its WebDriver, for the browser tests.
-browser:
+## Debian's Chromium and its WebDriver, and npm's axe-core (the browser tests
+## inject it to audit every page; tests/src/browser.rs looks for it here).
+AXE_VERSION := 4.14.1
+AXE_DIR := $(HOME)/.local/share/spawnlab/axe-core
+browser: node
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null \
 	  || { echo "installing chromium and chromium-driver from Debian (about a minute)"; \
 	       $(SUDO) apt-get update -qq; \
 	       DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium chromium-driver >/dev/null; }
+	@grep -qs '"version": "$(AXE_VERSION)"' "$(AXE_DIR)/node_modules/axe-core/package.json" \
+	  || { echo "installing axe-core $(AXE_VERSION) from npm (seconds)"; \
+	       npm install --silent --no-audit --no-fund --prefix "$(AXE_DIR)" axe-core@$(AXE_VERSION); }
 
 ## Formatting and lints, for the server build and for the browser build.
 lint: serve-tools

@@ -293,7 +293,13 @@ pub fn Lab(model: ModelKind) -> AnyView {
             })}
             <PairTable lab=state/>
             <RunHistory lab=state/>
-            <div class="narration" role="log" aria-live="polite" aria-label="What the run is doing">
+            <div
+                class="narration"
+                role="log"
+                aria-live="polite"
+                aria-label="What the run is doing"
+                tabindex="0"
+            >
                 {move || {
                     state.narration.get().into_iter().map(|line| view! { <p>{line}</p> }).collect_view()
                 }}

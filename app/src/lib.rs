@@ -16,6 +16,7 @@
 //! - [`quoted`]: every figure the pages quote rather than measure, with its
 //!   source and date.
 //! - [`topics`]: the sections each model's page adds beyond its lab.
+//! - `theme`: the header's light/dark picker.
 
 pub mod compare;
 pub mod quoted;
@@ -24,6 +25,7 @@ pub mod topics;
 mod client;
 mod lab;
 mod pages;
+mod theme;
 
 use compare::ComparePage;
 use leptos::prelude::*;
@@ -31,6 +33,7 @@ use leptos_meta::{provide_meta_context, MetaTags, Stylesheet};
 use leptos_router::components::{Route, Router, Routes, A};
 use leptos_router::{SsrMode, StaticSegment};
 use pages::{ChildProcessPage, ClusterPage, HomePage, MainThreadPage, NotFound, ThreadsPage};
+use theme::ThemePicker;
 
 /// The HTML document around the app, rendered on the server only.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -41,6 +44,8 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta charset="utf-8"/>
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
                 <meta name="color-scheme" content="light dark"/>
+                // Before any paint: the reader's theme, if one was picked.
+                <script src="/theme.js"></script>
                 <AutoReload options=options.clone()/>
                 <HydrationScripts options/>
                 <Stylesheet id="leptos" href="/pkg/spawnlab.css"/>
@@ -75,6 +80,7 @@ pub fn App() -> impl IntoView {
                     <A href="/threads">"Worker threads"</A>
                     <A href="/compare">"Compare"</A>
                 </nav>
+                <ThemePicker/>
             </header>
             <main id="main" data-hydrated=move || hydrated.get().to_string()>
                 <Routes fallback=NotFound>

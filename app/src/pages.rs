@@ -4,7 +4,7 @@
 use crate::compare::BreakEvenFromPass;
 use crate::lab::Lab;
 use crate::quoted::Q;
-use crate::topics::{ChildDetails, ClusterOps, LibuvPool, Partitioning, WorkerDetails};
+use crate::topics::{ChildDetails, ClusterOps, LibuvPool, Listing, Partitioning, WorkerDetails};
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::components::A;
@@ -606,11 +606,11 @@ fn CodePair(node: &'static str, rust: &'static str) -> impl IntoView {
         <div class="side-by-side">
             <figure>
                 <figcaption>"Node.js"</figcaption>
-                <pre><code>{node}</code></pre>
+                <Listing code=node label="Code: Node.js"/>
             </figure>
             <figure>
                 <figcaption>"Rust, as the engine does it"</figcaption>
-                <pre><code>{rust}</code></pre>
+                <Listing code=rust label="Code: Rust, as the engine does it"/>
             </figure>
         </div>
     }

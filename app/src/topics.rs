@@ -6,6 +6,17 @@ use crate::quoted::Q;
 use leptos::prelude::*;
 use leptos_router::components::A;
 
+/// A code listing. It may be wider than the column, so it scrolls inside
+/// its own box, which the keyboard can reach (a focusable, named region).
+#[component]
+pub fn Listing(code: &'static str, label: &'static str) -> impl IntoView {
+    view! {
+        <pre tabindex="0" role="region" aria-label=label>
+            <code>{code}</code>
+        </pre>
+    }
+}
+
 /// "Node is single-threaded", corrected: libuv's thread pool, what uses it,
 /// what a full one looks like, and what never goes near it.
 #[component]
@@ -67,7 +78,7 @@ pub fn LibuvPool() -> impl IntoView {
                 "process holds thousands of connections with a pool of four. Nor does your own "
                 "JavaScript: it stays on the main thread unless you move it to a Worker."
             </p>
-            <pre><code>{PBKDF2_WAVES}</code></pre>
+            <Listing code=PBKDF2_WAVES label="Code: four hashes, then a fifth"/>
         </section>
     }
 }
@@ -105,7 +116,7 @@ pub fn Partitioning() -> impl IntoView {
                 " on a promise that is already resolved do not yield: both run before the loop "
                 "moves on, so the I/O keeps waiting."
             </p>
-            <pre><code>{CHUNKED_SUM}</code></pre>
+            <Listing code=CHUNKED_SUM label="Code: a sum in chunks that yield"/>
             <h3>"Partition or offload?"</h3>
             <p>
                 "Partitioning suits work made of many small, even steps: summing a large array, "
@@ -184,7 +195,7 @@ pub fn WorkerDetails() -> impl IntoView {
                 <code>"Uint8Array"</code>" or a "<code>"Buffer.alloc"</code>" result: small "
                 "Buffers cut from Node's shared pool cannot be transferred."
             </p>
-            <pre><code>{TRANSFER}</code></pre>
+            <Listing code=TRANSFER label="Code: transferring a buffer to a Worker"/>
             <h3>"Sharing memory, and talking directly"</h3>
             <p>
                 "A "<code>"SharedArrayBuffer"</code>" is the only memory two threads see at "
@@ -310,7 +321,7 @@ pub fn ChildDetails() -> impl IntoView {
                 "give it unsanitized input. Put "<code>"--"</code>" before user-supplied "
                 "arguments, so one starting with a dash is not read as an option."
             </p>
-            <pre><code>{EXEC_FILE}</code></pre>
+            <Listing code=EXEC_FILE label="Code: execFile with an argument list"/>
             <h3>"fork and its channel"</h3>
             <p>
                 <code>"fork()"</code>" opens an IPC channel of its own, separate from the "
@@ -376,7 +387,7 @@ pub fn ClusterOps() -> impl IntoView {
                 "stop is not taken for a crash; and a back-off, so a worker that dies at start-up "
                 "is not forked again in a tight loop that keeps every core busy starting Node.js."
             </p>
-            <pre><code>{RESPAWN}</code></pre>
+            <Listing code=RESPAWN label="Code: a primary that replaces dead workers"/>
             <h3>"Graceful and rolling restarts"</h3>
             <p>
                 <code>"worker.disconnect()"</code>" is the graceful stop: the worker closes its "

@@ -156,6 +156,22 @@ impl fantoccini::wd::WebDriverCompatibleCommand for BrowserLog {
     }
 }
 
+/// axe-core's script, which `make browser` installs from npm (or the file
+/// `SPAWNLAB_AXE` names).
+pub fn axe_source() -> Result<String> {
+    let path = match std::env::var_os("SPAWNLAB_AXE") {
+        Some(path) => PathBuf::from(path),
+        None => PathBuf::from(std::env::var_os("HOME").context("HOME is not set")?)
+            .join(".local/share/spawnlab/axe-core/node_modules/axe-core/axe.min.js"),
+    };
+    std::fs::read_to_string(&path).with_context(|| {
+        format!(
+            "reading axe-core from {} (install it with `make browser`)",
+            path.display()
+        )
+    })
+}
+
 fn chromium_binary() -> String {
     std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into())
 }

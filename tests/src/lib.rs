@@ -28,7 +28,7 @@ pub mod procs;
 pub mod server;
 pub mod ws;
 
-pub use browser::{console_errors, with_browser};
+pub use browser::{axe_source, console_errors, with_browser};
 pub use http::{http_get, http_get_until, http_get_with, http_post_form};
 pub use procs::{
     children_of, env_of, group_is_gone, group_members, group_of, is_running, marker_is_gone,

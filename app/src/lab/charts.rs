@@ -80,7 +80,7 @@ pub fn Throughput(lab: LabView) -> AnyView {
             {drawing}
             <details>
                 <summary>"Throughput as a table"</summary>
-                <div class="table-wrap">
+                <div class="table-wrap" tabindex="0" role="region" aria-label="Throughput as a table">
                     <table class="compact">
                         <thead>
                             <tr>

@@ -233,7 +233,7 @@ pub fn Timeline(lab: LabView, noun: &'static str) -> AnyView {
             </ul>
             <details>
                 <summary>"The timeline as a table"</summary>
-                <div class="table-wrap">
+                <div class="table-wrap" tabindex="0" role="region" aria-label="The timeline as a table">
                     <table class="compact">
                         <thead>
                             <tr>

@@ -51,7 +51,7 @@ pub fn WorkerTable(lab: LabView, noun: &'static str) -> AnyView {
         }
     };
     view! {
-        <div class="table-wrap">
+        <div class="table-wrap" tabindex="0" role="region" aria-label="Per-worker measurements">
             <table class="workers">
                 <caption>
                     "Per-worker measurements, as they arrive"
@@ -289,7 +289,7 @@ pub fn ClusterView(lab: LabView, kill: Callback<u32>) -> AnyView {
     view! {
         <section class="cluster" aria-label="The cluster under load">
             <p class="live">{live} {lab.runtime_note()}</p>
-            <div class="table-wrap">
+            <div class="table-wrap" tabindex="0" role="region" aria-label="Answers per worker">
                 <table class="share">
                     <caption>"Answers per worker"</caption>
                     <thead>
@@ -361,7 +361,13 @@ pub fn RunHistory(lab: LabView) -> AnyView {
         })
     };
     view! {
-        <div class="table-wrap history" class:empty=move || lab.history.with(Vec::is_empty)>
+        <div
+            class="table-wrap history"
+            class:empty=move || lab.history.with(Vec::is_empty)
+            tabindex="0"
+            role="region"
+            aria-label="Your runs on this page"
+        >
             <table>
                 <caption>"Your runs on this page, newest first, each on the runtime it names"</caption>
                 <thead>
@@ -647,7 +653,13 @@ pub fn PairTable(lab: LabView) -> AnyView {
             .map(|p| format!("The same settings on both runtimes: {}", p.node.settings))
     };
     view! {
-        <div class="table-wrap pair" class:empty=move || pair.with(Option::is_none)>
+        <div
+            class="table-wrap pair"
+            class:empty=move || pair.with(Option::is_none)
+            tabindex="0"
+            role="region"
+            aria-label="The same settings on both runtimes"
+        >
             <table id="pair">
                 <caption>{caption}</caption>
                 <thead>

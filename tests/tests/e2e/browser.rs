@@ -7,7 +7,7 @@ use fantoccini::{Client, Locator};
 use spawnlab_tests::{console_errors, eventually, with_browser, ServerProcess};
 use std::time::Duration;
 
-async fn text(c: &Client, css: &str) -> anyhow::Result<Option<String>> {
+pub(crate) async fn text(c: &Client, css: &str) -> anyhow::Result<Option<String>> {
     match c.find(Locator::Css(css)).await {
         Ok(el) => Ok(Some(el.text().await?)),
         Err(e) if e.is_no_such_element() => Ok(None),
@@ -15,7 +15,7 @@ async fn text(c: &Client, css: &str) -> anyhow::Result<Option<String>> {
     }
 }
 
-async fn exists(c: &Client, css: &str) -> anyhow::Result<Option<()>> {
+pub(crate) async fn exists(c: &Client, css: &str) -> anyhow::Result<Option<()>> {
     Ok(text(c, css).await?.map(|_| ()))
 }
 
@@ -138,7 +138,7 @@ async fn assert_timeline(c: &Client, workers: usize) -> anyhow::Result<()> {
 }
 
 /// Open a lab page and wait until it is hydrated and connected.
-async fn open_lab(c: &Client, url: &str) -> anyhow::Result<()> {
+pub(crate) async fn open_lab(c: &Client, url: &str) -> anyhow::Result<()> {
     c.goto(url).await?;
     let wait = Duration::from_secs(20);
     eventually(wait, "hydration", || {
@@ -154,7 +154,11 @@ async fn open_lab(c: &Client, url: &str) -> anyhow::Result<()> {
 
 /// Open a lab page, wait until it is live, set the fields, press Run and
 /// wait for the summary; returns its outcome.
-async fn run_lab(c: &Client, url: &str, fields: &[(&str, &str)]) -> anyhow::Result<String> {
+pub(crate) async fn run_lab(
+    c: &Client,
+    url: &str,
+    fields: &[(&str, &str)],
+) -> anyhow::Result<String> {
     open_lab(c, url).await?;
     for (css, value) in fields {
         fill(c, css, value).await?;

@@ -4,6 +4,7 @@
 //! Each module drives a real server — in this process, or the real binary —
 //! through a real WebSocket, plain HTTP, or headless Chromium.
 
+mod accessibility;
 mod binary;
 mod browser;
 mod child_process;
