@@ -20,7 +20,6 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio_util::task::AbortOnDropHandle;
 
 /// How often the heartbeat is scheduled.
 pub const TICK: Duration = Duration::from_millis(20);
@@ -48,9 +47,9 @@ pub async fn run(
             None
         }
     };
-    let _prober = ping
+    let prober = ping
         .as_ref()
-        .map(|(_, port)| AbortOnDropHandle::new(probe::start(id, *port, began, events.clone())));
+        .map(|(_, port)| probe::start(id, *port, began, events.clone()));
     std::thread::Builder::new()
         .name("spawnlab-main-loop".into())
         .spawn(move || {
@@ -71,12 +70,18 @@ pub async fn run(
             let _ = done_tx.send(result);
         })
         .map_err(|e| RunError::start("the run's event loop thread", e))?;
-    done_rx.await.unwrap_or_else(|_| {
+    let result = done_rx.await.unwrap_or_else(|_| {
         Err(RunError::Panicked {
             what: "the run's event loop".into(),
             message: "it ended without a word".into(),
         })
-    })
+    });
+    // The loop is gone, and its /ping with it: the probes in flight fail
+    // now, and must have said so before the run's summary goes out.
+    if let Some(prober) = prober {
+        prober.finish().await;
+    }
+    result
 }
 
 /// The run's whole life on its loop: calm, blocked (or waiting), calm again.

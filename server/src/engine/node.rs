@@ -35,7 +35,6 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::mpsc;
-use tokio_util::task::AbortOnDropHandle;
 
 /// The oldest Node.js the scripts support: the one Debian ships.
 pub const MIN_MAJOR: u32 = 18;
@@ -408,16 +407,13 @@ pub async fn run(
             let mut prober = None;
             let outcome = pump(&mut notes, stop, workers, |note| {
                 if let Note::Listening(port) = note {
-                    prober = Some(AbortOnDropHandle::new(probe::start(
-                        id,
-                        *port,
-                        began,
-                        events.clone(),
-                    )));
+                    prober = Some(probe::start(id, *port, began, events.clone()));
                 }
             })
             .await;
-            drop(prober);
+            if let Some(prober) = prober {
+                prober.finish().await;
+            }
             outcome
         }
         _ => pump(&mut notes, stop, workers, |_| {}).await,

@@ -8,6 +8,7 @@ use protocol::{RunId, ServerEvent};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio_util::task::AbortOnDropHandle;
 
 /// How often a probe is sent.
 pub const EVERY: Duration = Duration::from_millis(50);
@@ -18,22 +19,45 @@ const TIMEOUT: Duration = Duration::from_secs(15);
 /// Most probes waiting at once: a frozen loop must not collect thousands.
 const MAX_WAITING: usize = 64;
 
-/// Probe `127.0.0.1:port/ping` every [`EVERY`] until the returned task is
-/// aborted; each answer (or its absence) is a `ping` event stamped on the
-/// run's clock `began`.
-pub fn start(
-    id: RunId,
-    port: u16,
-    began: Instant,
-    events: EventSink,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
+/// The probes of one run. [`Prober::finish`] stops them and waits until the
+/// last one has sent its event, so no `ping` can follow the run's
+/// `run_finished`; dropping it instead aborts them without waiting (a run
+/// that is itself being torn down).
+pub struct Prober {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: AbortOnDropHandle<()>,
+}
+
+impl Prober {
+    /// Stop probing and wait for every probe in flight to end.
+    pub async fn finish(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = (&mut self.task).await;
+    }
+}
+
+/// Probe `127.0.0.1:port/ping` every [`EVERY`] until the returned prober is
+/// finished or dropped; each answer (or its absence) is a `ping` event
+/// stamped on the run's clock `began`.
+pub fn start(id: RunId, port: u16, began: Instant, events: EventSink) -> Prober {
+    let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
         let waiting = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_WAITING));
         let mut every = tokio::time::interval(EVERY);
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut probes = tokio::task::JoinSet::new();
         loop {
-            every.tick().await;
+            tokio::select! {
+                _ = every.tick() => {}
+                _ = &mut stopped => {
+                    // Abort the probes and wait until none is running, so
+                    // none sends after the caller goes on.
+                    probes.shutdown().await;
+                    return;
+                }
+            }
             let Ok(slot) = waiting.clone().try_acquire_owned() else {
                 continue;
             };
@@ -54,7 +78,11 @@ pub fn start(
             // Forget the ones that are done.
             while probes.try_join_next().is_some() {}
         }
-    })
+    });
+    Prober {
+        stop: Some(stop),
+        task: AbortOnDropHandle::new(task),
+    }
 }
 
 /// One `GET /ping`; true on a 200 answer.

@@ -83,22 +83,34 @@ fn run_pass(
     let mut group = None;
     let mut pids = Vec::new();
     let mut drivers = Vec::new();
+    let command = || match job.job {
+        ChildJob::Program(program) => program_command(program, &job.paths.list_dir),
+        ChildJob::Compute(_) => {
+            let mut c = Command::new(&job.paths.worker_binary);
+            c.arg(CHILD_COMMAND);
+            c
+        }
+    };
     for worker in 0..workers {
-        let command = match job.job {
-            ChildJob::Program(program) => program_command(program, &job.paths.list_dir),
-            ChildJob::Compute(_) => {
-                let mut c = Command::new(&job.paths.worker_binary);
-                c.arg(CHILD_COMMAND);
-                c
-            }
-        };
         let talk = Talk {
             work: job.job,
             worker,
             workers,
             round_trips,
         };
-        match launch(command, group, talk, tx.clone()) {
+        let mut launched = launch(command(), group, talk, tx.clone());
+        // A program's driver reaps it the moment it exits: when every
+        // earlier one has already ended, their group is gone with them
+        // (joining it fails with EPERM), and this worker leads a new one
+        // that the later workers join. Nothing of the old group is left to
+        // stop.
+        if let (ChildJob::Program(_), Some(_), Err(e)) = (job.job, group, &launched) {
+            if e.raw_os_error() == Some(nix::libc::EPERM) {
+                group = None;
+                launched = launch(command(), None, talk, tx.clone());
+            }
+        }
+        match launched {
             Ok((pid, driver)) => {
                 group.get_or_insert(pid);
                 // An external program's driver reaps it itself, to read its

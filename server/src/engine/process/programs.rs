@@ -81,12 +81,15 @@ pub fn drive_program(
     // Read the program's own CPU time while it is still a zombie, then reap.
     let cpu = cpu_time_of_exited(pid).unwrap_or_default();
     let status = child.wait()?;
+    // The allow-listed programs end by themselves; one ended by a signal was
+    // killed (a cancel, a deadline), and has no result to report.
+    let result = status.code().map(|code| WorkResult::Program {
+        exit_code: Some(code),
+        output: String::from_utf8_lossy(&kept).into_owned(),
+        truncated,
+    });
     let done = WorkerReport::Done {
-        result: Some(WorkResult::Program {
-            exit_code: status.code(),
-            output: String::from_utf8_lossy(&kept).into_owned(),
-            truncated,
-        }),
+        result,
         cpu,
         memory: None,
         wall: spawned_at.elapsed(),
