@@ -137,3 +137,33 @@ site: tools
 ## The server binary the end-to-end tests start.
 build:
 	cargo build --workspace
+
+# Reliability (RELIABILITY.md): a storm, a soak, and the suite again and again.
+.PHONY: load soak soak-suite
+# (`load` is not first: GNU make reads a line starting `load ` as its directive.)
+soak soak-suite load: export CARGO_INCREMENTAL ?= 0
+
+## make load: 100 learners (half behind one address, half each on its own)
+## press Run at the same instant on the shipped defaults while 5 readers load
+## pages; prints the waits, the page times and the server's memory and open
+## files before and after (about 2 minutes). `make test` runs it with 10.
+load: node tools site build
+	SPAWNLAB_LOAD_LEARNERS=100 cargo test -p spawnlab-tests --test e2e -- load:: --nocapture
+
+## make soak: 1000 random runs on one server, both runtimes and every model,
+## cancelled, disconnected, killed or past their deadline at random, among
+## malformed frames; then checks nothing is left (about 13 minutes).
+## `make test` runs it with 40; SPAWNLAB_SOAK_SEED replays another draw.
+soak: node tools site build
+	SPAWNLAB_SOAK_RUNS=1000 cargo test -p spawnlab-tests --test e2e -- soak:: --nocapture
+
+## make soak-suite: the whole end-to-end suite 20 times in a row (SOAK_ROUNDS),
+## stopping at the first failure and naming its round (far longer than `make test`).
+SOAK_ROUNDS ?= 20
+soak-suite: node tools site build
+	@for round in $$(seq 1 $(SOAK_ROUNDS)); do \
+	  echo "soak-suite: round $$round of $(SOAK_ROUNDS)"; \
+	  cargo test -p spawnlab-tests --test e2e \
+	    || { echo "soak-suite: round $$round of $(SOAK_ROUNDS) failed"; exit 1; }; \
+	done; \
+	echo "soak-suite: all $(SOAK_ROUNDS) rounds passed"

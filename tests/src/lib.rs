@@ -26,6 +26,7 @@ pub mod browser;
 pub mod http;
 pub mod procs;
 pub mod server;
+pub mod stress;
 pub mod ws;
 
 pub use browser::{axe_source, console_errors, with_browser};
@@ -38,6 +39,7 @@ pub use server::{
     server_binary, site_dir, spawn_app, spawn_app_with, test_settings, workspace_root,
     ServerProcess, TestApp,
 };
+pub use stress::{footprint, percentile, Footprint, Frame, RawClient};
 pub use ws::{WsClient, EVENT_TIMEOUT};
 
 /// Poll `check` every 50 ms until it returns `Some`, or fail after `within`.
