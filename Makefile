@@ -3,8 +3,9 @@
 #   make serve   install what is missing, then `cargo leptos serve` on :3000
 #   make test    install what is missing (and Chromium), then every check
 #
-# and two more for measuring: `make bench` (Node.js against the Rust engine)
-# and `make class` (a class of 100 pressing Run at once).
+# and more for measuring: `make bench` (Node.js against the Rust engine),
+# `make class` (a class of 100 pressing Run at once), and `make load`,
+# `make soak`, `make soak-suite` (RELIABILITY.md).
 #
 # Every install step checks for the exact version first and does nothing
 # when it is already there, so only the first run is slow.
