@@ -183,10 +183,14 @@ function primary() {
         slot.onReport = null;
         resolve(report);
       };
+      // A worker killed a moment ago can still look connected: the write
+      // then fails later (EPIPE), and without a callback Node would throw
+      // it as the worker's 'error' event and end this primary.
+      const gone = () => slot.onReport && slot.onReport(null);
       try {
-        slot.worker.send({ type: 'report' });
+        slot.worker.send({ type: 'report' }, (err) => err && gone());
       } catch (_) {
-        slot.onReport(null);
+        gone();
       }
     });
   }
