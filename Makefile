@@ -40,7 +40,7 @@ ORCHESTRATOR_INSTALL := $(FAST_INSTALL) CARGO_PROFILE_RELEASE_OPT_LEVEL=0
 # rebuilds after an edit: a third of a clean `make test`'s disk, which CI and
 # a fresh machine never reuse. Off unless asked for (`make test
 # CARGO_INCREMENTAL=1` while editing); `make serve` keeps cargo's default.
-test class bench lint site build: export CARGO_INCREMENTAL ?= 0
+test class bench lint site build soak soak-suite load: export CARGO_INCREMENTAL ?= 0
 
 .PHONY: serve test tools serve-tools trunk node browser lint site build node-scripts bench class
 
@@ -141,8 +141,6 @@ build:
 
 # Reliability (RELIABILITY.md): a storm, a soak, and the suite again and again.
 .PHONY: load soak soak-suite
-# (`load` is not first: GNU make reads a line starting `load ` as its directive.)
-soak soak-suite load: export CARGO_INCREMENTAL ?= 0
 
 ## make load: 100 learners (half behind one address, half each on its own)
 ## press Run at the same instant on the shipped defaults while 5 readers load

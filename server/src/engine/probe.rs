@@ -24,17 +24,15 @@ const MAX_WAITING: usize = 64;
 /// `run_finished`; dropping it instead aborts them without waiting (a run
 /// that is itself being torn down).
 pub struct Prober {
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    stop: tokio::sync::oneshot::Sender<()>,
     task: AbortOnDropHandle<()>,
 }
 
 impl Prober {
     /// Stop probing and wait for every probe in flight to end.
-    pub async fn finish(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        let _ = (&mut self.task).await;
+    pub async fn finish(self) {
+        let _ = self.stop.send(());
+        let _ = self.task.await;
     }
 }
 
@@ -80,7 +78,7 @@ pub fn start(id: RunId, port: u16, began: Instant, events: EventSink) -> Prober 
         }
     });
     Prober {
-        stop: Some(stop),
+        stop,
         task: AbortOnDropHandle::new(task),
     }
 }

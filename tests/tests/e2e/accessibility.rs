@@ -8,15 +8,16 @@ use fantoccini::{Client, Locator};
 use spawnlab_tests::{axe_source, eventually, with_browser, ServerProcess};
 use std::time::Duration;
 
-/// Every page, and the heading that says it has rendered.
-const PAGES: &[(&str, &str)] = &[
-    ("/", "How Node.js spreads work"),
-    ("/main-thread", "The main thread, blocked"),
-    ("/child-process", "Child processes"),
-    ("/cluster", "Cluster"),
-    ("/threads", "Worker threads"),
-    ("/compare", "The models side by side"),
-    ("/no-such-page", "There is no page here"),
+/// Every page, the heading that says it has rendered, and whether it has a
+/// lab (which is live once its WebSocket is open).
+const PAGES: &[(&str, &str, bool)] = &[
+    ("/", "How Node.js spreads work", false),
+    ("/main-thread", "The main thread, blocked", true),
+    ("/child-process", "Child processes", true),
+    ("/cluster", "Cluster", true),
+    ("/threads", "Worker threads", true),
+    ("/compare", "The models side by side", false),
+    ("/no-such-page", "There is no page here", false),
 ];
 
 /// The page's background in each theme, as the stylesheet sets it.
@@ -33,10 +34,10 @@ async fn axe_finds_nothing_on_any_page_in_either_theme() -> anyhow::Result<()> {
         for (theme, background) in BACKGROUND {
             // Pick the theme once, on the first page; every later page
             // must open in it.
-            open(&c, &format!("{base}/"), PAGES[0].1).await?;
+            open(&c, &format!("{base}/"), PAGES[0].1, false).await?;
             pick_theme(&c, theme).await?;
-            for (path, heading) in PAGES {
-                open(&c, &format!("{base}{path}"), heading).await?;
+            for &(path, heading, lab) in PAGES {
+                open(&c, &format!("{base}{path}"), heading, lab).await?;
                 assert_theme(&c, theme, background, path).await?;
                 found.extend(audit(&c, &axe, &format!("{path} ({theme})")).await?);
             }
@@ -60,16 +61,16 @@ async fn the_theme_is_picked_in_the_header_and_remembered() -> anyhow::Result<()
     let base = server.url("");
     with_browser(|c| async move {
         // Headless Chromium's system theme is light.
-        open(&c, &format!("{base}/threads"), "Worker threads").await?;
+        open(&c, &format!("{base}/threads"), "Worker threads", true).await?;
         assert_theme(&c, "system", BACKGROUND[0].1, "/threads").await?;
         pick_theme(&c, "dark").await?;
         assert_theme(&c, "dark", BACKGROUND[1].1, "/threads, just picked").await?;
         // Remembered by a page loaded afresh, before and after hydration.
-        open(&c, &format!("{base}/cluster"), "Cluster").await?;
+        open(&c, &format!("{base}/cluster"), "Cluster", true).await?;
         assert_theme(&c, "dark", BACKGROUND[1].1, "/cluster").await?;
         pick_theme(&c, "system").await?;
         c.refresh().await?;
-        open(&c, &format!("{base}/cluster"), "Cluster").await?;
+        open(&c, &format!("{base}/cluster"), "Cluster", true).await?;
         assert_theme(&c, "system", BACKGROUND[0].1, "/cluster after System").await?;
 
         // Every box that scrolls can take the keyboard's focus.
@@ -92,12 +93,8 @@ async fn the_theme_is_picked_in_the_header_and_remembered() -> anyhow::Result<()
 }
 
 /// Open `url` and wait until its heading is there and the page is live.
-async fn open(c: &Client, url: &str, heading: &str) -> anyhow::Result<()> {
-    if url.ends_with("/main-thread")
-        || url.ends_with("/child-process")
-        || url.ends_with("/cluster")
-        || url.ends_with("/threads")
-    {
+async fn open(c: &Client, url: &str, heading: &str, lab: bool) -> anyhow::Result<()> {
+    if lab {
         open_lab(c, url).await?;
     } else {
         c.goto(url).await?;

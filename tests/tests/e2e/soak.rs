@@ -870,6 +870,24 @@ impl Conn {
 }
 
 /// Check what a run that ended on its own (or was cancelled) reported.
+/// Wait for run `id` to finish, check its summary against `plan`, and
+/// require that it completed.
+async fn finish_completed(
+    conn: &mut Conn,
+    id: RunId,
+    plan: &Plan,
+) -> Result<(RunSummary, Vec<ServerEvent>)> {
+    let (summary, events) = conn.finish(id).await?;
+    check_summary(plan, &summary, &events)?;
+    ensure!(
+        summary.outcome == Outcome::Completed,
+        "ended {:?}: {}",
+        summary.outcome,
+        brief(&events)
+    );
+    Ok((summary, events))
+}
+
 fn check_summary(plan: &Plan, summary: &RunSummary, events: &[ServerEvent]) -> Result<()> {
     match summary.outcome {
         Outcome::Completed if matches!(plan.spec.workload, Workload::Program { .. }) => {
@@ -1020,14 +1038,7 @@ async fn step(conn: &mut Conn, plan: &Plan, id: RunId, tally: &mut Tally) -> Res
     }
     let outcome = match plan.fate {
         Fate::Complete => {
-            let (summary, events) = conn.finish(id).await?;
-            check_summary(plan, &summary, &events)?;
-            ensure!(
-                summary.outcome == Outcome::Completed,
-                "ended {:?}: {}",
-                summary.outcome,
-                brief(&events)
-            );
+            let (summary, events) = finish_completed(conn, id, plan).await?;
             Some(summary.outcome)
         }
         Fate::Cancel { after_ms } => {
@@ -1120,14 +1131,7 @@ async fn step(conn: &mut Conn, plan: &Plan, id: RunId, tally: &mut Tally) -> Res
                 });
                 conn.strays.insert(id);
             }
-            let (summary, events) = conn.finish(id).await?;
-            check_summary(plan, &summary, &events)?;
-            ensure!(
-                summary.outcome == Outcome::Completed,
-                "ended {:?}: {}",
-                summary.outcome,
-                brief(&events)
-            );
+            let (summary, events) = finish_completed(conn, id, plan).await?;
             let exited = events
                 .iter()
                 .any(|e| matches!(e, ServerEvent::WorkerExited { worker: w, .. } if *w == worker));
