@@ -1038,7 +1038,7 @@ async fn step(conn: &mut Conn, plan: &Plan, id: RunId, tally: &mut Tally) -> Res
     }
     let outcome = match plan.fate {
         Fate::Complete => {
-            let (summary, events) = finish_completed(conn, id, plan).await?;
+            let (summary, _) = finish_completed(conn, id, plan).await?;
             Some(summary.outcome)
         }
         Fate::Cancel { after_ms } => {
