@@ -63,7 +63,8 @@ function primary() {
   // them keeps the socket open. If every worker is gone (one worker,
   // killed), the socket closed with them: replacements then ask for the
   // port by number to get it back.
-  let listenPort = 0;
+  // A scaling run brings a killed instance back on its old port.
+  let listenPort = plan.port || 0;
   let reserve = null; // reusePort: holds the port until the workers have it
   let announced = false;
   let finishing = false;

@@ -26,6 +26,8 @@
 //!   in its run's process group, armed to die with the server.
 //! - [`cluster`]: a primary and HTTP workers on one port, loaded by
 //!   [`loadgen`].
+//! - [`scaling`]: several clusters behind a real load balancer (nginx or
+//!   HAProxy), with faults.
 //! - [`report`]: what workers say, turned into the protocol's events.
 //! - [`host`]: what machine the figures come from.
 //! - [`measure`]: per-thread and per-process clocks and memory.
@@ -45,6 +47,7 @@ pub mod pass;
 pub mod probe;
 pub mod process;
 pub mod report;
+pub mod scaling;
 pub mod spawn;
 pub mod threads;
 
@@ -167,6 +170,8 @@ pub enum Plan {
     },
     /// A cluster under the engine's load.
     Cluster(cluster::Plan),
+    /// Several clusters behind a load balancer, under the engine's load.
+    Scaling(scaling::Plan),
 }
 
 /// What a main-thread run does.
@@ -189,6 +194,10 @@ const NODE_WORKER_MIB: u32 = 12;
 const RUST_PROCESS_MIB: u32 = 10;
 const RUST_THREAD_MIB: u32 = 1;
 const PROGRAM_MIB: u32 = 4;
+/// A balancer (nginx's master and one worker, or HAProxy), counted as two
+/// processes of ~8 MiB.
+const BALANCER_PROCESSES: u32 = 2;
+const BALANCER_MIB: u32 = 16;
 
 impl Plan {
     /// Workers the plan has (the main thread's one loop counts as one).
@@ -197,6 +206,7 @@ impl Plan {
             Plan::MainThread { .. } => 1,
             Plan::Threads { workers, .. } | Plan::ChildProcess { workers, .. } => *workers,
             Plan::Cluster(plan) => plan.workers,
+            Plan::Scaling(plan) => plan.instances * plan.workers,
         }
     }
 
@@ -221,6 +231,18 @@ impl Plan {
                 NODE_PROCESS_MIB + n * per_child(*job, NODE_PROCESS_MIB),
             ),
             (Runtime::Node, Plan::Cluster(_)) => (n + 1, (n + 1) * NODE_PROCESS_MIB),
+            // Every instance is a primary and its workers; the balancer too.
+            (runtime, Plan::Scaling(plan)) => {
+                let processes = plan.instances * (plan.workers + 1);
+                let each = match runtime {
+                    Runtime::Rust => RUST_PROCESS_MIB,
+                    Runtime::Node => NODE_PROCESS_MIB,
+                };
+                (
+                    processes + BALANCER_PROCESSES,
+                    processes * each + BALANCER_MIB,
+                )
+            }
         };
         admission::Weight {
             workers,
@@ -273,16 +295,21 @@ pub struct Engine {
     node_binary: PathBuf,
     /// What that Node.js is: found on first need, then kept.
     node: tokio::sync::OnceCell<node::NodeSetup>,
+    /// The load balancers this server has: found on first need, then kept.
+    balancers: tokio::sync::OnceCell<Vec<scaling::balancer::Found>>,
     /// Where a test build panics on purpose; always `None` otherwise.
     panic_at: Option<PanicAt>,
 }
 
-/// Control over one run: stop it, or kill one of its cluster's workers.
+/// Control over one run: stop it, kill one of its cluster's workers, or
+/// break part of a scaling run.
 #[derive(Debug, Clone)]
 pub struct RunHandle {
     stop: Stop,
     /// A cluster run's kill requests, and how many workers it has.
     kills: Option<(mpsc::UnboundedSender<u32>, u32)>,
+    /// A scaling run's faults, and how many instances and workers it has.
+    faults: Option<(mpsc::UnboundedSender<protocol::Fault>, u32, u32)>,
 }
 
 impl RunHandle {
@@ -312,6 +339,18 @@ impl RunHandle {
             None => Err(Refused::NotCluster(id)),
         }
     }
+
+    /// Break (or mend) part of this scaling run now.
+    pub fn fault(&self, id: RunId, fault: protocol::Fault) -> Result<(), Refused> {
+        let Some((faults, instances, workers)) = &self.faults else {
+            return Err(Refused::NotScaling(id));
+        };
+        limits::check_fault(&fault, "fault", *instances, *workers)?;
+        // A run whose load is over has dropped the receiver: nothing is
+        // left to break, and that is not the learner's error.
+        let _ = faults.send(fault);
+        Ok(())
+    }
 }
 
 /// A validated run, ready to execute.
@@ -325,6 +364,7 @@ pub struct Run {
     events: EventSink,
     stop: Stop,
     faults: Option<Faults>,
+    scaling_faults: Option<scaling::Faults>,
 }
 
 impl Engine {
@@ -340,6 +380,7 @@ impl Engine {
             ),
             node_binary: "node".into(),
             node: tokio::sync::OnceCell::new(),
+            balancers: tokio::sync::OnceCell::new(),
             paths: process::Paths {
                 // Re-execute ourselves, as Node's fork() starts another node.
                 worker_binary: std::env::current_exe().unwrap_or_else(|_| "spawnlab".into()),
@@ -396,6 +437,31 @@ impl Engine {
         node::measure(self.node().await, &self.paths.worker_binary, request).await
     }
 
+    /// The load balancers as this server has them, found on first need.
+    pub async fn balancers(&self) -> &[scaling::balancer::Found] {
+        self.balancers
+            .get_or_init(|| async {
+                tokio::task::spawn_blocking(|| {
+                    protocol::BalancerKind::ALL
+                        .into_iter()
+                        .map(scaling::balancer::detect)
+                        .collect()
+                })
+                .await
+                .unwrap_or_default()
+            })
+            .await
+    }
+
+    /// The load balancers, for the page's `hello`.
+    pub async fn balancer_infos(&self) -> Vec<protocol::BalancerInfo> {
+        self.balancers()
+            .await
+            .iter()
+            .map(|f| f.info.clone())
+            .collect()
+    }
+
     /// Both runtimes as this server has them, for the page's `hello`.
     pub async fn runtimes(&self) -> Vec<RuntimeInfo> {
         vec![
@@ -440,6 +506,23 @@ impl Engine {
             }
             Runtime::Rust => {}
         }
+        if let Plan::Scaling(scaling) = &plan {
+            let found = self
+                .balancers()
+                .await
+                .iter()
+                .find(|f| f.info.balancer == scaling.balancer);
+            if let Some(found) = found.filter(|f| !f.info.available) {
+                return Err(Refused::invalid(
+                    "spec.model.balancer",
+                    format!(
+                        "spec.model.balancer {}: {}",
+                        scaling.balancer.name(),
+                        found.info.note
+                    ),
+                ));
+            }
+        }
         Ok(plan)
     }
 
@@ -461,9 +544,17 @@ impl Engine {
             }
             _ => (None, None),
         };
+        let (breaks, scaling_faults) = match &plan {
+            Plan::Scaling(scaling) => {
+                let (tx, rx) = mpsc::unbounded_channel();
+                (Some((tx, scaling.instances, scaling.workers)), Some(rx))
+            }
+            _ => (None, None),
+        };
         let handle = RunHandle {
             stop: stop.clone(),
             kills,
+            faults: breaks,
         };
         let run = Run {
             engine: self.clone(),
@@ -474,6 +565,7 @@ impl Engine {
             events,
             stop,
             faults,
+            scaling_faults,
         };
         Ok((handle, run))
     }
@@ -493,6 +585,7 @@ impl Run {
             events,
             stop,
             faults,
+            scaling_faults,
         } = self;
         // A closed sink means nobody is listening; the stop signal, not the
         // sink, is what ends the work.
@@ -547,9 +640,35 @@ impl Run {
                 stop.request(StopReason::Deadline);
             })
         };
-        let result = match spec.runtime {
-            Runtime::Rust => engine.run_plan(id, plan, &events, &stop, faults).await,
-            Runtime::Node => {
+        let result = match (spec.runtime, plan) {
+            (runtime, Plan::Scaling(plan)) => {
+                let node_setup = match runtime {
+                    Runtime::Node => Some(engine.node().await),
+                    Runtime::Rust => None,
+                };
+                let balancers = engine.balancers().await;
+                match balancers.iter().find(|f| f.info.balancer == plan.balancer) {
+                    Some(found) => {
+                        let cx = scaling::Context {
+                            runtime,
+                            binary: &engine.paths.worker_binary,
+                            node: node_setup.map(|setup| node::Context {
+                                setup,
+                                guardian: &engine.paths.worker_binary,
+                                site_dir: &engine.paths.list_dir,
+                            }),
+                            found,
+                        };
+                        scaling::run(id, plan, cx, &events, &stop, scaling_faults).await
+                    }
+                    None => Err(RunError::Balancer(format!(
+                        "{} is not known to this server",
+                        plan.balancer.label()
+                    ))),
+                }
+            }
+            (Runtime::Rust, plan) => engine.run_plan(id, plan, &events, &stop, faults).await,
+            (Runtime::Node, plan) => {
                 let cx = node::Context {
                     setup: engine.node().await,
                     guardian: &engine.paths.worker_binary,
@@ -634,6 +753,11 @@ impl Engine {
                 let binary = &self.paths.worker_binary;
                 cluster::run(id, plan, binary, events, stop, faults).await
             }
+            // Started in `execute`, for either runtime; should a plan ever
+            // get here, the run fails with the reason instead of running.
+            Plan::Scaling(_) => Err(RunError::Balancer(
+                "a scaling run was handed to the one-machine models".into(),
+            )),
         }
     }
 }

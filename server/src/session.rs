@@ -62,6 +62,7 @@ pub async fn serve<W, R>(
         version: PROTOCOL_VERSION,
         limits: session.engine.limits().to_protocol(),
         runtimes: session.engine.runtimes().await,
+        balancers: session.engine.balancer_infos().await,
     };
     if session.send(&hello).await.is_err() {
         return;
@@ -157,6 +158,9 @@ impl<W: Sink<Message> + Unpin> Session<W> {
             Ok(ClientMessage::Kill { id, worker }) => {
                 self.on_kill(id, worker).map_err(|r| (Some(id), r))
             }
+            Ok(ClientMessage::Fault { id, fault }) => {
+                self.on_fault(id, fault).map_err(|r| (Some(id), r))
+            }
             Err(refused) => Err(refused),
         };
         match answer {
@@ -203,6 +207,12 @@ impl<W: Sink<Message> + Unpin> Session<W> {
     fn on_kill(&mut self, id: RunId, worker: u32) -> Result<(), Refused> {
         let run = self.runs.get(&id).ok_or(Refused::UnknownRun(id))?;
         run.handle.kill(id, worker)
+    }
+
+    /// `fault`: break (or mend) part of a running scaling run now.
+    fn on_fault(&mut self, id: RunId, fault: protocol::Fault) -> Result<(), Refused> {
+        let run = self.runs.get(&id).ok_or(Refused::UnknownRun(id))?;
+        run.handle.fault(id, fault)
     }
 
     /// A run's task ended. One that panicked is reported as failed, after

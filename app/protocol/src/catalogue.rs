@@ -45,7 +45,8 @@ impl Runtime {
     }
 }
 
-/// The four models, without their options.
+/// The models, without their options: the four ways to spread work on one
+/// machine, and the scaling lab past it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
@@ -58,10 +59,13 @@ pub enum ModelKind {
     ChildProcess,
     /// A primary and HTTP workers sharing one port (Node: `cluster`).
     Cluster,
+    /// Several clusters behind a load balancer (nginx, HAProxy).
+    Scaling,
 }
 
 impl ModelKind {
-    /// Every model, in the order the site presents them.
+    /// The four models of one machine, in the order the site presents them
+    /// (the compare page's columns); [`ModelKind::Scaling`] comes after.
     pub const ALL: [ModelKind; 4] = [
         ModelKind::MainThread,
         ModelKind::Threads,
@@ -76,6 +80,7 @@ impl ModelKind {
             ModelKind::Threads => "threads",
             ModelKind::ChildProcess => "child_process",
             ModelKind::Cluster => "cluster",
+            ModelKind::Scaling => "scaling",
         }
     }
 
@@ -86,6 +91,7 @@ impl ModelKind {
             ModelKind::Threads => "worker_threads",
             ModelKind::ChildProcess => "child_process",
             ModelKind::Cluster => "cluster",
+            ModelKind::Scaling => "load balancer",
         }
     }
 
@@ -96,7 +102,8 @@ impl ModelKind {
             ModelKind::MainThread => "main_thread.js",
             ModelKind::Threads => "worker_threads.js",
             ModelKind::ChildProcess => "child_process.js",
-            ModelKind::Cluster => "cluster.js",
+            // Each instance is a cluster of its own.
+            ModelKind::Cluster | ModelKind::Scaling => "cluster.js",
         }
     }
 
@@ -106,7 +113,7 @@ impl ModelKind {
             ModelKind::MainThread => "Loop",
             ModelKind::Threads => "Thread",
             ModelKind::ChildProcess => "Process",
-            ModelKind::Cluster => "Worker",
+            ModelKind::Cluster | ModelKind::Scaling => "Worker",
         }
     }
 
@@ -118,6 +125,9 @@ impl ModelKind {
             ModelKind::Threads => &[Primes, Sha256Chain, Sleep],
             ModelKind::ChildProcess => &[Primes, Sha256Chain, Sleep, Program],
             ModelKind::Cluster => &[HttpHello, HttpCpu, HttpSleep],
+            // Waiting first: that is where more instances add capacity on
+            // a machine whose cores are already counted.
+            ModelKind::Scaling => &[HttpSleep, HttpCpu, HttpHello],
         }
     }
 
@@ -142,6 +152,11 @@ impl ModelKind {
             ModelKind::Cluster => workers + 1,
             _ => workers,
         }
+    }
+
+    /// True for the models of one machine (the compare page's columns).
+    pub fn on_one_machine(self) -> bool {
+        self != ModelKind::Scaling
     }
 }
 
@@ -277,6 +292,9 @@ pub const DEFAULT_KILL_AFTER: u32 = 500;
 /// Requests a cluster lab keeps in flight by default.
 pub const DEFAULT_CONCURRENCY: u32 = 32;
 
+/// App instances a scaling lab starts behind its balancer by default.
+pub const DEFAULT_INSTANCES: u32 = 2;
+
 /// Ping-pongs each child answers by default in the child_process lab.
 pub const DEFAULT_ROUND_TRIPS: u32 = 1_000;
 
@@ -301,6 +319,16 @@ impl ModelKind {
                 concurrency: DEFAULT_CONCURRENCY,
                 keep_alive: true,
                 kill: None,
+            },
+            ModelKind::Scaling => ModelSpec::Scaling {
+                instances: DEFAULT_INSTANCES,
+                balancer: crate::BalancerKind::default(),
+                balance: crate::Balance::default(),
+                requests: DEFAULT_REQUESTS,
+                concurrency: DEFAULT_CONCURRENCY,
+                keep_alive: true,
+                retries: true,
+                faults: Vec::new(),
             },
         };
         let kind = self.workloads()[0];
@@ -379,6 +407,88 @@ impl Program {
             Program::ListPublic => "ls -l (the site's files)",
             Program::PythonVersion => "python3 --version",
             Program::NodeVersion => "node --version",
+        }
+    }
+}
+
+impl crate::BalancerKind {
+    /// Every balancer.
+    pub const ALL: [crate::BalancerKind; 2] =
+        [crate::BalancerKind::Nginx, crate::BalancerKind::Haproxy];
+
+    /// The name on the wire.
+    pub fn name(self) -> &'static str {
+        match self {
+            crate::BalancerKind::Nginx => "nginx",
+            crate::BalancerKind::Haproxy => "haproxy",
+        }
+    }
+
+    /// The menu entry.
+    pub fn label(self) -> &'static str {
+        match self {
+            crate::BalancerKind::Nginx => "nginx",
+            crate::BalancerKind::Haproxy => "HAProxy",
+        }
+    }
+
+    /// The executable, and the Debian package that has it.
+    pub fn binary(self) -> (&'static str, &'static str) {
+        match self {
+            crate::BalancerKind::Nginx => ("nginx", "nginx-light"),
+            crate::BalancerKind::Haproxy => ("haproxy", "haproxy"),
+        }
+    }
+}
+
+impl crate::Balance {
+    /// Every balancing method.
+    pub const ALL: [crate::Balance; 3] = [
+        crate::Balance::RoundRobin,
+        crate::Balance::LeastConn,
+        crate::Balance::Hash,
+    ];
+
+    /// The name on the wire.
+    pub fn name(self) -> &'static str {
+        match self {
+            crate::Balance::RoundRobin => "round_robin",
+            crate::Balance::LeastConn => "least_conn",
+            crate::Balance::Hash => "hash",
+        }
+    }
+
+    /// A few words for tables and history.
+    pub fn short(self) -> &'static str {
+        match self {
+            crate::Balance::RoundRobin => "round robin",
+            crate::Balance::LeastConn => "least connections",
+            crate::Balance::Hash => "hash by client",
+        }
+    }
+
+    /// The menu entry.
+    pub fn label(self) -> &'static str {
+        match self {
+            crate::Balance::RoundRobin => "Round robin: each request to the next instance",
+            crate::Balance::LeastConn => "Least connections: to the least busy instance",
+            crate::Balance::Hash => "Hash by client address: sticky",
+        }
+    }
+}
+
+impl crate::Fault {
+    /// The fault in words, for timelines and tables.
+    pub fn describe(self) -> String {
+        match self {
+            crate::Fault::KillWorker { instance, worker } => {
+                format!("kill worker {worker} of instance {instance}")
+            }
+            crate::Fault::KillInstance { instance } => format!("kill instance {instance}"),
+            crate::Fault::RestartInstance { instance } => {
+                format!("bring instance {instance} back")
+            }
+            crate::Fault::KillBalancer => "kill the balancer".into(),
         }
     }
 }

@@ -159,6 +159,39 @@ pub fn describe_spec(spec: &RunSpec) -> String {
                 if *keep_alive { "" } else { ", no keep-alive" }
             ));
         }
+        ModelSpec::Scaling {
+            instances,
+            balancer,
+            balance,
+            requests,
+            concurrency,
+            keep_alive,
+            retries,
+            faults,
+        } => {
+            parts[1] = format!("{instances} instances × {} workers", spec.workers);
+            parts.push(format!("{} {}", balancer.label(), balance.short()));
+            parts.push(format!(
+                "{} requests, {concurrency} in flight{}",
+                format_count((*requests).into()),
+                if *keep_alive { "" } else { ", no keep-alive" }
+            ));
+            parts.push(
+                if *retries {
+                    "retries on"
+                } else {
+                    "retries off"
+                }
+                .into(),
+            );
+            for f in faults {
+                parts.push(format!(
+                    "{} after {}",
+                    f.fault.describe(),
+                    format_count(f.after_requests.into())
+                ));
+            }
+        }
     }
     parts.join(" · ")
 }

@@ -9,8 +9,8 @@ use crate::format::{
     describe_spec, format_count, format_us, incident_sentence, median, outcome_word,
 };
 use crate::{
-    HostInfo, Limits, LoadStats, Memory, RunId, RunSpec, RunSummary, Runtime, RuntimeInfo,
-    ServerEvent, WorkResult,
+    BalancerInfo, BalancerKind, BalancerLog, HostInfo, Limits, LoadStats, Memory, RunId, RunSpec,
+    RunSummary, Runtime, RuntimeInfo, ScalingStats, ServerEvent, WorkResult,
 };
 
 /// One worker's row in the lab's table.
@@ -103,6 +103,92 @@ impl Incident {
         match self {
             Incident::Exited { at_ms, .. } | Incident::Respawned { at_ms, .. } => *at_ms,
         }
+    }
+}
+
+/// Where a box of the scaling diagram is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BoxState {
+    /// Not started yet.
+    #[default]
+    Starting,
+    /// Serving.
+    Up,
+    /// Killed (a worker waiting for its replacement, an instance or the
+    /// balancer killed by the lab).
+    Down,
+}
+
+impl BoxState {
+    /// One word for the diagram's label and its screen-reader text.
+    pub fn word(self) -> &'static str {
+        match self {
+            BoxState::Starting => "starting",
+            BoxState::Up => "up",
+            BoxState::Down => "down",
+        }
+    }
+}
+
+/// One app instance of a scaling run.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct InstanceRow {
+    pub port: Option<u16>,
+    pub pid: Option<u32>,
+    pub state: BoxState,
+    /// Start to serving, the last time it started.
+    pub start_us: Option<u64>,
+    /// Each worker's state, by index.
+    pub workers: Vec<BoxState>,
+    /// Times it was started (1, or more once brought back).
+    pub starts: u32,
+}
+
+/// One scaling tick: the spread and the load at a moment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScalingTick {
+    pub at_ms: u64,
+    pub load_ms: u64,
+    pub per_instance: Vec<Vec<u64>>,
+    pub completed: u64,
+    pub errors: u64,
+    pub rps: f64,
+    pub p50_us: u64,
+    pub p90_us: u64,
+    pub p99_us: u64,
+    pub balancer: BalancerLog,
+}
+
+/// What the scaling lab knows about its run: the diagram's boxes, the live
+/// figures, and what happened when.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ScalingView {
+    /// The balancer: which, its version, port and pid, and its state.
+    pub balancer: Option<(BalancerKind, String, u16, u32)>,
+    pub balancer_state: BoxState,
+    pub instances: Vec<InstanceRow>,
+    pub ticks: Vec<ScalingTick>,
+    /// Faults and recoveries, as (ms since the run began, a sentence).
+    pub log: Vec<(u64, String)>,
+    pub stats: Option<ScalingStats>,
+}
+
+impl ScalingView {
+    fn instance(&mut self, instance: u32) -> &mut InstanceRow {
+        let i = instance as usize;
+        if self.instances.len() <= i {
+            self.instances.resize(i + 1, InstanceRow::default());
+        }
+        &mut self.instances[i]
+    }
+
+    fn worker(&mut self, instance: u32, worker: u32, state: BoxState) {
+        let row = self.instance(instance);
+        let w = worker as usize;
+        if row.workers.len() <= w {
+            row.workers.resize(w + 1, BoxState::Starting);
+        }
+        row.workers[w] = state;
     }
 }
 
@@ -200,6 +286,10 @@ pub struct LabState {
     pub limits: Option<Limits>,
     /// The runtimes this server has, from `hello`.
     pub runtimes: Vec<RuntimeInfo>,
+    /// The load balancers this server has, from `hello`.
+    pub balancers: Vec<BalancerInfo>,
+    /// Scaling: the balancer, the instances, what they did.
+    pub scaling: ScalingView,
     /// The runtime's own start-up, before the model (Node.js).
     pub boot: Option<Boot>,
     /// The port the run serves HTTP on (`/ping`, or the cluster's).
@@ -249,6 +339,7 @@ impl LabState {
         *self = LabState {
             limits: self.limits.clone(),
             runtimes: std::mem::take(&mut self.runtimes),
+            balancers: std::mem::take(&mut self.balancers),
             history: std::mem::take(&mut self.history),
             run: Some(run),
             phase: Phase::Requested,
@@ -298,11 +389,15 @@ impl LabState {
     /// earlier run finishing late) are ignored.
     pub fn apply(&mut self, ev: ServerEvent) {
         if let ServerEvent::Hello {
-            limits, runtimes, ..
+            limits,
+            runtimes,
+            balancers,
+            ..
         } = ev
         {
             self.limits = Some(limits);
             self.runtimes = runtimes;
+            self.balancers = balancers;
             return;
         }
         if ev.run().is_some() && ev.run() != self.run {
@@ -441,6 +536,35 @@ impl LabState {
                 })
             }
             ServerEvent::WorkerExited {
+                instance: Some(instance),
+                worker,
+                at_ms,
+                ..
+            } => {
+                self.saw(Some(at_ms * 1_000));
+                self.scaling.worker(instance, worker, BoxState::Down);
+                self.scaling.log.push((
+                    at_ms,
+                    format!("Worker {worker} of instance {instance} died."),
+                ));
+            }
+            ServerEvent::WorkerRespawned {
+                instance: Some(instance),
+                worker,
+                downtime_us,
+                at_ms,
+                ..
+            } => {
+                self.saw(Some(at_ms * 1_000));
+                self.scaling.worker(instance, worker, BoxState::Up);
+                let line = format!(
+                    "Instance {instance}'s primary replaced worker {worker} in {}.",
+                    format_us(downtime_us)
+                );
+                self.say(line.clone());
+                self.scaling.log.push((at_ms, line));
+            }
+            ServerEvent::WorkerExited {
                 worker,
                 pid,
                 signal,
@@ -473,6 +597,106 @@ impl LabState {
                 };
                 self.say(incident_sentence(&incident));
                 self.incidents.push(incident);
+            }
+            ServerEvent::InstanceUp {
+                instance,
+                port,
+                pid,
+                start_us,
+                at_ms,
+                ..
+            } => {
+                self.saw(Some(at_ms * 1_000));
+                let workers = self.spec.as_ref().map_or(0, |s| s.workers) as usize;
+                let row = self.scaling.instance(instance);
+                row.port = Some(port);
+                row.pid = Some(pid);
+                row.state = BoxState::Up;
+                row.start_us = Some(start_us);
+                row.workers = vec![BoxState::Up; workers];
+                row.starts += 1;
+                let again = row.starts > 1;
+                let line = format!(
+                    "Instance {instance} {} on port {port} after {}.",
+                    if again { "is back, serving" } else { "serves" },
+                    format_us(start_us)
+                );
+                self.say(line.clone());
+                if again {
+                    self.scaling.log.push((at_ms, line));
+                }
+            }
+            ServerEvent::InstanceDown {
+                instance, at_ms, ..
+            } => {
+                self.saw(Some(at_ms * 1_000));
+                let row = self.scaling.instance(instance);
+                row.state = BoxState::Down;
+                row.workers.iter_mut().for_each(|w| *w = BoxState::Down);
+                let line = format!("Instance {instance} was killed, primary and workers.");
+                self.say(line.clone());
+                self.scaling.log.push((at_ms, line));
+            }
+            ServerEvent::BalancerUp {
+                balancer,
+                version,
+                port,
+                pid,
+                at_ms,
+                ..
+            } => {
+                self.saw(Some(at_ms * 1_000));
+                self.say(format!(
+                    "{} ({version}) balances on port {port}.",
+                    balancer.label()
+                ));
+                self.scaling.balancer = Some((balancer, version, port, pid));
+                self.scaling.balancer_state = BoxState::Up;
+            }
+            ServerEvent::BalancerDown { at_ms, .. } => {
+                self.saw(Some(at_ms * 1_000));
+                self.scaling.balancer_state = BoxState::Down;
+                let line = "The balancer was killed: nothing reaches the instances now.";
+                self.say(line.into());
+                self.scaling.log.push((at_ms, line.into()));
+            }
+            ServerEvent::ScalingTick {
+                at_ms,
+                load_ms,
+                per_instance,
+                completed,
+                errors,
+                rps,
+                p50_us,
+                p90_us,
+                p99_us,
+                balancer,
+                ..
+            } => {
+                self.saw(Some(at_ms * 1_000));
+                self.scaling.ticks.push(ScalingTick {
+                    at_ms,
+                    load_ms,
+                    per_instance,
+                    completed,
+                    errors,
+                    rps,
+                    p50_us,
+                    p90_us,
+                    p99_us,
+                    balancer,
+                });
+            }
+            ServerEvent::ScalingFinished { stats, .. } => {
+                self.say(format!(
+                    "The load is done: {} of {} requests answered, {} failed as the client saw it; the balancer made {} attempts, {} of them failed.",
+                    format_count(stats.completed),
+                    format_count(stats.requests),
+                    format_count(stats.errors),
+                    format_count(stats.balancer.attempts.iter().sum()),
+                    format_count(stats.balancer.failed_attempts),
+                ));
+                self.scaling.stats = Some(stats);
             }
             ServerEvent::LoadFinished { stats, .. } => {
                 self.say(format!(

@@ -46,8 +46,8 @@ pub mod format;
 pub mod lab;
 
 pub use catalogue::{
-    ModelKind, Runtime, WorkloadKind, DEFAULT_CONCURRENCY, DEFAULT_KILL_AFTER, DEFAULT_REQUESTS,
-    DEFAULT_ROUND_TRIPS,
+    ModelKind, Runtime, WorkloadKind, DEFAULT_CONCURRENCY, DEFAULT_INSTANCES, DEFAULT_KILL_AFTER,
+    DEFAULT_REQUESTS, DEFAULT_ROUND_TRIPS,
 };
 
 /// Bumped whenever a change would break an older client.
@@ -74,6 +74,10 @@ pub enum ClientMessage {
     /// the primary notices and starts a replacement. Any other run, or a
     /// worker out of range, gets an `error` naming the field.
     Kill { id: RunId, worker: u32 },
+    /// Break part of a running scaling run now: a worker, a whole instance,
+    /// or the balancer; or bring a killed instance back. Any other run, or
+    /// an instance or worker out of range, gets an `error` naming the field.
+    Fault { id: RunId, fault: Fault },
 }
 
 /// Everything needed to start one run.
@@ -139,6 +143,84 @@ pub enum ModelSpec {
         #[serde(default)]
         kill: Option<KillWorker>,
     },
+    /// Several app instances, each a cluster of `workers` workers on a
+    /// loopback port of its own, behind a real load balancer (nginx, or
+    /// HAProxy), which the engine's load generator sends every request to.
+    Scaling {
+        /// App instances behind the balancer.
+        instances: u32,
+        /// Which balancer: nginx, or HAProxy where installed.
+        #[serde(default)]
+        balancer: BalancerKind,
+        /// How the balancer picks an instance for each request.
+        #[serde(default)]
+        balance: Balance,
+        /// Requests the load generator sends in total.
+        requests: u32,
+        /// Requests in flight at once (each sender has a client address of
+        /// its own, `127.0.1.x`, up to 16 addresses).
+        concurrency: u32,
+        /// Reuse client connections (true) or open one per request (false).
+        #[serde(default = "default_true")]
+        keep_alive: bool,
+        /// Let the balancer try another instance when one fails (nginx's
+        /// `proxy_next_upstream`, HAProxy's `retries` and `option redispatch`).
+        #[serde(default = "default_true")]
+        retries: bool,
+        /// Faults to inject once so many requests are answered.
+        #[serde(default)]
+        faults: Vec<TimedFault>,
+    },
+}
+
+/// The load balancer in front of a scaling run's instances.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+pub enum BalancerKind {
+    /// nginx's `upstream` module: passive health checks only (a failed
+    /// request marks an instance down for `fail_timeout`).
+    #[default]
+    Nginx,
+    /// HAProxy: active health checks (`check`) besides the failed requests.
+    Haproxy,
+}
+
+/// How a balancer picks an instance.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+pub enum Balance {
+    /// Each request to the next instance in turn.
+    #[default]
+    RoundRobin,
+    /// To the instance with the fewest requests in flight.
+    LeastConn,
+    /// By the client's address, so one client keeps its instance (sticky):
+    /// nginx `hash $remote_addr consistent`, HAProxy `balance source`.
+    Hash,
+}
+
+/// Something to break (or mend) in a running scaling run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Fault {
+    /// SIGKILL one worker of one instance: its primary starts another.
+    KillWorker { instance: u32, worker: u32 },
+    /// SIGKILL a whole instance, primary and workers.
+    KillInstance { instance: u32 },
+    /// Start a killed instance again on its port: the balancer takes it back.
+    RestartInstance { instance: u32 },
+    /// SIGKILL the balancer: every request fails from then on.
+    KillBalancer,
+}
+
+/// A fault injected once `after_requests` requests have been answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimedFault {
+    pub after_requests: u32,
+    pub fault: Fault,
 }
 
 fn default_true() -> bool {
@@ -153,6 +235,7 @@ impl ModelSpec {
             ModelSpec::Threads { .. } => ModelKind::Threads,
             ModelSpec::ChildProcess { .. } => ModelKind::ChildProcess,
             ModelSpec::Cluster { .. } => ModelKind::Cluster,
+            ModelSpec::Scaling { .. } => ModelKind::Scaling,
         }
     }
 
@@ -307,6 +390,9 @@ pub enum ServerEvent {
         /// features they lack.
         #[serde(default)]
         runtimes: Vec<RuntimeInfo>,
+        /// Which load balancers this server can start, for the scaling lab.
+        #[serde(default)]
+        balancers: Vec<BalancerInfo>,
     },
     /// The run was admitted and starts now.
     Accepted { run: RunId },
@@ -466,6 +552,9 @@ pub enum ServerEvent {
     /// Cluster: a worker process ended (killed by the lab, or crashed).
     WorkerExited {
         run: RunId,
+        /// Scaling: the instance the worker belongs to.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        instance: Option<u32>,
         worker: u32,
         pid: u32,
         /// The signal that ended it, if one did.
@@ -478,6 +567,9 @@ pub enum ServerEvent {
     /// serving.
     WorkerRespawned {
         run: RunId,
+        /// Scaling: the instance the worker belongs to.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        instance: Option<u32>,
         worker: u32,
         pid: u32,
         /// Death noticed → replacement ready, in microseconds.
@@ -486,6 +578,55 @@ pub enum ServerEvent {
     },
     /// Cluster: the load generator is done; what it saw.
     LoadFinished { run: RunId, stats: LoadStats },
+    /// Scaling: an instance serves on `port` (at the start, or brought back).
+    InstanceUp {
+        run: RunId,
+        instance: u32,
+        port: u16,
+        /// Its primary (the `node` process, or the Rust primary).
+        pid: u32,
+        /// Start to serving, in microseconds.
+        start_us: u64,
+        at_ms: u64,
+    },
+    /// Scaling: an instance was killed whole.
+    InstanceDown {
+        run: RunId,
+        instance: u32,
+        at_ms: u64,
+    },
+    /// Scaling: the balancer serves on `port` in front of every instance.
+    BalancerUp {
+        run: RunId,
+        balancer: BalancerKind,
+        /// `nginx/1.22.1`, `HAProxy 2.6.12`.
+        version: String,
+        port: u16,
+        pid: u32,
+        at_ms: u64,
+    },
+    /// Scaling: the balancer was killed; nothing reaches the instances now.
+    BalancerDown { run: RunId, at_ms: u64 },
+    /// Scaling: live figures, a few times a second.
+    ScalingTick {
+        run: RunId,
+        at_ms: u64,
+        /// Time since the load began, in milliseconds.
+        load_ms: u64,
+        /// Answers so far from each instance's workers: `[instance][worker]`.
+        per_instance: Vec<Vec<u64>>,
+        completed: u64,
+        errors: u64,
+        /// Answers per second over the last tick.
+        rps: f64,
+        p50_us: u64,
+        p90_us: u64,
+        p99_us: u64,
+        /// What the balancer's own log says so far.
+        balancer: BalancerLog,
+    },
+    /// Scaling: the load is done; what the client and the balancer saw.
+    ScalingFinished { run: RunId, stats: ScalingStats },
     /// The run is over, whatever the outcome.
     RunFinished { run: RunId, summary: RunSummary },
     /// Something went wrong with a request or a run. `run` is `None` when the
@@ -525,6 +666,12 @@ impl ServerEvent {
             | ServerEvent::WorkerExited { run, .. }
             | ServerEvent::WorkerRespawned { run, .. }
             | ServerEvent::LoadFinished { run, .. }
+            | ServerEvent::InstanceUp { run, .. }
+            | ServerEvent::InstanceDown { run, .. }
+            | ServerEvent::BalancerUp { run, .. }
+            | ServerEvent::BalancerDown { run, .. }
+            | ServerEvent::ScalingTick { run, .. }
+            | ServerEvent::ScalingFinished { run, .. }
             | ServerEvent::RunFinished { run, .. } => Some(*run),
         }
     }
@@ -580,6 +727,55 @@ pub struct Limits {
     pub run_deadline_ms: u64,
     /// Largest incoming frame, in bytes.
     pub max_message_bytes: u32,
+    /// Most app instances behind a scaling run's balancer.
+    #[serde(default)]
+    pub max_instances: u32,
+}
+
+/// A load balancer as this server has it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BalancerInfo {
+    pub balancer: BalancerKind,
+    /// Its version (`nginx/1.22.1`), when it is installed.
+    pub version: Option<String>,
+    pub available: bool,
+    /// A sentence for the page: what was found, or how to install it.
+    pub note: String,
+}
+
+/// What a balancer's access log says: every attempt it made on an
+/// instance, which can be more than the requests the client sent.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BalancerLog {
+    /// Requests the balancer logged.
+    pub requests: u64,
+    /// Attempts on each instance (a retried request counts on each).
+    pub attempts: Vec<u64>,
+    /// Attempts that failed (the instance refused, reset, or timed out).
+    pub failed_attempts: u64,
+    /// Requests the balancer retried on another instance.
+    pub retried: u64,
+    /// Requests the balancer answered with an error itself (502, 503, 504).
+    pub errors: u64,
+}
+
+/// What a scaling run's load generator and balancer measured.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScalingStats {
+    pub requests: u64,
+    pub completed: u64,
+    /// Requests the client saw fail (an error status, or no answer).
+    pub errors: u64,
+    /// Answers from each instance's workers: `[instance][worker]`.
+    pub per_instance: Vec<Vec<u64>>,
+    /// Distinct client addresses the load came from.
+    pub client_addresses: u32,
+    pub duration_us: u64,
+    pub rps: f64,
+    pub latency: Latency,
+    pub balancer: BalancerLog,
+    /// Workers the instances' primaries replaced.
+    pub respawns: u32,
 }
 
 /// One runtime as this server has it.

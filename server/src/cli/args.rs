@@ -6,8 +6,9 @@
 use crate::engine::Limits;
 use clap::Args;
 use protocol::{
-    KillWorker, ModelKind, ModelSpec, Program, RunSpec, Runtime, SchedPolicy, Serialization,
-    Sharing, ThreadStrategy, Workload, WorkloadKind, DEFAULT_KILL_AFTER, DEFAULT_REQUESTS,
+    Balance, BalancerKind, Fault, KillWorker, ModelKind, ModelSpec, Program, RunSpec, Runtime,
+    SchedPolicy, Serialization, Sharing, ThreadStrategy, TimedFault, Workload, WorkloadKind,
+    DEFAULT_INSTANCES, DEFAULT_KILL_AFTER, DEFAULT_REQUESTS,
 };
 
 /// Which runtime runs the lab: one, or each in turn with their ratio.
@@ -62,9 +63,10 @@ pub struct RunArgs {
     #[arg(long, default_value_t = WorkloadKind::Sha256Chain.default_size())]
     pub rounds: u64,
 
-    /// sleep, http-cpu, http-sleep: milliseconds.
-    #[arg(long, default_value_t = 1_000)]
-    pub ms: u64,
+    /// sleep, blocking-wait, http-cpu, http-sleep: milliseconds (default:
+    /// the lab's, 300 for a sleep, 1 for http-cpu, 5 for http-sleep).
+    #[arg(long)]
+    pub ms: Option<u64>,
 
     /// pool-hash (main thread, Node.js only): crypto.pbkdf2 calls started at once.
     #[arg(long, default_value_t = WorkloadKind::PoolHash.default_size() as u32)]
@@ -98,15 +100,38 @@ pub struct RunArgs {
     #[arg(long, value_enum, default_value_t = SchedPolicy::RoundRobin)]
     pub policy: SchedPolicy,
 
-    /// cluster: requests the load generator sends.
+    /// scaling: app instances behind the balancer.
+    #[arg(long, default_value_t = DEFAULT_INSTANCES)]
+    pub instances: u32,
+
+    /// scaling: the load balancer.
+    #[arg(long, value_enum, default_value_t = BalancerKind::Nginx)]
+    pub balancer: BalancerKind,
+
+    /// scaling: how the balancer picks an instance.
+    #[arg(long, value_enum, default_value_t = Balance::RoundRobin)]
+    pub balance: Balance,
+
+    /// scaling: do not let the balancer retry a failed request on another
+    /// instance.
+    #[arg(long)]
+    pub no_retries: bool,
+
+    /// scaling: a fault once so many answers are in, repeatable:
+    /// `kill-worker:I:W@N`, `kill-instance:I@N`, `restart-instance:I@N`,
+    /// `kill-balancer@N` (instance I, worker W, after N answers).
+    #[arg(long = "fault", value_parser = parse_fault)]
+    pub faults: Vec<TimedFault>,
+
+    /// cluster, scaling: requests the load generator sends.
     #[arg(long, default_value_t = DEFAULT_REQUESTS)]
     pub requests: u32,
 
-    /// cluster: requests in flight at once.
+    /// cluster, scaling: requests in flight at once.
     #[arg(long, default_value_t = 16)]
     pub concurrency: u32,
 
-    /// cluster: open a new connection for every request.
+    /// cluster, scaling: open a new connection for every request.
     #[arg(long)]
     pub no_keep_alive: bool,
 
@@ -152,13 +177,23 @@ impl RunArgs {
                     after_requests: self.kill_after,
                 }),
             },
+            ModelKind::Scaling => ModelSpec::Scaling {
+                instances: self.instances,
+                balancer: self.balancer,
+                balance: self.balance,
+                requests: self.requests,
+                concurrency: self.concurrency,
+                keep_alive: !self.no_keep_alive,
+                retries: !self.no_retries,
+                faults: self.faults.clone(),
+            },
         };
         let kind = self.workload.unwrap_or(self.model.workloads()[0]);
         let size = match kind {
             WorkloadKind::Primes => self.below,
             WorkloadKind::Sha256Chain => self.rounds,
             WorkloadKind::PoolHash => self.calls.into(),
-            _ => self.ms,
+            _ => self.ms.unwrap_or(kind.default_size()),
         };
         let mut workload = kind.with_size(size, self.program);
         if let Workload::PoolHash { pool_threads, .. } = &mut workload {
@@ -173,10 +208,98 @@ impl RunArgs {
     }
 }
 
+/// `kill-worker:1:0@500` and the like: what `--fault` takes.
+fn parse_fault(text: &str) -> Result<TimedFault, String> {
+    let usage =
+        "expected kill-worker:I:W@N, kill-instance:I@N, restart-instance:I@N or kill-balancer@N";
+    let (what, after) = text.split_once('@').ok_or(usage)?;
+    let after_requests = after
+        .parse()
+        .map_err(|_| format!("{after:?} is not a number of answers; {usage}"))?;
+    let parts: Vec<&str> = what.split(':').collect();
+    let number = |s: &str| {
+        s.parse::<u32>()
+            .map_err(|_| format!("{s:?} is not an index; {usage}"))
+    };
+    let fault = match parts[..] {
+        ["kill-worker", i, w] => Fault::KillWorker {
+            instance: number(i)?,
+            worker: number(w)?,
+        },
+        ["kill-instance", i] => Fault::KillInstance {
+            instance: number(i)?,
+        },
+        ["restart-instance", i] => Fault::RestartInstance {
+            instance: number(i)?,
+        },
+        ["kill-balancer"] => Fault::KillBalancer,
+        _ => return Err(usage.into()),
+    };
+    Ok(TimedFault {
+        after_requests,
+        fault,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use clap::Parser;
+
+    #[test]
+    fn scaling_flags_and_faults_become_the_spec() {
+        let s = spec(&[
+            "--model",
+            "scaling",
+            "--instances",
+            "3",
+            "--balancer",
+            "haproxy",
+            "--balance",
+            "least-conn",
+            "--no-retries",
+            "--fault",
+            "kill-instance:1@200",
+            "--fault",
+            "kill-worker:0:1@10",
+        ])
+        .unwrap();
+        assert_eq!(s.workload, Workload::HttpSleep { ms: 5 });
+        let ModelSpec::Scaling {
+            instances,
+            balancer,
+            balance,
+            retries,
+            faults,
+            ..
+        } = s.model
+        else {
+            panic!("{s:?}")
+        };
+        assert_eq!(
+            (instances, balancer, balance),
+            (3, BalancerKind::Haproxy, Balance::LeastConn)
+        );
+        assert!(!retries);
+        assert_eq!(
+            faults,
+            vec![
+                TimedFault {
+                    after_requests: 200,
+                    fault: Fault::KillInstance { instance: 1 }
+                },
+                TimedFault {
+                    after_requests: 10,
+                    fault: Fault::KillWorker {
+                        instance: 0,
+                        worker: 1
+                    }
+                },
+            ]
+        );
+        let err = spec(&["--model", "scaling", "--fault", "kill-everything@3"]).unwrap_err();
+        assert!(err.contains("kill-instance:I@N"), "{err}");
+    }
 
     #[derive(Parser)]
     struct Cli {

@@ -37,10 +37,12 @@ pub fn run_table(state: &LabState, spec: &RunSpec) -> String {
             line(BUSY_NOTE.to_string());
         }
     }
-    line(format!(
-        "{:>6} {:>8} {:>10} {:>19} {:>10} {:>10} {:>17} {:>8}  result",
-        "worker", "pid", "start", "round trip p50/p99", "wall", "cpu", "rss / anon", "messages"
-    ));
+    if !state.workers.is_empty() {
+        line(format!(
+            "{:>6} {:>8} {:>10} {:>19} {:>10} {:>10} {:>17} {:>8}  result",
+            "worker", "pid", "start", "round trip p50/p99", "wall", "cpu", "rss / anon", "messages"
+        ));
+    }
     let or_dash = |v: Option<String>| v.unwrap_or_else(|| "-".into());
     for r in &state.workers {
         line(format!(
@@ -108,6 +110,65 @@ pub fn run_table(state: &LabState, spec: &RunSpec) -> String {
                 counted(&own),
                 format_count(own.iter().sum())
             ));
+        }
+    }
+    if let Some(stats) = &state.scaling.stats {
+        let sc = &state.scaling;
+        let behind = sc
+            .balancer
+            .as_ref()
+            .map_or(String::new(), |(_, version, port, _)| {
+                format!(" behind {version} on port {port}")
+            });
+        let l = &stats.latency;
+        line(format!(
+            "load{behind}, from {} client addresses: {} requests, {} answered, {} failed as the client saw it, {:.0} req/s over {}; latency p50 {} p90 {} p99 {} max {}",
+            stats.client_addresses,
+            format_count(stats.requests),
+            format_count(stats.completed),
+            format_count(stats.errors),
+            stats.rps,
+            format_us(stats.duration_us),
+            format_us(l.p50_us),
+            format_us(l.p90_us),
+            format_us(l.p99_us),
+            format_us(l.max_us)
+        ));
+        line(format!(
+            "{:>8} {:>6} {:>24} {:>18}",
+            "instance", "port", "answers per worker", "balancer attempts"
+        ));
+        for (i, row) in stats.per_instance.iter().enumerate() {
+            let workers: Vec<String> = row.iter().map(|n| format_count(*n)).collect();
+            line(format!(
+                "{:>8} {:>6} {:>24} {:>18}",
+                i,
+                sc.instances
+                    .get(i)
+                    .and_then(|r| r.port)
+                    .map_or("-".into(), |p| p.to_string()),
+                format!(
+                    "{} = {}",
+                    workers.join(" + "),
+                    format_count(row.iter().sum())
+                ),
+                stats
+                    .balancer
+                    .attempts
+                    .get(i)
+                    .map_or("-".into(), |n| format_count(*n))
+            ));
+        }
+        let b = &stats.balancer;
+        line(format!(
+            "the balancer's log: {} requests, {} attempts failed, {} requests retried on another instance, {} answered with an error by the balancer itself",
+            format_count(b.requests),
+            format_count(b.failed_attempts),
+            format_count(b.retried),
+            format_count(b.errors)
+        ));
+        for (at_ms, what) in &sc.log {
+            line(format!("{at_ms:>6} ms  {what}"));
         }
     }
     for incident in &state.incidents {

@@ -52,6 +52,10 @@ pub enum ToPrimary {
         workers: u32,
         policy: SchedPolicy,
         workload: Workload,
+        /// The port to serve on (a scaling instance brought back on its old
+        /// port); 0 for a free one.
+        #[serde(default)]
+        port: u16,
     },
     /// SIGKILL this worker (fault injection).
     Kill { worker: u32 },
@@ -153,6 +157,7 @@ pub async fn run(
             workers: plan.workers,
             policy: plan.policy,
             workload: plan.workload.clone(),
+            port: 0,
         })
         .await?;
     let port = tokio::select! {
@@ -414,6 +419,81 @@ impl Primary {
     }
 }
 
+/// One Rust cluster serving as a scaling run's instance: its primary
+/// (dropping it ends the instance), what it says, and where it serves.
+pub struct Instance {
+    _primary: Primary,
+    pub notes: mpsc::UnboundedReceiver<Note>,
+    pub port: u16,
+    /// The cluster's primary.
+    pub pid: u32,
+    /// Each worker's pid, by index.
+    pub workers: Vec<Option<u32>>,
+}
+
+impl Instance {
+    /// Start a round-robin cluster of `workers` serving `workload`, on
+    /// `port` when given, and wait until every worker serves.
+    pub async fn start(
+        binary: &Path,
+        workers: u32,
+        workload: Workload,
+        port: Option<u16>,
+    ) -> Result<Self, RunError> {
+        let mut primary = Primary::start(binary).await?;
+        primary
+            .tell(&ToPrimary::Start {
+                workers,
+                policy: SchedPolicy::RoundRobin,
+                workload,
+                port: port.unwrap_or(0),
+            })
+            .await?;
+        let mut pids = vec![None; workers as usize];
+        let serving = async {
+            let mut port = None;
+            loop {
+                match primary.from.recv().await {
+                    Some(FromPrimary::Listening { port: p }) => port = Some(p),
+                    Some(FromPrimary::WorkerUp { worker, pid, .. }) => {
+                        if let Some(slot) = pids.get_mut(worker as usize) {
+                            *slot = Some(pid);
+                        }
+                    }
+                    Some(FromPrimary::Serving) => {
+                        return port.ok_or(RunError::Cluster("it named no port".into()))
+                    }
+                    Some(FromPrimary::Failed { message }) => {
+                        return Err(RunError::Cluster(message))
+                    }
+                    Some(_) => {}
+                    None => return Err(RunError::Cluster("it exited during start-up".into())),
+                }
+            }
+        };
+        let port = tokio::time::timeout(SETUP_TIMEOUT, serving)
+            .await
+            .map_err(|_| RunError::Timeout("an instance's start"))??;
+        // What the primary says from now on, as notes.
+        let (tx, notes) = mpsc::unbounded_channel();
+        let mut from = std::mem::replace(&mut primary.from, mpsc::unbounded_channel().1);
+        tokio::spawn(async move {
+            while let Some(note) = from.next_note().await {
+                if tx.send(note).is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(Instance {
+            pid: primary._guard.primary.id(),
+            _primary: primary,
+            notes,
+            port,
+            workers: pids,
+        })
+    }
+}
+
 /// Send the primary one message.
 async fn tell(to: &mut tokio::process::ChildStdin, msg: &ToPrimary) -> Result<(), RunError> {
     let mut line = serde_json::to_vec(msg).expect("messages serialize");
@@ -489,6 +569,8 @@ pub async fn drive(
         requests: plan.requests.into(),
         concurrency: plan.concurrency,
         keep_alive: plan.keep_alive,
+        sources: 0,
+        upstreams: None,
     };
     let started = Instant::now();
     let mut samples = loadgen::start(load, stop.clone());
@@ -519,13 +601,13 @@ pub async fn drive(
             note = notes.next_note() => match note {
                 Some(Note::Exited { worker, pid, signal, exit_code }) => {
                     let at_ms = clock.at_ms();
-                    let _ = events.send(ServerEvent::WorkerExited { run: id, worker, pid, signal, exit_code, at_ms });
+                    let _ = events.send(ServerEvent::WorkerExited { run: id, instance: None, worker, pid, signal, exit_code, at_ms });
                 }
                 Some(Note::Respawned { worker, pid, downtime_us }) => {
                     respawns += 1;
                     killer.respawned(worker, pid);
                     let at_ms = clock.at_ms();
-                    let _ = events.send(ServerEvent::WorkerRespawned { run: id, worker, pid, downtime_us, at_ms });
+                    let _ = events.send(ServerEvent::WorkerRespawned { run: id, instance: None, worker, pid, downtime_us, at_ms });
                 }
                 Some(Note::Spawned { worker, pid }) => killer.respawned(worker, pid),
                 Some(Note::Failed(why)) => return Err(RunError::Cluster(why)),

@@ -52,6 +52,11 @@ pub enum Refused {
     /// Only a cluster's workers can be killed.
     #[error("run {0} is not a cluster run; only a cluster's workers can be killed")]
     NotCluster(RunId),
+    /// Only a scaling run's instances and balancer can be broken.
+    #[error(
+        "run {0} is not a scaling run; faults apply to a scaling run's instances and balancer"
+    )]
+    NotScaling(RunId),
     /// The worker to kill is out of range.
     #[error("worker must be between 0 and {last}, got {worker}")]
     NoSuchWorker { worker: u32, last: u32 },
@@ -85,7 +90,7 @@ impl Refused {
             Refused::QueueFull(_) | Refused::ConnectionBusy(_) => ErrorCode::Busy,
             Refused::DuplicateRun(_) => ErrorCode::DuplicateRun,
             Refused::UnknownRun(_) => ErrorCode::UnknownRun,
-            Refused::NotCluster(_) => ErrorCode::Unsupported,
+            Refused::NotCluster(_) | Refused::NotScaling(_) => ErrorCode::Unsupported,
             Refused::NoSuchWorker { .. } => ErrorCode::InvalidField,
         }
     }
@@ -95,9 +100,10 @@ impl Refused {
         match self {
             Refused::Invalid { field, .. } => Some(field),
             Refused::Malformed { field, .. } => field.as_deref(),
-            Refused::DuplicateRun(_) | Refused::UnknownRun(_) | Refused::NotCluster(_) => {
-                Some("id")
-            }
+            Refused::DuplicateRun(_)
+            | Refused::UnknownRun(_)
+            | Refused::NotCluster(_)
+            | Refused::NotScaling(_) => Some("id"),
             Refused::NoSuchWorker { .. } => Some("worker"),
             Refused::TooLarge { .. } | Refused::QueueFull(_) | Refused::ConnectionBusy(_) => None,
         }
@@ -143,6 +149,9 @@ pub enum RunError {
     /// or ended early.
     #[error("Node.js: {0}")]
     Node(String),
+    /// The scaling run's load balancer failed to start or broke.
+    #[error("the load balancer: {0}")]
+    Balancer(String),
     /// Something did not happen in time.
     #[error("{0} did not happen in time")]
     Timeout(&'static str),

@@ -6,8 +6,8 @@
 
 use super::catalogue::Compute;
 use super::error::Refused;
-use super::{cluster, process, threads, MainWork, Plan};
-use protocol::{ModelSpec, RunSpec, Runtime, Workload};
+use super::{cluster, process, scaling, threads, MainWork, Plan};
+use protocol::{Fault, ModelSpec, RunSpec, Runtime, Workload};
 use std::time::Duration;
 
 /// Most hashes one pool run starts at once: 64 hashes of ~0.1 s each keep
@@ -16,6 +16,11 @@ const MAX_POOL_CALLS: u64 = 64;
 /// The largest pool a run may ask libuv for. libuv itself allows 1024; a
 /// pool far wider than the machine's cores teaches nothing more.
 const MAX_POOL_THREADS: u64 = 16;
+/// Workers per instance in a scaling run: 4 instances of 4 workers and
+/// their primaries are already 20 processes on a 2-core machine.
+const MAX_SCALING_WORKERS: u64 = 4;
+/// Faults one scaling run may schedule.
+const MAX_FAULTS: usize = 8;
 
 /// Configurable bounds. The defaults keep the largest run of each workload
 /// within the deadline on one core of the 2-core machine the site was
@@ -46,6 +51,8 @@ pub struct Limits {
     /// Largest WebSocket frame read as a request; bigger ones are refused
     /// with an error, and the connection stays open.
     pub max_message_bytes: u32,
+    /// Most app instances behind a scaling run's balancer.
+    pub max_instances: u32,
 }
 
 impl Default for Limits {
@@ -62,8 +69,33 @@ impl Default for Limits {
             max_cluster_cpu_ms: 20_000,
             run_deadline: Duration::from_secs(30),
             max_message_bytes: 4096,
+            max_instances: 4,
         }
     }
+}
+
+/// Check that `fault` names an instance and worker a run of `instances`
+/// instances of `workers` workers has; `at` is the field's path.
+pub fn check_fault(fault: &Fault, at: &str, instances: u32, workers: u32) -> Result<(), Refused> {
+    let instance = match *fault {
+        Fault::KillWorker { instance, worker } => {
+            in_range(
+                &format!("{at}.worker"),
+                worker.into(),
+                0,
+                u64::from(workers) - 1,
+            )?;
+            instance
+        }
+        Fault::KillInstance { instance } | Fault::RestartInstance { instance } => instance,
+        Fault::KillBalancer => return Ok(()),
+    };
+    in_range(
+        &format!("{at}.instance"),
+        instance.into(),
+        0,
+        u64::from(instances) - 1,
+    )
 }
 
 fn in_range(field: &str, value: u64, min: u64, max: u64) -> Result<(), Refused> {
@@ -88,6 +120,7 @@ impl Limits {
             max_request_ms: self.max_request_ms,
             run_deadline_ms: self.run_deadline.as_millis() as u64,
             max_message_bytes: self.max_message_bytes,
+            max_instances: self.max_instances,
         }
     }
 
@@ -106,12 +139,73 @@ impl Limits {
                     ));
                 }
             }
+            ModelSpec::Scaling { .. } => in_range(
+                "spec.workers",
+                spec.workers.into(),
+                1,
+                MAX_SCALING_WORKERS.min(self.max_workers.into()),
+            )?,
             _ => in_range(
                 "spec.workers",
                 spec.workers.into(),
                 1,
                 self.max_workers.into(),
             )?,
+        }
+        if let ModelSpec::Scaling {
+            instances,
+            requests,
+            concurrency,
+            ref faults,
+            ..
+        } = spec.model
+        {
+            in_range(
+                "spec.model.instances",
+                instances.into(),
+                2,
+                self.max_instances.max(2).into(),
+            )?;
+            in_range(
+                "spec.model.requests",
+                requests.into(),
+                1,
+                self.max_requests.into(),
+            )?;
+            in_range(
+                "spec.model.concurrency",
+                concurrency.into(),
+                1,
+                self.max_concurrency.into(),
+            )?;
+            if faults.len() > MAX_FAULTS {
+                return Err(Refused::invalid(
+                    "spec.model.faults",
+                    format!(
+                        "spec.model.faults may list at most {MAX_FAULTS} faults, got {}",
+                        faults.len()
+                    ),
+                ));
+            }
+            for (i, timed) in faults.iter().enumerate() {
+                let at = format!("spec.model.faults[{i}]");
+                in_range(
+                    &format!("{at}.after_requests"),
+                    timed.after_requests.into(),
+                    0,
+                    u64::from(requests) - 1,
+                )?;
+                check_fault(
+                    &timed.fault,
+                    &format!("{at}.fault"),
+                    instances,
+                    spec.workers,
+                )?;
+            }
+            if let Workload::HttpCpu { ms } = spec.workload {
+                let most = (self.max_cluster_cpu_ms / u64::from(requests)).min(self.max_request_ms);
+                in_range("spec.workload.ms", ms, 0, most)?;
+            }
         }
         if let ModelSpec::ChildProcess { round_trips, .. } = spec.model {
             in_range(
@@ -260,6 +354,27 @@ fn plan(spec: &RunSpec) -> Result<Plan, Refused> {
             concurrency,
             keep_alive,
             kill,
+        }),
+        ModelSpec::Scaling {
+            instances,
+            balancer,
+            balance,
+            requests,
+            concurrency,
+            keep_alive,
+            retries,
+            ref faults,
+        } => Plan::Scaling(scaling::Plan {
+            instances,
+            workers: spec.workers,
+            workload: spec.workload.clone(),
+            balancer,
+            balance,
+            requests,
+            concurrency,
+            keep_alive,
+            retries,
+            faults: faults.clone(),
         }),
     })
 }
@@ -439,5 +554,78 @@ mod tests {
         };
         let err = Limits::default().validate(&spec).unwrap_err();
         assert_eq!(err.field(), Some("spec.workers"));
+    }
+
+    fn scaling(instances: u32, workers: u32, faults: Vec<protocol::TimedFault>) -> RunSpec {
+        RunSpec {
+            runtime: Runtime::Rust,
+            model: ModelSpec::Scaling {
+                instances,
+                balancer: protocol::BalancerKind::Nginx,
+                balance: protocol::Balance::RoundRobin,
+                requests: 1_000,
+                concurrency: 8,
+                keep_alive: true,
+                retries: true,
+                faults,
+            },
+            workload: Workload::HttpSleep { ms: 5 },
+            workers,
+        }
+    }
+
+    #[test]
+    fn a_scaling_run_names_the_instance_worker_or_fault_out_of_range() {
+        let limits = Limits::default();
+        assert!(matches!(
+            limits.validate(&scaling(4, 4, vec![])),
+            Ok(Plan::Scaling(scaling::Plan {
+                instances: 4,
+                workers: 4,
+                ..
+            }))
+        ));
+        let err = limits.validate(&scaling(5, 2, vec![])).unwrap_err();
+        assert_eq!(err.field(), Some("spec.model.instances"));
+        assert!(err.to_string().contains("between 2 and 4"), "{err}");
+        let err = limits.validate(&scaling(2, 5, vec![])).unwrap_err();
+        assert_eq!(err.field(), Some("spec.workers"));
+        let fault = |after_requests, fault| protocol::TimedFault {
+            after_requests,
+            fault,
+        };
+        let err = limits
+            .validate(&scaling(
+                2,
+                2,
+                vec![fault(
+                    10,
+                    Fault::KillWorker {
+                        instance: 1,
+                        worker: 2,
+                    },
+                )],
+            ))
+            .unwrap_err();
+        assert_eq!(err.field(), Some("spec.model.faults[0].fault.worker"));
+        let err = limits
+            .validate(&scaling(
+                2,
+                2,
+                vec![
+                    fault(10, Fault::KillBalancer),
+                    fault(10, Fault::RestartInstance { instance: 2 }),
+                ],
+            ))
+            .unwrap_err();
+        assert_eq!(err.field(), Some("spec.model.faults[1].fault.instance"));
+        let err = limits
+            .validate(&scaling(2, 2, vec![fault(1_000, Fault::KillBalancer)]))
+            .unwrap_err();
+        assert_eq!(err.field(), Some("spec.model.faults[0].after_requests"));
+        let err = limits
+            .validate(&scaling(2, 2, vec![fault(1, Fault::KillBalancer); 9]))
+            .unwrap_err();
+        assert_eq!(err.field(), Some("spec.model.faults"));
     }
 }

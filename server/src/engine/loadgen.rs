@@ -27,19 +27,31 @@ use tokio::sync::mpsc;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What to send.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Load {
     pub addr: SocketAddr,
     pub requests: u64,
     pub concurrency: u32,
     pub keep_alive: bool,
+    /// Distinct client addresses to send from (`127.0.1.1` and up, one per
+    /// sender in turn), so a balancer that hashes by client sees several
+    /// clients; 0 sends from the default address.
+    pub sources: u32,
+    /// Behind a balancer: how it names each instance in the `x-upstream`
+    /// header of its answers (the last name, when it tried several).
+    pub upstreams: Option<Arc<[String]>>,
 }
+
+/// Most distinct client addresses a load is sent from.
+pub const MAX_SOURCES: u32 = 16;
 
 /// One request's outcome.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Sample {
     /// The worker that answered, or `None` if the request failed.
     pub worker: Option<usize>,
+    /// Behind a balancer: the instance that answered, when it said.
+    pub instance: Option<usize>,
     /// Send to answer (or to failure).
     pub took: Duration,
 }
@@ -49,8 +61,18 @@ pub struct Sample {
 pub fn start(load: Load, stop: Stop) -> mpsc::UnboundedReceiver<Sample> {
     let (tx, rx) = mpsc::unbounded_channel();
     let issued = Arc::new(AtomicU64::new(0));
-    for _ in 0..load.concurrency.max(1) {
-        tokio::spawn(sender(load, issued.clone(), tx.clone(), stop.clone()));
+    for n in 0..load.concurrency.max(1) {
+        let source = (load.sources > 0).then(|| {
+            let k = (n % load.sources.min(MAX_SOURCES)) as u8;
+            std::net::Ipv4Addr::new(127, 0, 1, k + 1)
+        });
+        tokio::spawn(sender(
+            load.clone(),
+            source,
+            issued.clone(),
+            tx.clone(),
+            stop.clone(),
+        ));
     }
     rx
 }
@@ -127,6 +149,7 @@ impl Tally {
 /// One of `concurrency` loops: take the next request number, send it, emit.
 async fn sender(
     load: Load,
+    source: Option<std::net::Ipv4Addr>,
     issued: Arc<AtomicU64>,
     samples: mpsc::UnboundedSender<Sample>,
     stop: Stop,
@@ -134,7 +157,7 @@ async fn sender(
     let mut conn: Option<SendRequest<Empty<Bytes>>> = None;
     while !stop.is_requested() && issued.fetch_add(1, Ordering::Relaxed) < load.requests {
         let started = Instant::now();
-        let answer = tokio::time::timeout(REQUEST_TIMEOUT, request(&load, &mut conn))
+        let answer = tokio::time::timeout(REQUEST_TIMEOUT, request(&load, source, &mut conn))
             .await
             .unwrap_or(None);
         if answer.is_none() {
@@ -142,7 +165,8 @@ async fn sender(
             conn = None;
         }
         let sample = Sample {
-            worker: answer,
+            worker: answer.map(|a| a.0),
+            instance: answer.and_then(|a| a.1),
             took: started.elapsed(),
         };
         if samples.send(sample).is_err() {
@@ -151,11 +175,16 @@ async fn sender(
     }
 }
 
-/// One request; the worker index that answered, or `None` on any failure.
-async fn request(load: &Load, conn: &mut Option<SendRequest<Empty<Bytes>>>) -> Option<usize> {
+/// One request; the worker index that answered (and the instance, behind
+/// a balancer), or `None` on any failure.
+async fn request(
+    load: &Load,
+    source: Option<std::net::Ipv4Addr>,
+    conn: &mut Option<SendRequest<Empty<Bytes>>>,
+) -> Option<(usize, Option<usize>)> {
     let mut sender = match conn.take() {
         Some(s) if load.keep_alive && !s.is_closed() => s,
-        _ => connect(load.addr).await?,
+        _ => connect(load.addr, source).await?,
     };
     sender.ready().await.ok()?;
     let req = Request::get("/")
@@ -178,16 +207,31 @@ async fn request(load: &Load, conn: &mut Option<SendRequest<Empty<Bytes>>>) -> O
         .headers()
         .get("x-worker")
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok());
+        .and_then(|v| v.parse().ok())?;
+    let instance = load.upstreams.as_ref().and_then(|names| {
+        let said = resp.headers().get("x-upstream")?.to_str().ok()?;
+        let last = said.rsplit([',', ' ']).find(|t| !t.is_empty())?;
+        names.iter().position(|n| n == last)
+    });
     resp.into_body().collect().await.ok()?;
     if load.keep_alive {
         *conn = Some(sender);
     }
-    worker
+    Some((worker, instance))
 }
 
-async fn connect(addr: SocketAddr) -> Option<SendRequest<Empty<Bytes>>> {
-    let stream = TcpStream::connect(addr).await.ok()?;
+async fn connect(
+    addr: SocketAddr,
+    source: Option<std::net::Ipv4Addr>,
+) -> Option<SendRequest<Empty<Bytes>>> {
+    let stream = match source {
+        Some(ip) => {
+            let socket = tokio::net::TcpSocket::new_v4().ok()?;
+            socket.bind(SocketAddr::from((ip, 0))).ok()?;
+            socket.connect(addr).await.ok()?
+        }
+        None => TcpStream::connect(addr).await.ok()?,
+    };
     let _ = stream.set_nodelay(true);
     let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
@@ -205,6 +249,7 @@ mod tests {
         let mut tally = Tally::new(2);
         let sample = |worker, us| Sample {
             worker,
+            instance: None,
             took: Duration::from_micros(us),
         };
         tally.add(sample(Some(0), 100));

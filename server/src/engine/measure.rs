@@ -49,6 +49,20 @@ fn memory(process: procfs::process::Process) -> Option<Memory> {
     })
 }
 
+/// CPU time (user and system) of every live process in group `pgid`, and
+/// of the children they have reaped.
+pub fn cpu_time_of_group(pgid: u32) -> Duration {
+    let ticks: u64 = procfs::process::all_processes()
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|p| p.stat().ok())
+        .filter(|stat| stat.pgrp == pgid as i32)
+        .map(|stat| stat.utime + stat.stime + (stat.cutime + stat.cstime).max(0) as u64)
+        .sum();
+    Duration::from_secs_f64(ticks as f64 / procfs::ticks_per_second() as f64)
+}
+
 /// CPU time (user and system) of our child `pid`, once it has exited:
 /// waits for the exit without reaping, reads the zombie's own clock, and
 /// leaves the reaping to the caller.

@@ -24,7 +24,6 @@ use super::probe;
 use super::report::{Tally, WorkerReport};
 use super::spawn::{kill_process, spawn_with_fd3};
 use super::{EventSink, Faults, MainWork, Plan, Refused, Stop};
-use guardian::GUARDIAN_COMMAND;
 use protocol::{
     MissingFeature, ModelKind, ModelSpec, RunId, RunSpec, RunSummary, Runtime, RuntimeInfo,
     SchedPolicy, ServerEvent,
@@ -250,25 +249,9 @@ pub struct Measured {
 /// Longest one `bench.js` measurement may take.
 const MEASURE_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// `node script arg` under a guardian that dies with this server and takes
-/// node's whole process group with it; every process carries the run
-/// marker `<server pid>-<tag>-<n>`. Its stderr is the server's.
+/// `node script arg` under a guardian (see [`guardian::guarded_command`]).
 fn guarded(guardian: &Path, node: &Path, script: &Path, arg: &str, tag: &str) -> Command {
-    let mut command = Command::new(guardian);
-    command
-        .arg(GUARDIAN_COMMAND)
-        .arg("--parent")
-        .arg(std::process::id().to_string())
-        .arg("--")
-        .arg(node)
-        .arg(script)
-        .arg(arg)
-        .env(
-            RUN_MARKER,
-            format!("{}-{tag}-{}", std::process::id(), unique()),
-        )
-        .stderr(Stdio::inherit());
-    command
+    guardian::guarded_command(guardian, node, &[script.into(), arg.into()], tag)
 }
 
 /// Start a [`guarded`] command from the spawner thread, handing it `fd3`.
@@ -350,6 +333,10 @@ struct ScriptPlan<'a> {
     tick_ms: u64,
     calm_ms: u64,
     progress_every_ms: u64,
+    /// Cluster: the port to serve on (a scaling instance brought back on
+    /// its old port); a free one when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    port: Option<u16>,
 }
 
 /// Everything a Node run needs from the engine.
@@ -372,7 +359,7 @@ pub async fn run(
     faults: Option<Faults>,
 ) -> Result<ModelRun, RunError> {
     let workers = plan.workers();
-    let mut node = NodeProcess::start(id, spec, plan, &cx).await?;
+    let mut node = NodeProcess::start(id, spec, plan, &cx, None).await?;
     let mut notes = relay(
         node.lines.take().expect("fresh"),
         id,
@@ -533,6 +520,83 @@ async fn drive_cluster(
     Ok(cluster::report(id, plan, load, stats, clock, events))
 }
 
+/// One Node.js cluster serving as a scaling run's instance: its process
+/// (dropping it ends the instance), what it says, and where it serves.
+pub struct Instance {
+    process: NodeProcess,
+    pub notes: mpsc::UnboundedReceiver<Note>,
+    pub port: u16,
+    /// The `node` process that is the cluster's primary.
+    pub pid: u32,
+    /// Each worker's pid, by index.
+    pub workers: Vec<Option<u32>>,
+}
+
+impl Instance {
+    /// Start `cluster.js` for `spec` (a cluster spec) and wait until every
+    /// worker serves, on `port` when given.
+    pub async fn start(
+        id: RunId,
+        spec: &RunSpec,
+        plan: &Plan,
+        cx: &Context<'_>,
+        port: Option<u16>,
+    ) -> Result<Self, RunError> {
+        let mut process = NodeProcess::start(id, spec, plan, cx, port).await?;
+        // The script's events are for the engine here, not for the page:
+        // the scaling run reports its instances itself.
+        let (sink, mut seen) = mpsc::unbounded_channel();
+        let mut notes = relay(
+            process.lines.take().expect("fresh"),
+            id,
+            spec,
+            plan.workers(),
+            sink,
+        );
+        let mut workers = vec![None; plan.workers() as usize];
+        let serving = async {
+            loop {
+                match notes.recv().await {
+                    Some(Note::Listening(port)) => return Ok(port),
+                    Some(Note::Spawned { worker, pid }) => {
+                        if let Some(slot) = workers.get_mut(worker as usize) {
+                            *slot = Some(pid);
+                        }
+                    }
+                    Some(Note::Failed(why)) => return Err(RunError::Node(why)),
+                    Some(_) => {}
+                    None => {
+                        return Err(RunError::Node(
+                            "the instance's cluster ended during start-up".into(),
+                        ))
+                    }
+                }
+            }
+        };
+        let port = tokio::time::timeout(BOOT_TIMEOUT, serving)
+            .await
+            .map_err(|_| RunError::Timeout("a Node.js instance's start"))??;
+        let mut pid = 0;
+        while let Ok(ev) = seen.try_recv() {
+            if let ServerEvent::RuntimeReady { pid: p, .. } = ev {
+                pid = p;
+            }
+        }
+        Ok(Instance {
+            process,
+            notes,
+            port,
+            pid,
+            workers,
+        })
+    }
+
+    /// Kill the instance whole (the guardian ends its group) and reap it.
+    pub async fn kill(mut self) {
+        self.process.end().await;
+    }
+}
+
 /// Kills a Node cluster's workers by pid, as `kill -9` from outside would;
 /// the primary's `'exit'` handler notices and forks a replacement.
 struct PidKiller {
@@ -568,6 +632,7 @@ impl NodeProcess {
         spec: &RunSpec,
         plan: &Plan,
         cx: &Context<'_>,
+        port: Option<u16>,
     ) -> Result<Self, RunError> {
         let dir = cx
             .setup
@@ -594,6 +659,7 @@ impl NodeProcess {
             tick_ms: TICK_MS,
             calm_ms: CALM_MS,
             progress_every_ms: PROGRESS_EVERY_MS,
+            port,
         };
         let plan_json = serde_json::to_string(&script_plan).expect("plans serialize");
         let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
@@ -680,7 +746,7 @@ impl Drop for NodeProcess {
 }
 
 /// A number no two runs of this server share.
-fn unique() -> u64 {
+pub(crate) fn unique() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static NEXT: AtomicU64 = AtomicU64::new(0);
     NEXT.fetch_add(1, Ordering::Relaxed)

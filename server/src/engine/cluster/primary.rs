@@ -99,16 +99,18 @@ pub fn primary_main() -> ExitCode {
     let stdin = std::io::stdin();
     let mut input = BufReader::new(stdin.lock());
     let mut buf = String::new();
-    let (workers, policy, workload) = match ipc::receive::<_, ToPrimary>(&mut input, &mut buf) {
+    let (workers, policy, workload, port) = match ipc::receive::<_, ToPrimary>(&mut input, &mut buf)
+    {
         Ok(Some(ToPrimary::Start {
             workers,
             policy,
             workload,
-        })) => (workers, policy, workload),
+            port,
+        })) => (workers, policy, workload, port),
         _ => return ExitCode::FAILURE,
     };
     let out = std::io::stdout();
-    match build(workers, policy, workload, out) {
+    match build(workers, policy, workload, port, out) {
         Ok(cluster) => run(cluster, workers, input, buf),
         Err(e) => {
             let mut out = std::io::stdout();
@@ -128,10 +130,13 @@ fn build(
     workers: u32,
     policy: SchedPolicy,
     workload: Workload,
+    port: u16,
     out: std::io::Stdout,
 ) -> std::io::Result<Arc<Cluster>> {
     let listener = match policy {
-        SchedPolicy::RoundRobin | SchedPolicy::SharedSocket => TcpListener::bind("127.0.0.1:0")?,
+        SchedPolicy::RoundRobin | SchedPolicy::SharedSocket => {
+            TcpListener::bind(("127.0.0.1", port))?
+        }
         SchedPolicy::ReusePort => reserve_reuse_port()?,
     };
     let port = listener.local_addr()?.port();

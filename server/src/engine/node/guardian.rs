@@ -27,6 +27,32 @@ use std::process::{Command, ExitCode};
 /// The hidden subcommand that makes the binary a guardian.
 pub const GUARDIAN_COMMAND: &str = "__guardian";
 
+/// `program args…` under a guardian (the spawnlab binary `guardian`) that
+/// dies with this server and takes the program's whole process group with
+/// it; every process carries the run marker `<server pid>-<tag>-<n>`. Its
+/// stderr is the server's unless the caller says otherwise.
+pub fn guarded_command(
+    guardian: &std::path::Path,
+    program: &std::path::Path,
+    args: &[OsString],
+    tag: &str,
+) -> Command {
+    let mut command = Command::new(guardian);
+    command
+        .arg(GUARDIAN_COMMAND)
+        .arg("--parent")
+        .arg(std::process::id().to_string())
+        .arg("--")
+        .arg(program)
+        .args(args)
+        .env(
+            super::RUN_MARKER,
+            format!("{}-{tag}-{}", std::process::id(), super::unique()),
+        )
+        .stderr(std::process::Stdio::inherit());
+    command
+}
+
 /// Guard `argv` (a program and its arguments) for the server `parent`.
 pub fn guardian_main(parent: u32, argv: Vec<OsString>) -> ExitCode {
     let signals = [
