@@ -42,17 +42,19 @@ ORCHESTRATOR_INSTALL := $(FAST_INSTALL) CARGO_PROFILE_RELEASE_OPT_LEVEL=0
 # CARGO_INCREMENTAL=1` while editing); `make serve` keeps cargo's default.
 test class bench lint site build soak soak-suite load: export CARGO_INCREMENTAL ?= 0
 
-.PHONY: serve test tools serve-tools trunk node browser lint site build node-scripts bench class
+.PHONY: serve test tools serve-tools trunk node browser balancers lint site build node-scripts bench class
 
 ## make serve: build the site in debug mode and serve it on http://127.0.0.1:3000
 ## (it installs only what serving needs: Trunk is for `make test`).
 serve: node serve-tools
+	@command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] \
+	  || echo "note: the scaling lab needs nginx (Debian: apt-get install nginx-light; HAProxy: apt-get install haproxy); the other labs run without it"
 	@echo "building the site (a first debug build takes about 5 minutes) and serving it"
 	cargo leptos serve
 
 ## make test: formatting, lints, the site and client-only builds, the Node.js
 ## scripts' own checks, every test (a short `spawnlab bench --quick` among them)
-test: node tools browser lint site build node-scripts
+test: node tools browser balancers lint site build node-scripts
 	cargo test --workspace
 
 ## make bench: Node.js and the Rust engine side by side, the full pass
@@ -101,6 +103,19 @@ node:
 	  echo "installing Node.js from Debian (the labs need v$(NODE_MIN_MAJOR) or newer; found: $${major:-none})"; \
 	  $(SUDO) apt-get update -qq; \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq nodejs npm >/dev/null; \
+	fi
+
+## The real load balancers the scaling lab puts in front of its instances:
+## Debian's nginx-light and HAProxy (`make serve` does not install them; the
+## scaling page says how when they are missing). Their own services are not
+## needed: each run starts its balancer on a loopback port of its own.
+balancers:
+	@command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || NEED="nginx-light"; \
+	command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || NEED="$${NEED:-} haproxy"; \
+	if [ -n "$${NEED:-}" ]; then \
+	  echo "installing$${NEED:+ $$NEED} from Debian for the scaling lab (under a minute)"; \
+	  $(SUDO) apt-get update -qq; \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$NEED >/dev/null; \
 	fi
 
 ## The Node.js scripts' own checks, with real node (about 10 seconds).

@@ -17,5 +17,6 @@ mod main_thread;
 mod node;
 mod pages;
 mod panics;
+mod scaling;
 mod soak;
 mod websocket;

@@ -17,9 +17,9 @@
 
 use anyhow::{bail, ensure, Context, Result};
 use protocol::{
-    ClientMessage, ErrorCode, KillWorker, ModelKind, ModelSpec, Outcome, Program, RunId, RunSpec,
-    RunSummary, Runtime, SchedPolicy, Serialization, ServerEvent, Sharing, ThreadStrategy,
-    WorkResult, Workload,
+    Balance, BalancerKind, ClientMessage, ErrorCode, Fault, KillWorker, ModelKind, ModelSpec,
+    Outcome, Program, RunId, RunSpec, RunSummary, Runtime, SchedPolicy, Serialization, ServerEvent,
+    Sharing, ThreadStrategy, TimedFault, WorkResult, Workload,
 };
 use spawnlab_tests::{
     children_of, eventually, footprint, group_members, process, processes, Frame, RawClient,
@@ -146,7 +146,7 @@ fn small_workload(rng: &mut Rng, model: ModelKind, runtime: Runtime) -> Workload
         ModelKind::MainThread => vec![0, 1, 2, 3],
         ModelKind::Threads => vec![0, 1, 2],
         ModelKind::ChildProcess => vec![0, 1, 2, 4],
-        ModelKind::Cluster => vec![5, 6, 7],
+        ModelKind::Cluster | ModelKind::Scaling => vec![5, 6, 7],
     };
     if model == ModelKind::MainThread && runtime == Runtime::Node {
         kinds.push(8);
@@ -240,7 +240,51 @@ fn small_run(rng: &mut Rng, model: ModelKind, runtime: Runtime) -> RunSpec {
                 workers,
             )
         }
+        ModelKind::Scaling => small_scaling(rng, runtime, workload),
     }
+}
+
+/// A small scaling run: two or three instances of one or two workers
+/// behind either balancer, now and then with a fault planned.
+fn small_scaling(rng: &mut Rng, runtime: Runtime, workload: Workload) -> RunSpec {
+    let instances = rng.range(2, 3) as u32;
+    let workers = rng.range(1, 2) as u32;
+    let requests = rng.range(100, 600) as u32;
+    let after_requests = rng.range(0, u64::from(requests) - 1) as u32;
+    let instance = rng.range(0, u64::from(instances) - 1) as u32;
+    let faults = match rng.range(0, 9) {
+        0 => vec![TimedFault {
+            after_requests,
+            fault: Fault::KillInstance { instance },
+        }],
+        1 => vec![TimedFault {
+            after_requests,
+            fault: Fault::KillWorker {
+                instance,
+                worker: rng.range(0, u64::from(workers) - 1) as u32,
+            },
+        }],
+        2 => vec![TimedFault {
+            after_requests,
+            fault: Fault::KillBalancer,
+        }],
+        _ => Vec::new(),
+    };
+    spec(
+        runtime,
+        ModelSpec::Scaling {
+            instances,
+            balancer: rng.pick(&BalancerKind::ALL),
+            balance: rng.pick(&Balance::ALL),
+            requests,
+            concurrency: rng.range(4, 16) as u32,
+            keep_alive: rng.chance(50),
+            retries: rng.chance(50),
+            faults,
+        },
+        workload,
+        workers,
+    )
 }
 
 /// A run sure to outlive the deadline, using little CPU.
@@ -307,7 +351,12 @@ fn killable_run(rng: &mut Rng, runtime: Runtime) -> RunSpec {
 
 fn draw(rng: &mut Rng) -> Plan {
     let runtime = rng.pick(&Runtime::ALL);
-    let model = rng.pick(&ModelKind::ALL);
+    // The four models of one machine, and now and then the scaling lab.
+    let model = if rng.chance(10) {
+        ModelKind::Scaling
+    } else {
+        rng.pick(&ModelKind::ALL)
+    };
     let roll = rng.range(0, 99);
     let (fate, spec) = match roll {
         0..=41 => (Fate::Complete, small_run(rng, model, runtime)),
@@ -715,7 +764,9 @@ impl Conn {
             ServerEvent::WorkerSpawned { pid, .. } | ServerEvent::RuntimeReady { pid, .. } => {
                 Some(*pid)
             }
-            ServerEvent::WorkerRespawned { pid, .. } => Some(*pid),
+            ServerEvent::WorkerRespawned { pid, .. }
+            | ServerEvent::InstanceUp { pid, .. }
+            | ServerEvent::BalancerUp { pid, .. } => Some(*pid),
             _ => None,
         };
         if let Some(info) = pid.filter(|p| *p != self.server_pid).and_then(process) {
@@ -937,6 +988,27 @@ fn check_summary(plan: &Plan, summary: &RunSummary, events: &[ServerEvent]) -> R
                 );
                 if kill.is_none() && !matches!(plan.fate, Fate::Kill { .. }) {
                     ensure!(stats.errors == 0, "no worker killed, yet {stats:?}");
+                }
+            }
+            if let ModelSpec::Scaling {
+                requests,
+                ref faults,
+                ..
+            } = plan.spec.model
+            {
+                let stats = events
+                    .iter()
+                    .find_map(|e| match e {
+                        ServerEvent::ScalingFinished { stats, .. } => Some(stats),
+                        _ => None,
+                    })
+                    .context("a completed scaling run without scaling_finished")?;
+                ensure!(
+                    stats.completed + stats.errors == u64::from(requests),
+                    "every request accounted for: {stats:?}"
+                );
+                if faults.is_empty() {
+                    ensure!(stats.errors == 0, "nothing broken, yet {stats:?}");
                 }
             }
         }

@@ -220,6 +220,7 @@ defaults\n\
   mode http\n\
   log global\n\
   log-format \"%s|%rc|%ST\"\n\
+  option dontlognull\n\
   timeout connect 1s\n\
   timeout client 10s\n\
   timeout server 5s\n\
