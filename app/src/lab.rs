@@ -9,20 +9,32 @@
 //! The state lives in one signal, updated once per event; the parts of the
 //! page read it through [`LabView`]'s memos, so a heartbeat redraws the
 //! heartbeat strip and not the summary, the history or the cluster's table.
+//!
+//! The scaling lab is the same component with its own views (`scaling`):
+//! a diagram of balancer, instances and workers, the buttons that break
+//! them, and the balancer's account of the load beside the client's.
 
 mod charts;
 mod controls;
+mod scaling;
 mod timeline;
 mod views;
 
 use crate::client::{Connection, Link};
-use charts::{LatencyHistogram, Throughput};
+use charts::{cluster_rates, LatencyHistogram, Throughput};
 use controls::Controls;
 use leptos::prelude::*;
-use protocol::lab::{wait_phrase, Boot, Incident, LabState, PastRun, Phase, Tick, WorkerRow};
+use protocol::lab::{
+    wait_phrase, Boot, BoxState, Incident, InstanceRow, LabState, PastRun, Phase, ScalingTick,
+    Tick, WorkerRow, HISTORY,
+};
 use protocol::{
-    ClientMessage, HostInfo, LoadStats, ModelKind, Outcome, RunSpec, RunSummary, Runtime,
-    RuntimeInfo, ServerEvent,
+    BalancerInfo, BalancerKind, ClientMessage, Fault, HostInfo, Limits, LoadStats, ModelKind,
+    Outcome, RunSpec, RunSummary, Runtime, RuntimeInfo, ScalingStats, ServerEvent,
+};
+use scaling::{
+    provenance, scaling_rates, BalancerNote, BalancerTable, FaultLog, ScalingDiagram,
+    ScalingHistory, ScalingRun,
 };
 use timeline::Timeline;
 use views::{
@@ -63,13 +75,33 @@ pub struct LabView {
     pub loop_delay: Memo<Option<(u64, u64, u64)>>,
     /// Main thread, Node.js, `pool_hash`: each hash and when it finished.
     pub pool_tasks: Memo<Vec<(u32, u64)>>,
+    /// The server's limits (from `hello`).
+    pub limits: Memo<Option<Limits>>,
+    /// The load balancers this server has (from `hello`).
+    pub balancers: Memo<Vec<BalancerInfo>>,
+    /// Scaling: the running balancer (which, its version, port, pid).
+    pub balancer: Memo<Option<(BalancerKind, String, u16, u32)>>,
+    /// Scaling: whether the balancer is up.
+    pub balancer_state: Memo<BoxState>,
+    /// Scaling: the app instances and their workers.
+    pub instances: Memo<Vec<InstanceRow>>,
+    /// Scaling: the live figures, one entry per tick.
+    pub scaling_ticks: Memo<Vec<ScalingTick>>,
+    /// Scaling: faults and recoveries, as (ms since the run began, a sentence).
+    pub scaling_log: Memo<Vec<(u64, String)>>,
+    /// Scaling: what the client and the balancer measured, at the end.
+    pub scaling_stats: Memo<Option<ScalingStats>>,
+    /// What produced the current run's figures: "Node.js v20.20.2 behind
+    /// nginx/1.22.1" once a scaling run's balancer is up, else the runtime.
+    pub provenance: Memo<Option<String>>,
 }
 
 impl LabView {
-    /// " (Node.js)" or " (Rust engine)" once a run has started: every
-    /// chart's caption names the runtime that produced its figures.
+    /// " (Node.js)" or " (Rust engine)" once a run has started — and
+    /// " (Node.js v20.20.2 behind nginx/1.22.1)" once a balancer is up:
+    /// every chart's caption names what produced its figures.
     pub fn runtime_note(self) -> impl Fn() -> Option<String> + Copy + Send + Sync + 'static {
-        move || self.runtime.get().map(|r| format!(" ({})", r.label()))
+        move || self.provenance.get().map(|p| format!(" ({p})"))
     }
 
     fn new(lab: RwSignal<LabState>) -> Self {
@@ -94,6 +126,15 @@ impl LabView {
             pings: Memo::new(move |_| lab.with(|s| s.pings.clone())),
             loop_delay: Memo::new(move |_| lab.with(|s| s.loop_delay)),
             pool_tasks: Memo::new(move |_| lab.with(|s| s.pool_tasks.clone())),
+            limits: Memo::new(move |_| lab.with(|s| s.limits.clone())),
+            balancers: Memo::new(move |_| lab.with(|s| s.balancers.clone())),
+            balancer: Memo::new(move |_| lab.with(|s| s.scaling.balancer.clone())),
+            balancer_state: Memo::new(move |_| lab.with(|s| s.scaling.balancer_state)),
+            instances: Memo::new(move |_| lab.with(|s| s.scaling.instances.clone())),
+            scaling_ticks: Memo::new(move |_| lab.with(|s| s.scaling.ticks.clone())),
+            scaling_log: Memo::new(move |_| lab.with(|s| s.scaling.log.clone())),
+            scaling_stats: Memo::new(move |_| lab.with(|s| s.scaling.stats.clone())),
+            provenance: Memo::new(move |_| lab.with(provenance)),
         }
     }
 }
@@ -120,6 +161,7 @@ fn title(model: ModelKind) -> &'static str {
         ModelKind::Threads => "Lab: split a job across threads",
         ModelKind::ChildProcess => "Lab: split a job across child processes",
         ModelKind::Cluster => "Lab: load a cluster of HTTP workers",
+        ModelKind::Scaling => "Lab: clusters behind a load balancer",
     }
 }
 
@@ -136,6 +178,9 @@ pub fn Lab(model: ModelKind) -> AnyView {
     // "Run on both": the Rust run that follows the Node.js one, waiting for
     // the first to finish.
     let then = StoredValue::new(None::<RunSpec>);
+    // Scaling: the finished runs with what the client and the balancer
+    // measured, which the generic history does not keep.
+    let scaling_runs = RwSignal::new(Vec::<ScalingRun>::new());
 
     // False when there is no open connection to send on.
     let send = move |msg: &ClientMessage| {
@@ -158,10 +203,20 @@ pub fn Lab(model: ModelKind) -> AnyView {
     Effect::new(move |_| {
         let conn = Connection::open(
             move |ev| {
-                let ended = matches!(&ev, ServerEvent::RunFinished { run, summary }
-                    if Some(*run) == lab.with_untracked(|s| s.run)
-                        && summary.outcome == Outcome::Completed);
+                let ours = matches!(&ev, ServerEvent::RunFinished { run, .. }
+                    if Some(*run) == lab.with_untracked(|s| s.run));
+                let ended = ours
+                    && matches!(&ev, ServerEvent::RunFinished { summary, .. }
+                    if summary.outcome == Outcome::Completed);
                 lab.update(|s| s.apply(ev));
+                if ours && model == ModelKind::Scaling {
+                    if let Some(run) = lab.with_untracked(ScalingRun::of) {
+                        scaling_runs.update(|runs| {
+                            runs.insert(0, run);
+                            runs.truncate(HISTORY);
+                        });
+                    }
+                }
                 // The first half of "run on both" is done: the second begins.
                 if let (true, Some(next)) = (ended, then.get_value()) {
                     then.set_value(None);
@@ -182,7 +237,14 @@ pub fn Lab(model: ModelKind) -> AnyView {
         connection.with_value(|c| c.iter().for_each(Connection::close));
     });
 
-    let ready = move || hydrated.get() && link.get() == Link::Open && !state.busy.get();
+    // Scaling needs a real balancer: without one the lab is off, never
+    // simulated (the note says how to install it).
+    let ready = move || {
+        hydrated.get()
+            && link.get() == Link::Open
+            && !state.busy.get()
+            && c.unavailable(model, state).is_none()
+    };
     let start = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         if ready() {
@@ -217,6 +279,13 @@ pub fn Lab(model: ModelKind) -> AnyView {
             send(&ClientMessage::Kill { id, worker });
         }
     });
+    // Scaling: break (or mend) part of the run now; what happens comes
+    // back as events.
+    let fault = Callback::new(move |fault: Fault| {
+        if let Some(id) = lab.with_untracked(|s| s.run) {
+            send(&ClientMessage::Fault { id, fault });
+        }
+    });
 
     view! {
         <section class="lab" aria-labelledby="lab-title" data-hydrated=move || hydrated.get().to_string()>
@@ -231,7 +300,7 @@ pub fn Lab(model: ModelKind) -> AnyView {
             // page get the same message naming the field and its range), so
             // the browser's own checks are turned off.
             <form class="controls" on:submit=start novalidate>
-                {c.fields(model)}
+                {c.fields(model, state)}
                 <div class="actions">
                     <button id="run" type="submit" disabled=move || !ready()>
                         "Run"
@@ -266,6 +335,9 @@ pub fn Lab(model: ModelKind) -> AnyView {
                 {move || phase_text(state.phase.get())}
             </p>
             <RuntimeNote lab=state model=model runtime=c.runtime/>
+            {(model == ModelKind::Scaling).then(|| view! {
+                <BalancerNote lab=state balancer=c.balancer/>
+            })}
             {move || {
                 state.error.get().map(|e| view! { <p class="error" role="alert">{e}</p> })
             }}
@@ -274,13 +346,44 @@ pub fn Lab(model: ModelKind) -> AnyView {
                 <PingStrip lab=state/>
                 <PoolStrip lab=state/>
             })}
-            {(model == ModelKind::Cluster).then(|| view! {
-                <ClusterView lab=state kill=kill/>
-                <Throughput lab=state/>
-                <LatencyHistogram lab=state/>
+            {(model == ModelKind::Cluster).then(|| {
+                let (points, marks) = cluster_rates(state);
+                let latency = Memo::new(move |_| state.load.with(|l| l.as_ref().map(|l| l.latency.clone())));
+                view! {
+                    <ClusterView lab=state kill=kill/>
+                    <Throughput
+                        lab=state
+                        caption="Throughput over the run: requests answered in each quarter second, as a rate per second"
+                        points=points
+                        marks=marks
+                        marks_mean="a red line marks a worker's death"
+                    />
+                    <LatencyHistogram lab=state latency=latency/>
+                }
             })}
-            <Timeline lab=state noun=model.worker_noun()/>
-            <WorkerTable lab=state noun=model.worker_noun()/>
+            {(model == ModelKind::Scaling).then(|| {
+                let (points, marks) = scaling_rates(state);
+                let latency = Memo::new(move |_| state.scaling_stats.with(|s| s.as_ref().map(|s| s.latency.clone())));
+                view! {
+                    <ScalingDiagram lab=state fault=fault/>
+                    <FaultLog lab=state/>
+                    <Throughput
+                        lab=state
+                        caption="Throughput over the run: requests the client got answered, per second, tick by tick"
+                        points=points
+                        marks=marks
+                        marks_mean="a dashed line marks each fault or recovery in the log"
+                    />
+                    <LatencyHistogram lab=state latency=latency/>
+                    <BalancerTable lab=state/>
+                }
+            })}
+            // A scaling run's workers belong to instances: the diagram and
+            // the balancer's table show them instead.
+            {(model != ModelKind::Scaling).then(|| view! {
+                <Timeline lab=state noun=model.worker_noun()/>
+                <WorkerTable lab=state noun=model.worker_noun()/>
+            })}
             {move || state.summary.get().map(|summary| {
                 view! {
                     <Summary
@@ -291,8 +394,15 @@ pub fn Lab(model: ModelKind) -> AnyView {
                     />
                 }
             })}
-            <PairTable lab=state/>
-            <RunHistory lab=state/>
+            {if model == ModelKind::Scaling {
+                view! { <ScalingHistory runs=scaling_runs/> }.into_any()
+            } else {
+                view! {
+                    <PairTable lab=state/>
+                    <RunHistory lab=state/>
+                }
+                .into_any()
+            }}
             <div
                 class="narration"
                 role="log"

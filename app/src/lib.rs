@@ -18,6 +18,10 @@
 //! - [`topics`]: the sections each model's page adds beyond its lab.
 //! - `theme`: the header's light/dark picker.
 
+// The lab's views nest deeply enough that computing the layout of their
+// hydrating futures needs more than the default 128 levels.
+#![recursion_limit = "256"]
+
 pub mod compare;
 pub mod quoted;
 pub mod topics;
@@ -32,7 +36,9 @@ use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet};
 use leptos_router::components::{Route, Router, Routes, A};
 use leptos_router::{SsrMode, StaticSegment};
-use pages::{ChildProcessPage, ClusterPage, HomePage, MainThreadPage, NotFound, ThreadsPage};
+use pages::{
+    ChildProcessPage, ClusterPage, HomePage, MainThreadPage, NotFound, ScalingPage, ThreadsPage,
+};
 use theme::ThemePicker;
 
 /// The HTML document around the app, rendered on the server only.
@@ -78,6 +84,7 @@ pub fn App() -> impl IntoView {
                     <A href="/child-process">"Child processes"</A>
                     <A href="/cluster">"Cluster"</A>
                     <A href="/threads">"Worker threads"</A>
+                    <A href="/scaling">"Beyond one machine"</A>
                     <A href="/compare">"Compare"</A>
                 </nav>
                 <ThemePicker/>
@@ -89,6 +96,7 @@ pub fn App() -> impl IntoView {
                     <Route path=StaticSegment("child-process") view=ChildProcessPage/>
                     <Route path=StaticSegment("cluster") view=ClusterPage/>
                     <Route path=StaticSegment("main-thread") view=MainThreadPage/>
+                    <Route path=StaticSegment("scaling") view=ScalingPage/>
                     // In order, so the measured table is in the HTML itself.
                     <Route path=StaticSegment("compare") view=ComparePage ssr=SsrMode::InOrder/>
                 </Routes>

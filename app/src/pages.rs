@@ -1,5 +1,12 @@
 //! The site's pages. Text is server-rendered, so every page reads fine with
 //! JavaScript off; only the labs need the browser to run.
+//!
+//! The four models of one machine are here; [`scaling`] holds the page past
+//! it, the load balancer's.
+
+mod scaling;
+
+pub use scaling::ScalingPage;
 
 use crate::compare::BreakEvenFromPass;
 use crate::lab::Lab;
@@ -99,7 +106,9 @@ pub fn HomePage() -> AnyView {
                 "All three tools stop at the edge of one machine. A cluster can fill every core of "
                 "a server, but it cannot survive that server going down, and it cannot add a second "
                 "one. Past one machine, a load balancer (nginx, HAProxy, a cloud balancer) spreads "
-                "connections across several servers, each of which may itself run a cluster."
+                "connections across several servers, each of which may itself run a cluster. "
+                <A href="/scaling">"The scaling lab"</A>" puts a real nginx in front of several "
+                "clusters on this server, and lets you break them while the load runs."
             </p>
         </section>
     }
@@ -135,8 +144,8 @@ const NEEDS: [(&str, &str, &str, &str); 5] = [
     (
         "machines",
         "Serve more than one machine can",
-        "A load balancer (nginx, HAProxy) in front of several machines, each of which may run a cluster.",
-        "/cluster",
+        "A load balancer (nginx, HAProxy) in front of several instances — on several machines — each of which may run a cluster. The scaling lab runs a real one in front of clusters on this server.",
+        "/scaling",
     ),
 ];
 
@@ -578,7 +587,10 @@ pub fn ClusterPage() -> AnyView {
                 "front of several machines, each running its own cluster, takes over from there. "
                 "Workers share nothing: a per-worker cache is fine, but state that must agree "
                 "across workers (sessions, rate limits, who is in which chat room) belongs outside "
-                "them, since Node's cluster has no sticky sessions of its own."
+                "them, since Node's cluster has no sticky sessions of its own. "
+                <A href="/scaling">"The scaling lab"</A>" puts several clusters behind a real "
+                "nginx or HAProxy, and lets you kill a worker, an instance or the balancer "
+                "while the load runs."
             </p>
             <p class="source">
                 "Why Node's own figures here vary: the load generator runs on the same two cores as "

@@ -1,11 +1,12 @@
-//! The cluster's charts: throughput over time, and how long requests took.
-//! Each has its figures in a table beneath it.
+//! The load charts of the cluster and scaling labs: throughput over time,
+//! and how long requests took. Each has its figures in a table beneath it.
+//! They draw plain series, so each lab feeds them from its own ticks.
 
 use super::LabView;
 use leptos::prelude::*;
 use protocol::format::{format_count, format_us};
-use protocol::lab::Incident;
-use protocol::Bucket;
+use protocol::lab::{Incident, ScalingTick, Tick};
+use protocol::{Bucket, Latency};
 
 const W: f64 = 600.0;
 const H: f64 = 140.0;
@@ -13,11 +14,77 @@ const H: f64 = 140.0;
 const LEFT: f64 = 52.0;
 const BOTTOM: f64 = 18.0;
 
-/// Requests per second at each tick, as a line, with deaths marked.
+/// One point of the throughput line: a tick of either load lab.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RatePoint {
+    /// Milliseconds since the run began.
+    pub at_ms: u64,
+    /// Answers so far.
+    pub completed: u64,
+    /// Answers per second over the last tick.
+    pub rps: f64,
+    pub p50_us: u64,
+    pub p99_us: u64,
+}
+
+impl From<&Tick> for RatePoint {
+    fn from(t: &Tick) -> Self {
+        RatePoint {
+            at_ms: t.at_ms,
+            completed: t.completed,
+            rps: t.rps,
+            p50_us: t.p50_us,
+            p99_us: t.p99_us,
+        }
+    }
+}
+
+impl From<&ScalingTick> for RatePoint {
+    fn from(t: &ScalingTick) -> Self {
+        RatePoint {
+            at_ms: t.at_ms,
+            completed: t.completed,
+            rps: t.rps,
+            p50_us: t.p50_us,
+            p99_us: t.p99_us,
+        }
+    }
+}
+
+/// A moment marked across the throughput chart: when (ms since the run
+/// began) and its style (`death`: a cluster worker died; `event`: a
+/// scaling fault or recovery).
+pub type RateMark = (u64, &'static str);
+
+/// The cluster lab's series: its ticks, and its workers' deaths.
+pub fn cluster_rates(lab: LabView) -> (Memo<Vec<RatePoint>>, Memo<Vec<RateMark>>) {
+    let points = Memo::new(move |_| lab.ticks.with(|t| t.iter().map(RatePoint::from).collect()));
+    let marks = Memo::new(move |_| {
+        lab.incidents.with(|incidents| {
+            incidents
+                .iter()
+                .filter_map(|i| match i {
+                    Incident::Exited { at_ms, .. } => Some((*at_ms, "death")),
+                    _ => None,
+                })
+                .collect()
+        })
+    });
+    (points, marks)
+}
+
+/// Requests per second at each tick, as a line, with moments marked
+/// (`marks_mean` says what a mark is, for the drawing's description).
 #[component]
-pub fn Throughput(lab: LabView) -> AnyView {
+pub fn Throughput(
+    lab: LabView,
+    caption: &'static str,
+    #[prop(into)] points: Signal<Vec<RatePoint>>,
+    #[prop(into)] marks: Signal<Vec<RateMark>>,
+    marks_mean: &'static str,
+) -> AnyView {
     let drawing = move || {
-        lab.ticks.with(|ticks| {
+        points.with(|ticks| {
             if ticks.len() < 2 {
                 return None;
             }
@@ -30,21 +97,18 @@ pub fn Throughput(lab: LabView) -> AnyView {
                 .map(|t| format!("{:.1},{:.1}", x(t.at_ms as f64), y(t.rps)))
                 .collect::<Vec<_>>()
                 .join(" ");
-            let deaths = lab.incidents.with(|incidents| incidents
+            let deaths = marks.with(|marks| marks
                 .iter()
-                .filter_map(|i| match i {
-                    Incident::Exited { at_ms, .. } => Some(*at_ms as f64),
-                    _ => None,
-                })
-                .map(|at| {
+                .map(|&(at, class)| {
+                    let at = at as f64;
                     view! {
-                        <line class="death" x1=x(at) x2=x(at) y1="4" y2=H - BOTTOM></line>
+                        <line class=class x1=x(at) x2=x(at) y1="4" y2=H - BOTTOM></line>
                     }
                 })
                 .collect_view());
             Some(view! {
                 <svg viewBox=format!("0 0 {W} {H}") role="img"
-                    aria-label="Requests per second over the run; a red line marks a worker's death. The figures are in the table below.">
+                    aria-label=format!("Requests per second over the run; {marks_mean}. The figures are in the table below.")>
                     <line class="axis" x1=LEFT x2=W y1=H - BOTTOM y2=H - BOTTOM></line>
                     <line class="axis" x1=LEFT x2=LEFT y1="4" y2=H - BOTTOM></line>
                     <text class="tick" x=LEFT - 4.0 y="14" text-anchor="end">{format_count(top.round() as u64)}</text>
@@ -57,7 +121,7 @@ pub fn Throughput(lab: LabView) -> AnyView {
         })
     };
     let rows = move || {
-        lab.ticks.with(|ticks| {
+        points.with(|ticks| {
             ticks
                 .iter()
                 .map(|t| {
@@ -75,8 +139,8 @@ pub fn Throughput(lab: LabView) -> AnyView {
         })
     };
     view! {
-        <figure class="chart throughput" class:empty=move || lab.ticks.with(|t| t.len() < 2)>
-            <figcaption>"Throughput over the run: requests answered in each quarter second, as a rate per second" {lab.runtime_note()}</figcaption>
+        <figure class="chart throughput" class:empty=move || points.with(|t| t.len() < 2)>
+            <figcaption>{caption} {lab.runtime_note()}</figcaption>
             {drawing}
             <details>
                 <summary>"Throughput as a table"</summary>
@@ -108,10 +172,10 @@ pub fn bucket_of(buckets: &[Bucket], us: u64) -> Option<usize> {
 /// The finished load's latencies, in doubling buckets, with the
 /// percentiles marked.
 #[component]
-pub fn LatencyHistogram(lab: LabView) -> AnyView {
+pub fn LatencyHistogram(lab: LabView, #[prop(into)] latency: Signal<Option<Latency>>) -> AnyView {
     let drawing = move || {
-        lab.load.with(|load| {
-            let latency = &load.as_ref()?.latency;
+        latency.with(|latency| {
+            let latency = latency.as_ref()?;
             let buckets = &latency.buckets;
             if buckets.is_empty() {
                 return None;
@@ -159,9 +223,8 @@ pub fn LatencyHistogram(lab: LabView) -> AnyView {
         })
     };
     let rows = move || {
-        lab.load.with(|load| {
-            load.as_ref().map(|l| {
-                let l = &l.latency;
+        latency.with(|latency| {
+            latency.as_ref().map(|l| {
                 let mut rows: Vec<(String, String)> = vec![
                     ("p50".into(), format_us(l.p50_us)),
                     ("p90".into(), format_us(l.p90_us)),
@@ -188,7 +251,7 @@ pub fn LatencyHistogram(lab: LabView) -> AnyView {
         })
     };
     view! {
-        <figure class="chart histogram" class:empty=move || lab.load.with(Option::is_none)>
+        <figure class="chart histogram" class:empty=move || latency.with(Option::is_none)>
             <figcaption>"How long requests took, from the load generator's HDR histogram" {lab.runtime_note()}</figcaption>
             {drawing}
             <details>

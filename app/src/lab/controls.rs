@@ -5,12 +5,45 @@
 //! each with its label. Nothing here is judged in the browser: the server
 //! is the one judge of what is allowed, and says which field is wrong.
 
+use super::LabView;
 use leptos::prelude::*;
 use protocol::{
-    catalogue::DEFAULT_POOL_THREADS, KillWorker, ModelKind, ModelSpec, Program, RunSpec, Runtime,
-    SchedPolicy, Serialization, Sharing, ThreadStrategy, Workload, WorkloadKind,
+    catalogue::{DEFAULT_INSTANCES, DEFAULT_POOL_THREADS},
+    Balance, BalancerKind, Fault, KillWorker, ModelKind, ModelSpec, Program, RunSpec, Runtime,
+    SchedPolicy, Serialization, Sharing, ThreadStrategy, TimedFault, Workload, WorkloadKind,
     DEFAULT_CONCURRENCY, DEFAULT_KILL_AFTER, DEFAULT_REQUESTS, DEFAULT_ROUND_TRIPS,
 };
+
+/// Scaling: a fault planned before the run, injected by the server once so
+/// many requests are answered — the same moment on every run, so a run
+/// with retries and one without can be compared. (The buttons beside the
+/// diagram break things by hand.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Planned {
+    Nothing,
+    Worker,
+    Instance,
+    Balancer,
+}
+
+impl Planned {
+    const ALL: [Planned; 4] = [
+        Planned::Nothing,
+        Planned::Worker,
+        Planned::Instance,
+        Planned::Balancer,
+    ];
+
+    /// The menu's value and label.
+    fn words(self) -> (&'static str, &'static str) {
+        match self {
+            Planned::Nothing => ("nothing", "Nothing planned (use the buttons while it runs)"),
+            Planned::Worker => ("kill_worker", "Kill a worker of one instance"),
+            Planned::Instance => ("kill_instance", "Kill one whole instance"),
+            Planned::Balancer => ("kill_balancer", "Kill the balancer"),
+        }
+    }
+}
 
 /// Everything the learner can set, as signals.
 #[derive(Clone, Copy)]
@@ -32,6 +65,12 @@ pub struct Controls {
     kill_worker: RwSignal<u32>,
     kill_after: RwSignal<u32>,
     pool_threads: RwSignal<u32>,
+    instances: RwSignal<u32>,
+    pub balancer: RwSignal<BalancerKind>,
+    balance: RwSignal<Balance>,
+    retries: RwSignal<bool>,
+    planned: RwSignal<Planned>,
+    fault_instance: RwSignal<u32>,
 }
 
 impl Controls {
@@ -60,7 +99,57 @@ impl Controls {
             kill_worker: RwSignal::new(0),
             kill_after: RwSignal::new(DEFAULT_KILL_AFTER),
             pool_threads: RwSignal::new(DEFAULT_POOL_THREADS),
+            instances: RwSignal::new(DEFAULT_INSTANCES),
+            balancer: RwSignal::new(BalancerKind::default()),
+            balance: RwSignal::new(Balance::default()),
+            retries: RwSignal::new(true),
+            planned: RwSignal::new(Planned::Nothing),
+            fault_instance: RwSignal::new(DEFAULT_INSTANCES - 1),
         }
+    }
+
+    /// Scaling: the planned fault, if one is.
+    fn timed_fault(&self) -> Option<TimedFault> {
+        let instance = self.fault_instance.get_untracked();
+        let fault = match self.planned.get_untracked() {
+            Planned::Nothing => return None,
+            Planned::Worker => Fault::KillWorker {
+                instance,
+                worker: self.kill_worker.get_untracked(),
+            },
+            Planned::Instance => Fault::KillInstance { instance },
+            Planned::Balancer => Fault::KillBalancer,
+        };
+        Some(TimedFault {
+            after_requests: self.kill_after.get_untracked(),
+            fault,
+        })
+    }
+
+    /// Why `model`'s lab cannot run on this server, if it cannot: a
+    /// scaling lab without nginx is off (the server's note says how to
+    /// install it), and one whose chosen balancer is missing waits for
+    /// another choice. Tracked.
+    pub fn unavailable(&self, model: ModelKind, lab: LabView) -> Option<String> {
+        if model != ModelKind::Scaling {
+            return None;
+        }
+        let chosen = self.balancer.get();
+        lab.balancers.with(|all| {
+            let info = |kind: BalancerKind| all.iter().find(|b| b.balancer == kind);
+            match (info(BalancerKind::Nginx), info(chosen)) {
+                (None, _) => {
+                    Some("Waiting for the server to say which load balancers it has…".into())
+                }
+                (Some(nginx), _) if !nginx.available => Some(nginx.note.clone()),
+                (_, Some(b)) if b.available => None,
+                (_, Some(b)) => Some(b.note.clone()),
+                (_, None) => Some(format!(
+                    "This server did not say whether it has {}.",
+                    chosen.label()
+                )),
+            }
+        })
     }
 
     /// The request these controls describe.
@@ -84,6 +173,16 @@ impl Controls {
                     worker: self.kill_worker.get_untracked(),
                     after_requests: self.kill_after.get_untracked(),
                 }),
+            },
+            ModelKind::Scaling => ModelSpec::Scaling {
+                instances: self.instances.get_untracked(),
+                balancer: self.balancer.get_untracked(),
+                balance: self.balance.get_untracked(),
+                requests: self.requests.get_untracked(),
+                concurrency: self.concurrency.get_untracked(),
+                keep_alive: self.keep_alive.get_untracked(),
+                retries: self.retries.get_untracked(),
+                faults: self.timed_fault().into_iter().collect(),
             },
         };
         let mut workload = self
@@ -109,8 +208,9 @@ impl Controls {
         self.spec(model).node_only()
     }
 
-    /// The form's fields for `model`, in order.
-    pub fn fields(self, model: ModelKind) -> impl IntoView {
+    /// The form's fields for `model`, in order. `lab` has what the server
+    /// said in `hello`: its limits and its balancers.
+    pub fn fields(self, model: ModelKind, lab: LabView) -> impl IntoView {
         let c = self;
         let runtime_select = choice("runtime", "Runs on", c.runtime, &Runtime::ALL, |r| {
             (r.name(), r.label())
@@ -118,7 +218,11 @@ impl Controls {
         let workload_select = view! {
             <div class="field">
                 <label for="workload">
-                    {if model == ModelKind::Cluster { "Every request" } else { "Workload" }}
+                    {if matches!(model, ModelKind::Cluster | ModelKind::Scaling) {
+                        "Every request"
+                    } else {
+                        "Workload"
+                    }}
                 </label>
                 <select
                     id="workload"
@@ -173,7 +277,9 @@ impl Controls {
                 )
             })
         };
-        let workers_field = (model != ModelKind::MainThread).then(|| {
+        // A scaling run's workers are per instance: asked beside the instances.
+        let own_workers = !matches!(model, ModelKind::MainThread | ModelKind::Scaling);
+        let workers_field = own_workers.then(|| {
             let label = match model {
                 ModelKind::Threads => "Threads",
                 ModelKind::ChildProcess => "Child processes",
@@ -216,8 +322,38 @@ impl Controls {
                 }
                 .into_any(),
             ),
+            ModelKind::Scaling => Some(
+                view! {
+                    {balancer_select(c.balancer, lab)}
+                    {choice("balance", "The balancer sends each request", c.balance, &Balance::ALL,
+                        |b| (b.name(), b.label()))}
+                    {instances_select(c.instances, lab)}
+                    {number_field("workers", "Workers per instance", c.workers)}
+                }
+                .into_any(),
+            ),
             ModelKind::MainThread => None,
         };
+        // After the workload and workers: the load, and what breaks.
+        let load_fields = (model == ModelKind::Scaling).then(|| {
+            view! {
+                {number_field("requests", "Requests to send", c.requests)}
+                {number_field("concurrency", "In flight at once", c.concurrency)}
+                {check("keep_alive", " Keep client connections alive", c.keep_alive)}
+                {check("retries", " Let the balancer retry on another instance", c.retries)}
+                {choice("planned", "During the load, plan to", c.planned, &Planned::ALL, Planned::words)}
+                {move || {
+                    let planned = c.planned.get();
+                    (planned != Planned::Nothing).then(|| view! {
+                        {(planned != Planned::Balancer)
+                            .then(|| number_field("fault_instance", "Instance", c.fault_instance))}
+                        {(planned == Planned::Worker)
+                            .then(|| number_field("kill_worker", "Worker", c.kill_worker))}
+                        {number_field("kill_after", "…after this many answers", c.kill_after)}
+                    })
+                }}
+            }
+        });
         view! {
             {runtime_select}
             {workload_select}
@@ -226,8 +362,91 @@ impl Controls {
             {pool_field}
             {workers_field}
             {model_fields}
+            {load_fields}
         }
     }
+}
+
+/// Scaling: the balancer menu. A balancer this server lacks is listed but
+/// cannot be picked, and says so.
+fn balancer_select(value: RwSignal<BalancerKind>, lab: LabView) -> AnyView {
+    // `None` until `hello` says; then the version, or why not.
+    let found = move |kind: BalancerKind| {
+        lab.balancers.with(|all| {
+            all.iter()
+                .find(|b| b.balancer == kind)
+                .map(|b| b.available.then(|| b.version.clone().unwrap_or_default()))
+        })
+    };
+    view! {
+        <div class="field">
+            <label for="balancer">"Load balancer"</label>
+            <select
+                id="balancer"
+                on:change=move |ev| {
+                    let picked = event_target_value(&ev);
+                    if let Some(b) = BalancerKind::ALL.iter().find(|b| b.name() == picked) {
+                        value.set(*b);
+                    }
+                }
+            >
+                {BalancerKind::ALL
+                    .iter()
+                    .map(|&b| {
+                        let text = move || match found(b) {
+                            Some(Some(version)) if !version.is_empty() => {
+                                format!("{} ({version})", b.label())
+                            }
+                            Some(None) => format!("{} (not installed on this server)", b.label()),
+                            _ => b.label().to_string(),
+                        };
+                        view! {
+                            <option
+                                value=b.name()
+                                selected=move || value.get() == b
+                                disabled=move || matches!(found(b), Some(None))
+                            >
+                                {text}
+                            </option>
+                        }
+                    })
+                    .collect_view()}
+            </select>
+        </div>
+    }
+    .into_any()
+}
+
+/// Scaling: how many instances, from two (one would balance nothing) to
+/// the server's limit.
+fn instances_select(value: RwSignal<u32>, lab: LabView) -> AnyView {
+    let most = move || {
+        lab.limits
+            .with(|l| l.as_ref().map_or(0, |l| l.max_instances))
+            .max(value.get())
+    };
+    view! {
+        <div class="field">
+            <label for="instances">"App instances"</label>
+            <select
+                id="instances"
+                on:change=move |ev| {
+                    if let Ok(n) = event_target_value(&ev).parse() {
+                        value.set(n);
+                    }
+                }
+            >
+                {move || {
+                    (2..=most())
+                        .map(|n| {
+                            view! { <option value=n selected=move || value.get() == n>{n}</option> }
+                        })
+                        .collect_view()
+                }}
+            </select>
+        </div>
+    }
+    .into_any()
 }
 
 /// A labelled menu over `options`, bound to `value`; `words` gives each

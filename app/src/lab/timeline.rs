@@ -325,6 +325,7 @@ mod tests {
         lab.apply(spawned(1, 3_000, 10_000));
         lab.apply(ServerEvent::WorkerExited {
             run: 1,
+            instance: None,
             worker: 1,
             pid: 7,
             signal: Some(9),
@@ -333,6 +334,7 @@ mod tests {
         });
         lab.apply(ServerEvent::WorkerRespawned {
             run: 1,
+            instance: None,
             worker: 1,
             pid: 8,
             downtime_us: 6_000,

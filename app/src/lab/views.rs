@@ -437,6 +437,26 @@ pub fn RuntimeNote(lab: LabView, model: ModelKind, runtime: RwSignal<Runtime>) -
             .map(|m| format!("{} needs Node.js {}; ", m.feature, m.needs))
             .collect::<String>();
         match chosen {
+            // Each instance is a cluster of its own: the command above would
+            // start one instance, not the balancer in front of several.
+            Runtime::Node if model == ModelKind::Scaling => view! {
+                <p class="runtime-note" data-runtime="node">
+                    {info.note.clone()} " Each instance runs "
+                    <a href=format!("/node/{script}")><code>{script}</code></a>
+                    " (plain Node.js, no packages), a cluster of its own on a loopback port of "
+                    "its own; in front of them the server starts the real balancer you pick, "
+                    "with a configuration it writes for the run, and sends every request to it."
+                </p>
+            }
+            .into_any(),
+            Runtime::Rust if model == ModelKind::Scaling => view! {
+                <p class="runtime-note" data-runtime="rust">
+                    "On the Rust engine, each instance is a cluster of the server's own "
+                    "processes, a primary and its workers, on a loopback port of its own. The "
+                    "balancer in front is the same real one either way."
+                </p>
+            }
+            .into_any(),
             Runtime::Node => view! {
                 <p class="runtime-note" data-runtime="node">
                     {info.note.clone()} " This lab runs "

@@ -17,6 +17,7 @@ const PAGES: &[(&str, &str, bool)] = &[
     ("/cluster", "Cluster", true),
     ("/threads", "Worker threads", true),
     ("/compare", "The models side by side", false),
+    ("/scaling", "Beyond one machine", true),
     ("/no-such-page", "There is no page here", false),
 ];
 
@@ -46,6 +47,10 @@ async fn axe_finds_nothing_on_any_page_in_either_theme() -> anyhow::Result<()> {
             let outcome = run_lab(&c, &format!("{base}/cluster"), &[]).await?;
             assert_eq!(outcome, "completed");
             found.extend(audit(&c, &axe, &format!("/cluster after a run ({theme})")).await?);
+            // The scaling lab's diagram, fault buttons and balancer tables.
+            let outcome = run_lab(&c, &format!("{base}/scaling"), &[]).await?;
+            assert_eq!(outcome, "completed");
+            found.extend(audit(&c, &axe, &format!("/scaling after a run ({theme})")).await?);
         }
         assert!(found.is_empty(), "axe-core found:\n{}", found.join("\n"));
         Ok(())

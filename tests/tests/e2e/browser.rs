@@ -504,6 +504,75 @@ async fn a_lab_can_be_run_by_keyboard_alone() -> anyhow::Result<()> {
     .await
 }
 
+/// The scaling lab from its page: a real nginx in front of two Node.js
+/// instances; the learner kills an instance while the load runs, sees it
+/// down in the diagram, brings it back, and reads what the balancer and
+/// the client each saw.
+#[tokio::test]
+async fn the_scaling_lab_breaks_and_mends_an_instance_from_its_page() -> anyhow::Result<()> {
+    let server = ServerProcess::start(&[])?;
+    let url = server.url("/scaling");
+    with_browser(|c| async move {
+        open_lab(&c, &url).await?;
+        // Long enough to press buttons: 5 ms of waiting per request.
+        fill(&c, "#requests", "20000").await?;
+        c.find(Locator::Css("#run")).await?.click().await?;
+        let wait = Duration::from_secs(30);
+        let instance = |i: u32, state: &'static str| {
+            let c = c.clone();
+            async move {
+                exists(
+                    &c,
+                    &format!(".instance-box[data-instance='{i}'][data-state='{state}']"),
+                )
+                .await
+            }
+        };
+        eventually(wait, "both instances up", || async {
+            Ok(instance(0, "up").await?.and(instance(1, "up").await?))
+        })
+        .await?;
+        let button = |fault: &'static str| {
+            let c = c.clone();
+            async move {
+                c.find(Locator::Css(&format!(
+                    ".fault-instance[data-instance='1'] button[data-fault='{fault}']"
+                )))
+                .await
+            }
+        };
+        eventually(wait, "the kill button to be live", || async {
+            Ok(button("kill_instance")
+                .await?
+                .is_enabled()
+                .await?
+                .then_some(()))
+        })
+        .await?;
+        button("kill_instance").await?.click().await?;
+        eventually(wait, "instance 1 drawn down", || instance(1, "down")).await?;
+        eventually(wait, "the way back to be open", || async {
+            Ok(button("restart_instance")
+                .await?
+                .is_enabled()
+                .await?
+                .then_some(()))
+        })
+        .await?;
+        button("restart_instance").await?.click().await?;
+        eventually(wait, "instance 1 up again", || instance(1, "up")).await?;
+        assert_eq!(summary_outcome(&c).await?, "completed");
+        let log = text(&c, ".fault-log").await?.unwrap_or_default();
+        assert!(log.contains("Instance 1 was killed"), "{log}");
+        assert!(log.contains("Instance 1 is back"), "{log}");
+        assert!(exists(&c, "#attempts").await?.is_some());
+        assert!(exists(&c, "#failures").await?.is_some());
+        photograph_lab(&c, "scaling").await?;
+        Ok(())
+    })
+    .await
+}
+
 /// Every page renders, hydrates with nothing on the console at error level,
 /// and is saved as a picture at a desktop and a phone width under
 /// target/screenshots, so the design can be looked at.
@@ -521,6 +590,7 @@ async fn every_page_hydrates_cleanly_and_is_photographed() -> anyhow::Result<()>
             ("cluster", "/cluster", "Cluster"),
             ("threads", "/threads", "Worker threads"),
             ("compare", "/compare", "The models side by side"),
+            ("scaling", "/scaling", "Beyond one machine"),
             ("not-found", "/no-such-page", "There is no page here"),
         ] {
             for width in [1280, 375, 360] {

@@ -144,6 +144,7 @@ async fn every_figure_on_a_page_is_measured_or_quoted_with_its_source() -> anyho
         ("/cluster", Some("class=\"quoted\"")),
         ("/threads", Some("class=\"quoted\"")),
         ("/compare", Some("data-measured")),
+        ("/scaling", None),
     ] {
         // Up to the footer: the parts streamed later wait for the
         // calibration pass, whose figures are measured.
