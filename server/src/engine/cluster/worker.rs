@@ -22,7 +22,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 
 /// What every request does, and who answers it.
@@ -53,9 +53,13 @@ impl Service {
 
 /// Spin on the CPU for `d`, blocking this worker's loop as CPU-bound
 /// JavaScript would.
+/// Use `d` of this thread's CPU time. Counted on the thread's own clock,
+/// not the wall clock, so a request costs the same CPU however many
+/// processes share the cores (spinning for wall time would cost less CPU
+/// the more often the worker is preempted).
 fn burn(d: Duration) {
-    let start = Instant::now();
-    while start.elapsed() < d {
+    let start = crate::engine::measure::thread_cpu_time();
+    while crate::engine::measure::thread_cpu_time().saturating_sub(start) < d {
         std::hint::spin_loop();
     }
 }
