@@ -419,16 +419,22 @@ impl Primary {
     }
 }
 
-/// One Rust cluster serving as a scaling run's instance: its primary
-/// (dropping it ends the instance), what it says, and where it serves.
-pub struct Instance {
-    _primary: Primary,
+/// A cluster serving as one of a scaling run's instances, on either
+/// runtime: what it says, where it serves, and its processes.
+pub struct Serving {
     pub notes: mpsc::UnboundedReceiver<Note>,
     pub port: u16,
-    /// The cluster's primary.
+    /// The cluster's primary, which leads its process group.
     pub pid: u32,
     /// Each worker's pid, by index.
     pub workers: Vec<Option<u32>>,
+}
+
+/// One Rust cluster serving as a scaling run's instance: its primary
+/// (dropping it ends the instance) and what it serves.
+pub struct Instance {
+    _primary: Primary,
+    pub serving: Serving,
 }
 
 impl Instance {
@@ -485,11 +491,13 @@ impl Instance {
             }
         });
         Ok(Instance {
-            pid: primary._guard.primary.id(),
+            serving: Serving {
+                notes,
+                port,
+                pid: primary._guard.primary.id(),
+                workers: pids,
+            },
             _primary: primary,
-            notes,
-            port,
-            workers: pids,
         })
     }
 }

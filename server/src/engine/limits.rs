@@ -124,6 +124,22 @@ impl Limits {
         }
     }
 
+    /// The load generator's bounds, for a cluster or a scaling run.
+    fn check_load(&self, requests: u32, concurrency: u32) -> Result<(), Refused> {
+        in_range(
+            "spec.model.requests",
+            requests.into(),
+            1,
+            self.max_requests.into(),
+        )?;
+        in_range(
+            "spec.model.concurrency",
+            concurrency.into(),
+            1,
+            self.max_concurrency.into(),
+        )
+    }
+
     /// Accept `spec` as the plan its model runs, or say which field is
     /// wrong and what it allows.
     pub fn validate(&self, spec: &RunSpec) -> Result<Plan, Refused> {
@@ -166,18 +182,7 @@ impl Limits {
                 2,
                 self.max_instances.max(2).into(),
             )?;
-            in_range(
-                "spec.model.requests",
-                requests.into(),
-                1,
-                self.max_requests.into(),
-            )?;
-            in_range(
-                "spec.model.concurrency",
-                concurrency.into(),
-                1,
-                self.max_concurrency.into(),
-            )?;
+            self.check_load(requests, concurrency)?;
             if faults.len() > MAX_FAULTS {
                 return Err(Refused::invalid(
                     "spec.model.faults",
@@ -222,18 +227,7 @@ impl Limits {
             ..
         } = spec.model
         {
-            in_range(
-                "spec.model.requests",
-                requests.into(),
-                1,
-                self.max_requests.into(),
-            )?;
-            in_range(
-                "spec.model.concurrency",
-                concurrency.into(),
-                1,
-                self.max_concurrency.into(),
-            )?;
+            self.check_load(requests, concurrency)?;
             if let Some(kill) = kill {
                 in_range(
                     "spec.model.kill.worker",

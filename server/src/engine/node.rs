@@ -521,15 +521,11 @@ async fn drive_cluster(
 }
 
 /// One Node.js cluster serving as a scaling run's instance: its process
-/// (dropping it ends the instance), what it says, and where it serves.
+/// (dropping it ends the instance; the primary is `node` itself) and what
+/// it serves.
 pub struct Instance {
     process: NodeProcess,
-    pub notes: mpsc::UnboundedReceiver<Note>,
-    pub port: u16,
-    /// The `node` process that is the cluster's primary.
-    pub pid: u32,
-    /// Each worker's pid, by index.
-    pub workers: Vec<Option<u32>>,
+    pub serving: cluster::Serving,
 }
 
 impl Instance {
@@ -584,10 +580,12 @@ impl Instance {
         }
         Ok(Instance {
             process,
-            notes,
-            port,
-            pid,
-            workers,
+            serving: cluster::Serving {
+                notes,
+                port,
+                pid,
+                workers,
+            },
         })
     }
 
@@ -715,12 +713,9 @@ impl NodeProcess {
     /// End the run's processes (the guardian kills the group) and reap.
     async fn end(&mut self) {
         self.commands.take();
-        if let Some(mut guardian) = self.guardian.take() {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(guardian.id() as i32),
-                nix::sys::signal::Signal::SIGTERM,
-            );
-            let _ = tokio::task::spawn_blocking(move || guardian.wait()).await;
+        if let Some(guardian) = self.guardian.take() {
+            let reaped = guardian::stop(guardian);
+            let _ = tokio::task::spawn_blocking(move || reaped.join()).await;
         }
     }
 
@@ -735,12 +730,8 @@ impl Drop for NodeProcess {
     /// However the run ends — a panic, an error, a dropped task — the
     /// guardian is told to end the group, and reaped off the async threads.
     fn drop(&mut self) {
-        if let Some(mut guardian) = self.guardian.take() {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(guardian.id() as i32),
-                nix::sys::signal::Signal::SIGTERM,
-            );
-            std::thread::spawn(move || guardian.wait());
+        if let Some(guardian) = self.guardian.take() {
+            guardian::stop(guardian);
         }
     }
 }

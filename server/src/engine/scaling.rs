@@ -74,17 +74,10 @@ enum Running {
 }
 
 impl Running {
-    fn parts(
-        &mut self,
-    ) -> (
-        u16,
-        u32,
-        &mut Vec<Option<u32>>,
-        &mut mpsc::UnboundedReceiver<Note>,
-    ) {
+    fn serving(&mut self) -> &mut cluster::Serving {
         match self {
-            Running::Rust(i) => (i.port, i.pid, &mut i.workers, &mut i.notes),
-            Running::Node(i) => (i.port, i.pid, &mut i.workers, &mut i.notes),
+            Running::Rust(i) => &mut i.serving,
+            Running::Node(i) => &mut i.serving,
         }
     }
 
@@ -169,9 +162,9 @@ impl Fleet<'_> {
                 Running::Node(node::Instance::start(self.id, &spec, &plan, cx, old_port).await?)
             }
         };
-        let (port, pid, workers, notes) = running.parts();
-        let workers = workers.clone();
-        let mut notes = std::mem::replace(notes, mpsc::unbounded_channel().1);
+        let serving = running.serving();
+        let (port, pid, workers) = (serving.port, serving.pid, serving.workers.clone());
+        let mut notes = std::mem::replace(&mut serving.notes, mpsc::unbounded_channel().1);
         let generation = self
             .slots
             .get(index as usize)
@@ -409,7 +402,7 @@ pub async fn run(
     let cpu = fleet
         .slots
         .iter_mut()
-        .filter_map(|s| s.running.as_mut().map(|r| r.parts().1))
+        .filter_map(|s| s.running.as_mut().map(|r| r.serving().pid))
         .map(super::measure::cpu_time_of_group)
         .sum();
     let log = if balancer_up {

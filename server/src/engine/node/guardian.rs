@@ -27,6 +27,18 @@ use std::process::{Command, ExitCode};
 /// The hidden subcommand that makes the binary a guardian.
 pub const GUARDIAN_COMMAND: &str = "__guardian";
 
+/// End a guardian's group: SIGTERM the guardian, which kills the group it
+/// guards and reaps it; then reap the guardian off the async threads.
+pub fn stop(mut guardian: std::process::Child) -> std::thread::JoinHandle<()> {
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(guardian.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    std::thread::spawn(move || {
+        let _ = guardian.wait();
+    })
+}
+
 /// `program args…` under a guardian (the spawnlab binary `guardian`) that
 /// dies with this server and takes the program's whole process group with
 /// it; every process carries the run marker `<server pid>-<tag>-<n>`. Its

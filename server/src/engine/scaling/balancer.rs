@@ -9,7 +9,7 @@
 //! install it.
 
 use super::super::error::RunError;
-use super::super::node::guardian::guarded_command;
+use super::super::node::guardian::{self, guarded_command};
 use protocol::{Balance, BalancerInfo, BalancerKind, BalancerLog};
 use std::fmt::Write as _;
 use std::io::Read as _;
@@ -372,24 +372,17 @@ impl Balancer {
     /// Kill the balancer and everything it started (the guardian ends the
     /// group) and reap it.
     pub async fn kill(&mut self) {
-        if let Some(mut guardian) = self.guardian.take() {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(guardian.id() as i32),
-                nix::sys::signal::Signal::SIGTERM,
-            );
-            let _ = tokio::task::spawn_blocking(move || guardian.wait()).await;
+        if let Some(guardian) = self.guardian.take() {
+            let reaped = guardian::stop(guardian);
+            let _ = tokio::task::spawn_blocking(move || reaped.join()).await;
         }
     }
 }
 
 impl Drop for Balancer {
     fn drop(&mut self) {
-        if let Some(mut guardian) = self.guardian.take() {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(guardian.id() as i32),
-                nix::sys::signal::Signal::SIGTERM,
-            );
-            std::thread::spawn(move || guardian.wait());
+        if let Some(guardian) = self.guardian.take() {
+            guardian::stop(guardian);
         }
     }
 }
