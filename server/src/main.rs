@@ -138,7 +138,8 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
         app.local_addr(),
         site_dir.display()
     );
-    app.run_until_stopped(shutdown_signal())
+    let (first, second) = shutdown_signals();
+    app.run_until_stopped_or_hurried(first, second)
         .await
         .map_err(|e| Failure::Other(e.into()))?;
     Ok(())
@@ -169,12 +170,31 @@ fn check_site(site_dir: &std::path::Path) -> Result<(), String> {
     ))
 }
 
-/// Resolves on the first SIGINT (Ctrl-C) or SIGTERM (service managers).
-async fn shutdown_signal() {
+/// Two futures: the first resolves on the first SIGINT (Ctrl-C) or SIGTERM
+/// (service managers), which starts the shutdown (and its drain, if one is
+/// set); the second on the next one, which ends the drain at once.
+fn shutdown_signals() -> (
+    impl std::future::Future<Output = ()> + Send + 'static,
+    impl std::future::Future<Output = ()> + Send + 'static,
+) {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler installs");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler installs");
+    let (count, counted) = tokio::sync::watch::channel(0u32);
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+            count.send_modify(|n| *n += 1);
+        }
+    });
+    let nth = move |n: u32| {
+        let mut counted = counted.clone();
+        async move {
+            let _ = counted.wait_for(|seen| *seen >= n).await;
+        }
+    };
+    (nth(1), nth(2))
 }

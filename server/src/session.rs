@@ -28,6 +28,12 @@ pub const MAX_RUNS_PER_CONNECTION: usize = 2;
 /// How long a closing session waits for its stopped runs to report.
 const DRAIN: Duration = Duration::from_secs(3);
 
+/// How often the server pings a connection by default: well inside the idle
+/// timeout of a proxy in front of it (nginx's `proxy_read_timeout` is 60 s
+/// unless set, deploy/ sets 90 s), so a learner reading a page for minutes
+/// is never cut off. The browser answers with a pong by itself.
+pub const PING_EVERY: Duration = Duration::from_secs(20);
+
 /// Why the WebSocket layer could not read a frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReadError {
@@ -46,13 +52,15 @@ const CLOSE_TOO_BIG: u16 = 1009;
 
 /// Serve one connection until the client leaves or `shutdown` is requested.
 /// `learner` is whose runs these are: the engine's queue is fair between
-/// learners, however many connections each has.
+/// learners, however many connections each has. A ping goes out every
+/// `ping` ([`PING_EVERY`] unless the operator set another).
 pub async fn serve<W, R>(
     engine: Arc<Engine>,
     learner: Learner,
     sink: W,
     mut stream: R,
     shutdown: Stop,
+    ping: Duration,
 ) where
     W: Sink<Message> + Unpin,
     R: Stream<Item = Result<Message, ReadError>> + Unpin,
@@ -67,9 +75,14 @@ pub async fn serve<W, R>(
     if session.send(&hello).await.is_err() {
         return;
     }
+    // The first ping one interval from now, not at once; a late tick is
+    // not made up for.
+    let mut pings = tokio::time::interval_at(tokio::time::Instant::now() + ping, ping);
+    pings.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let reason = loop {
         let step = tokio::select! {
             frame = stream.next() => session.on_frame(frame).await,
+            _ = pings.tick() => session.ping().await,
             Some(ev) = session.events_rx.recv() => session.forward(ev).await,
             Some(ended) = session.tasks.join_next_with_id(), if !session.tasks.is_empty() => {
                 session.on_task_end(ended);
@@ -273,6 +286,14 @@ impl<W: Sink<Message> + Unpin> Session<W> {
         self.send(&ev).await
     }
 
+    /// A WebSocket ping: traffic a proxy counts against its idle timeout.
+    async fn ping(&mut self) -> Result<(), StopReason> {
+        self.sink
+            .send(Message::Ping(Default::default()))
+            .await
+            .map_err(|_| StopReason::Disconnected)
+    }
+
     async fn send(&mut self, ev: &ServerEvent) -> Result<(), StopReason> {
         let json = serde_json::to_string(ev).expect("events always serialize");
         self.sink
@@ -438,6 +459,10 @@ mod tests {
     }
 
     fn start(shutdown: Stop) -> (Client, tokio::task::JoinHandle<()>) {
+        start_pinging(shutdown, PING_EVERY)
+    }
+
+    fn start_pinging(shutdown: Stop, ping: Duration) -> (Client, tokio::task::JoinHandle<()>) {
         let (to_server, server_in) = mpsc::unbounded_channel();
         let (server_out, from_server) = mpsc::unbounded_channel();
         let stream = Box::pin(futures_util::stream::unfold(
@@ -460,7 +485,7 @@ mod tests {
         };
         let engine = Arc::new(Engine::new(Limits::default(), budget));
         let learner = Learner::new("test");
-        let task = tokio::spawn(serve(engine, learner, sink, stream, shutdown));
+        let task = tokio::spawn(serve(engine, learner, sink, stream, shutdown, ping));
         (
             Client {
                 to_server,
@@ -484,6 +509,25 @@ mod tests {
         };
         assert_eq!(version, PROTOCOL_VERSION);
         assert_eq!(limits.max_workers, 16);
+    }
+
+    #[tokio::test]
+    async fn an_idle_connection_is_pinged() {
+        let (mut client, _task) = start_pinging(Stop::new(), Duration::from_millis(200));
+        client.next().await; // hello
+        let started = std::time::Instant::now();
+        for _ in 0..2 {
+            let frame = tokio::time::timeout(Duration::from_secs(5), client.from_server.recv())
+                .await
+                .expect("a ping within the interval")
+                .expect("the session is open");
+            assert!(matches!(frame, Message::Ping(_)), "{frame:?}");
+        }
+        let waited = started.elapsed();
+        assert!(
+            waited >= Duration::from_millis(350),
+            "two pings one interval apart, not at once: {waited:?}"
+        );
     }
 
     #[tokio::test]

@@ -21,6 +21,11 @@ pub const MAX_QUEUE: u32 = 400;
 /// one NAT, with a few tabs each.
 pub const SOCKETS_PER_ADDRESS: u32 = 300;
 
+/// Seconds running labs may go on after SIGTERM by default: none, they are
+/// stopped at once. Behind a load balancer set it (deploy/ uses 40, above
+/// the 30 s run deadline) so a restart lets every lab finish.
+pub const DRAIN_SECS: u64 = 0;
+
 /// Serve the site (the default when no subcommand is given).
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
@@ -98,6 +103,24 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     pub trusted_proxies: Vec<IpAddr>,
+
+    /// On SIGTERM or SIGINT, seconds that running labs may go on to finish
+    /// while /readyz answers 503 "draining" and new lab connections are
+    /// refused with 503 (a balancer sends them to another instance); idle
+    /// learners are told to reconnect at once, the rest when their labs end,
+    /// and labs still running after this long are stopped. 0 stops them at
+    /// once. A second signal ends the wait.
+    #[arg(long, env = "SPAWNLAB_DRAIN_SECS", default_value_t = DRAIN_SECS,
+          value_parser = clap::value_parser!(u64).range(0..=3600))]
+    pub drain_secs: u64,
+
+    /// Seconds between the server's WebSocket pings, which keep a proxy's
+    /// idle timeout (nginx's proxy_read_timeout, HAProxy's timeout tunnel)
+    /// from closing a quiet learner's connection; set it well below that
+    /// timeout.
+    #[arg(long, env = "SPAWNLAB_WS_PING_SECS", default_value_t = crate::session::PING_EVERY.as_secs(),
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub ws_ping_secs: u64,
 }
 
 /// Everything [`crate::startup::Application::build`] needs, resolved.
@@ -115,6 +138,11 @@ pub struct Settings {
     pub max_sockets_per_address: u32,
     /// Proxies whose X-Forwarded-For is believed.
     pub trusted_proxies: Vec<IpAddr>,
+    /// After a shutdown signal, how long running labs may go on (zero:
+    /// they are stopped at once).
+    pub drain: Duration,
+    /// How often every WebSocket is pinged.
+    pub ws_ping: Duration,
     /// The binary worker processes run; `None` for this executable.
     pub worker_binary: Option<PathBuf>,
     /// Test builds only: where every run panics on purpose.
@@ -153,6 +181,8 @@ impl ServeArgs {
             allow_origins: self.allow_origins,
             max_sockets_per_address: self.max_sockets_per_address,
             trusted_proxies: self.trusted_proxies,
+            drain: Duration::from_secs(self.drain_secs),
+            ws_ping: Duration::from_secs(self.ws_ping_secs),
             worker_binary: None,
             panic_at: None,
         }
@@ -177,6 +207,8 @@ impl Settings {
             allow_origins: Vec::new(),
             max_sockets_per_address: SOCKETS_PER_ADDRESS,
             trusted_proxies: Vec::new(),
+            drain: Duration::from_secs(DRAIN_SECS),
+            ws_ping: crate::session::PING_EVERY,
             worker_binary: Some(worker_binary),
             panic_at: None,
         }

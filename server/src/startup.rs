@@ -2,6 +2,21 @@
 //!
 //! Tests call [`Application::build`] with port 0 and read [`Application::port`];
 //! `main` does the same with the real settings.
+//!
+//! # Stopping, and draining first
+//!
+//! On the shutdown signal the server stops every run, tells each learner
+//! (`shutting_down`), closes their sockets and exits within
+//! [`SHUTDOWN_GRACE`]. With a drain bound ([`Settings::drain`], behind a load
+//! balancer) it drains first: it goes on listening, but `/readyz` answers
+//! 503 "draining" (a balancer's health check takes the instance out) and a
+//! new WebSocket upgrade gets 503 with a sentence (nginx's
+//! `proxy_next_upstream http_503` tries another instance); a learner with
+//! nothing running is told at once that the server is restarting and their
+//! socket is closed, so their page reconnects elsewhere; a learner with a
+//! lab running keeps it until it ends, and is told then. When every session
+//! has ended, or the bound has passed, or a second signal came, the labs
+//! still running are stopped as above.
 
 use crate::calibrate::Calibrator;
 use crate::engine::Learner;
@@ -10,6 +25,7 @@ use crate::session;
 use crate::settings::Settings;
 use app::compare::CalibrationSource;
 use app::{shell, App};
+use axum::extract::ws::Message;
 use axum::extract::{ConnectInfo, FromRef, RawQuery, State, WebSocketUpgrade};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -19,13 +35,16 @@ use futures_util::StreamExt;
 use leptos::config::LeptosOptions;
 use leptos::prelude::provide_context;
 use leptos_axum::{generate_route_list, LeptosRoutes};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tokio_util::task::TaskTracker;
 use tower_http::services::ServeDir;
 use tower_http::set_header::SetResponseHeaderLayer;
@@ -57,6 +76,39 @@ pub struct AppState {
     pub sockets: Arc<Sockets>,
     /// Connections without a learner token each count as a learner.
     pub connections: Arc<AtomicU64>,
+    /// Set when a drain begins: `/readyz` fails, new sessions are refused.
+    pub draining: Draining,
+    /// How often each WebSocket is pinged.
+    pub ws_ping: Duration,
+}
+
+/// Whether the server is draining (see the module's documentation). Cheap
+/// to clone; set once, never cleared.
+#[derive(Debug, Clone)]
+pub struct Draining(Arc<watch::Sender<bool>>);
+
+impl Default for Draining {
+    fn default() -> Self {
+        Draining(Arc::new(watch::channel(false).0))
+    }
+}
+
+impl Draining {
+    /// Start draining.
+    pub fn begin(&self) {
+        self.0.send_if_modified(|d| !std::mem::replace(d, true));
+    }
+
+    /// True once draining has begun.
+    pub fn is_draining(&self) -> bool {
+        *self.0.borrow()
+    }
+
+    /// Wait until draining begins.
+    pub async fn begun(&self) {
+        // The sender lives in `self`, so the channel cannot close under us.
+        let _ = self.0.subscribe().wait_for(|d| *d).await;
+    }
 }
 
 /// Open WebSockets per client address: one address may hold at most
@@ -140,6 +192,9 @@ pub struct Application {
     router: Router,
     shutdown: Stop,
     sessions: TaskTracker,
+    draining: Draining,
+    /// How long running labs may go on after the signal.
+    drain: Duration,
 }
 
 impl Application {
@@ -153,6 +208,7 @@ impl Application {
         leptos_options.site_addr = listener.local_addr()?;
 
         let shutdown = Stop::new();
+        let draining = Draining::default();
         let sessions = TaskTracker::new();
         let engine = Arc::new({
             let engine = Engine::new(settings.limits, settings.budget)
@@ -189,6 +245,8 @@ impl Application {
             engine,
             allow_origins: Arc::new(settings.allow_origins),
             shutdown: shutdown.clone(),
+            draining: draining.clone(),
+            ws_ping: settings.ws_ping,
             leptos_options: leptos_options.clone(),
         };
         let routes = generate_route_list(App);
@@ -217,6 +275,7 @@ impl Application {
             ));
         let router = Router::new()
             .route("/healthz", get(health))
+            .route("/readyz", get(ready))
             .route(protocol::WS_PATH, get(ws_route))
             .route("/node/{script}", get(node_script))
             .merge(bundle)
@@ -232,6 +291,8 @@ impl Application {
             router,
             shutdown,
             sessions,
+            draining,
+            drain: settings.drain,
         })
     }
 
@@ -247,14 +308,28 @@ impl Application {
         self.local_addr().port()
     }
 
-    /// Serve until `signal` completes; then stop accepting, stop every run,
+    /// Serve until `signal` completes; then drain if a drain bound is set
+    /// (see the module's documentation), stop accepting, stop every run,
     /// let sessions tell their learners, and return once they have closed
     /// (or after [`SHUTDOWN_GRACE`]).
     pub async fn run_until_stopped(
         self,
         signal: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        self.run_until_stopped_or_hurried(signal, std::future::pending())
+            .await
+    }
+
+    /// [`Application::run_until_stopped`], where `hurry` (a second signal)
+    /// ends a drain at once.
+    pub async fn run_until_stopped_or_hurried(
+        self,
+        signal: impl Future<Output = ()> + Send + 'static,
+        hurry: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
         let shutdown = self.shutdown.clone();
+        let (draining, drain, sessions) =
+            (self.draining.clone(), self.drain, self.sessions.clone());
         axum::serve(
             self.listener,
             self.router
@@ -262,6 +337,24 @@ impl Application {
         )
         .with_graceful_shutdown(async move {
             signal.await;
+            if !drain.is_zero() {
+                tracing::info!(
+                    "draining: /readyz answers 503, new lab connections are refused, and \
+                     running labs have up to {drain:?} to finish (signal again to stop them now)"
+                );
+                draining.begin();
+                // Sessions still end by themselves; `wait` resolves once
+                // the last one has.
+                sessions.close();
+                tokio::select! {
+                    () = sessions.wait() => tracing::info!("drained: every lab connection has ended"),
+                    () = tokio::time::sleep(drain) => tracing::warn!(
+                        "{} lab connections still open after {drain:?}: stopping their runs",
+                        sessions.len()
+                    ),
+                    () = hurry => tracing::warn!("signalled again: stopping the runs left"),
+                }
+            }
             tracing::info!("shutting down: stopping runs and closing connections");
             shutdown.request(StopReason::Shutdown);
         })
@@ -278,6 +371,26 @@ impl Application {
         }
         Ok(())
     }
+}
+
+/// Readiness, for a load balancer's health check: 200 "ready", or 503
+/// "draining" from the shutdown signal on, while running labs finish.
+/// (`/healthz` stays 200 while the process serves at all.)
+async fn ready(State(state): State<AppState>) -> Response {
+    let (status, body) = if state.draining.is_draining() {
+        (StatusCode::SERVICE_UNAVAILABLE, "draining\n")
+    } else {
+        (StatusCode::OK, "ready\n")
+    };
+    (
+        status,
+        [
+            (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        body,
+    )
+        .into_response()
 }
 
 async fn health(State(state): State<AppState>) -> impl IntoResponse {
@@ -312,6 +425,15 @@ async fn ws_route(
     RawQuery(query): RawQuery,
     State(state): State<AppState>,
 ) -> Response {
+    if state.draining.is_draining() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::RETRY_AFTER, "2")],
+            "this spawnlab server is shutting down and takes no new lab connections: \
+             reconnect in a moment (behind a load balancer, to another instance)",
+        )
+            .into_response();
+    }
     if let Err(origin) = check_origin(&headers, &state.allow_origins) {
         tracing::warn!(%origin, "refused a WebSocket from a foreign origin");
         return (
@@ -348,13 +470,157 @@ async fn ws_route(
         .on_upgrade(move |socket| {
             let (sink, stream) = socket.split();
             let stream = stream.map(|frame| frame.map_err(read_error));
-            let session = session::serve(state.engine, learner, sink, stream, state.shutdown);
+            let activity = Arc::new(Activity::default());
+            let sink = Observed {
+                inner: sink,
+                activity: activity.clone(),
+            };
+            // The session's own stop: the server's shutdown, or the drain
+            // once this learner has nothing running.
+            let stop = Stop::new();
+            let session = session::serve(
+                state.engine,
+                learner,
+                sink,
+                stream,
+                stop.clone(),
+                state.ws_ping,
+            );
+            let closer = async move {
+                tokio::select! {
+                    _ = state.shutdown.requested() => {}
+                    () = async {
+                        state.draining.begun().await;
+                        activity.idle().await;
+                    } => activity.drained.store(true, Ordering::Relaxed),
+                }
+                stop.request(StopReason::Shutdown);
+                std::future::pending::<()>().await
+            };
             state.sessions.track_future(async move {
-                session.await;
+                tokio::select! {
+                    () = session => {}
+                    () = closer => {}
+                }
                 // The address's place is held until the session has ended.
                 drop(slot);
             })
         })
+}
+
+/// What a session has running, as its outgoing events tell: a run is open
+/// from its first event until its `run_finished` (or the `busy` error of a
+/// run the queue turned away). The drain closes a session once nothing is
+/// open. Read from the wire rather than asked of the session, so the
+/// session needs no part in the drain; a run missed here only keeps its
+/// session open until the drain bound.
+#[derive(Debug)]
+struct Activity {
+    open: Mutex<HashSet<protocol::RunId>>,
+    /// True while nothing is open.
+    idle: watch::Sender<bool>,
+    /// Set when the drain closes this session.
+    drained: AtomicBool,
+}
+
+impl Default for Activity {
+    fn default() -> Self {
+        Activity {
+            open: Mutex::new(HashSet::new()),
+            idle: watch::channel(true).0,
+            drained: AtomicBool::new(false),
+        }
+    }
+}
+
+/// The parts of an outgoing event [`Activity`] reads.
+#[derive(serde::Deserialize)]
+struct Seen {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    run: Option<protocol::RunId>,
+    #[serde(default)]
+    code: Option<String>,
+}
+
+/// What a learner closed by the drain reads. The session's own notice says
+/// that running labs are stopped, which is not so here: there were none.
+const DRAINED_NOTICE: &str = "this server is restarting: nothing of yours was left running \
+                              here, and the page reconnects in a moment (to another server, \
+                              where there are several)";
+
+impl Activity {
+    /// Note an outgoing text frame; `Some` replaces it.
+    fn note(&self, text: &str) -> Option<String> {
+        let seen: Seen = serde_json::from_str(text).ok()?;
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        let mut reword = false;
+        match (seen.kind.as_str(), seen.run, seen.code.as_deref()) {
+            ("run_finished", Some(run), _) | ("error", Some(run), Some("busy")) => {
+                open.remove(&run);
+            }
+            ("error", None, Some("shutting_down")) => {
+                reword = self.drained.load(Ordering::Relaxed) && open.is_empty();
+            }
+            ("error", ..) => {}
+            (_, Some(run), _) => {
+                open.insert(run);
+            }
+            _ => {}
+        }
+        let idle = open.is_empty();
+        self.idle
+            .send_if_modified(|i| std::mem::replace(i, idle) != idle);
+        reword.then(|| {
+            serde_json::to_string(&protocol::ServerEvent::Error {
+                run: None,
+                code: protocol::ErrorCode::ShuttingDown,
+                field: None,
+                message: DRAINED_NOTICE.into(),
+            })
+            .expect("events always serialize")
+        })
+    }
+
+    /// Wait until nothing is open.
+    async fn idle(&self) {
+        // The sender lives in `self`, so the channel cannot close under us.
+        let _ = self.idle.subscribe().wait_for(|i| *i).await;
+    }
+}
+
+/// A session's sink, with its outgoing events noted by [`Activity`].
+struct Observed<S> {
+    inner: S,
+    activity: Arc<Activity>,
+}
+
+impl<S: futures_util::Sink<Message> + Unpin> futures_util::Sink<Message> for Observed<S> {
+    type Error = S::Error;
+
+    fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        Pin::new(&mut self.inner).poll_ready(cx)
+    }
+
+    fn start_send(mut self: Pin<&mut Self>, item: Message) -> Result<(), S::Error> {
+        let item = match &item {
+            Message::Text(text) => match self.activity.note(text.as_str()) {
+                Some(replaced) => Message::Text(replaced.into()),
+                None => item,
+            },
+            _ => item,
+        };
+        Pin::new(&mut self.inner).start_send(item)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        Pin::new(&mut self.inner).poll_close(cx)
+    }
 }
 
 /// A `.br` or `.gz` in `dir` older than the file it compresses: a later
@@ -511,6 +777,85 @@ mod tests {
         let _other = sockets.take(b).expect("another address is not affected");
         drop(first);
         let _again = sockets.take(a).expect("a closed socket frees its place");
+    }
+
+    fn event(ev: protocol::ServerEvent) -> String {
+        serde_json::to_string(&ev).unwrap()
+    }
+
+    fn notice() -> String {
+        event(protocol::ServerEvent::Error {
+            run: None,
+            code: protocol::ErrorCode::ShuttingDown,
+            field: None,
+            message: "the server is shutting down".into(),
+        })
+    }
+
+    #[test]
+    fn a_run_is_open_from_its_first_event_to_its_end() {
+        use protocol::ServerEvent;
+        let activity = Activity::default();
+        let idle = || *activity.idle.borrow();
+        assert!(idle());
+        assert_eq!(
+            activity.note(&event(ServerEvent::Accepted { run: 3 })),
+            None
+        );
+        assert!(!idle(), "an accepted run is open");
+        // A refusal of another request names a run but opens nothing.
+        activity.note(&event(ServerEvent::Error {
+            run: Some(4),
+            code: protocol::ErrorCode::InvalidField,
+            field: Some("spec.workers".into()),
+            message: "spec.workers: at most 16".into(),
+        }));
+        activity.note(&event(ServerEvent::Queued {
+            run: 5,
+            position: 1,
+            wait_ms: None,
+        }));
+        activity.note(&event(ServerEvent::Error {
+            run: Some(5),
+            code: protocol::ErrorCode::Busy,
+            field: None,
+            message: "the queue is full".into(),
+        }));
+        assert!(!idle(), "run 3 is still open");
+        activity.note(&event(ServerEvent::RunFinished {
+            run: 3,
+            summary: protocol::RunSummary::empty(protocol::Outcome::Completed),
+        }));
+        assert!(idle(), "every run has ended: {:?}", activity.open);
+        activity.note("not json at all");
+        assert!(idle());
+    }
+
+    #[test]
+    fn only_a_session_closed_by_the_drain_gets_the_drained_notice() {
+        let activity = Activity::default();
+        assert_eq!(activity.note(&notice()), None, "a plain shutdown");
+        activity.drained.store(true, Ordering::Relaxed);
+        let reworded = activity.note(&notice()).expect("reworded");
+        let ev: protocol::ServerEvent = serde_json::from_str(&reworded).unwrap();
+        let protocol::ServerEvent::Error { code, message, .. } = ev else {
+            panic!("{ev:?}")
+        };
+        assert_eq!(code, protocol::ErrorCode::ShuttingDown);
+        assert!(message.contains("reconnects"), "{message}");
+        // A run caught by the stop after all: the stop's own words stand.
+        activity.note(&event(protocol::ServerEvent::Accepted { run: 1 }));
+        assert_eq!(activity.note(&notice()), None);
+    }
+
+    #[test]
+    fn draining_is_set_once() {
+        let draining = Draining::default();
+        let other = draining.clone();
+        assert!(!other.is_draining());
+        draining.begin();
+        draining.begin();
+        assert!(other.is_draining());
     }
 
     #[test]

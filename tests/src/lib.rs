@@ -17,12 +17,14 @@
 //! - [`http`]: plain HTTP requests.
 //! - [`procs`]: processes and process groups, from `/proc`.
 //! - [`browser`]: headless Chromium over WebDriver.
+//! - [`deploy`]: the shipped `deploy/` files (nginx) run for real on loopback.
 
 use anyhow::{bail, Result};
 use std::future::Future;
 use std::time::Duration;
 
 pub mod browser;
+pub mod deploy;
 pub mod http;
 pub mod procs;
 pub mod server;

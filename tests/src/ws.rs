@@ -26,6 +26,15 @@ impl WsClient {
         Ok((client, hello))
     }
 
+    /// Wrap a socket opened some other way (from a chosen source address,
+    /// with extra headers: see [`crate::deploy::upgrade_from`]) whose
+    /// `hello` has been read.
+    pub fn from_socket(
+        socket: tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>,
+    ) -> Self {
+        WsClient { socket }
+    }
+
     /// Send a raw text frame, well-formed or not.
     pub async fn send_text(&mut self, text: &str) -> Result<()> {
         self.socket.send(Message::text(text)).await?;

@@ -12,6 +12,7 @@ mod class;
 mod cli;
 mod cluster;
 mod compare;
+mod deploy;
 mod load;
 mod main_thread;
 mod node;
