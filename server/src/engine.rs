@@ -299,6 +299,8 @@ pub struct Engine {
     balancers: tokio::sync::OnceCell<Vec<scaling::balancer::Found>>,
     /// Where a test build panics on purpose; always `None` otherwise.
     panic_at: Option<PanicAt>,
+    /// Set when the server drains before it stops: no new runs.
+    closed: std::sync::atomic::AtomicBool,
 }
 
 /// Control over one run: stop it, kill one of its cluster's workers, or
@@ -381,6 +383,7 @@ impl Engine {
             node_binary: "node".into(),
             node: tokio::sync::OnceCell::new(),
             balancers: tokio::sync::OnceCell::new(),
+            closed: std::sync::atomic::AtomicBool::new(false),
             paths: process::Paths {
                 // Re-execute ourselves, as Node's fork() starts another node.
                 worker_binary: std::env::current_exe().unwrap_or_else(|_| "spawnlab".into()),
@@ -476,6 +479,13 @@ impl Engine {
         ]
     }
 
+    /// Take no new runs from now on (the server is draining before it
+    /// stops); runs already prepared go on.
+    pub fn stop_accepting(&self) {
+        self.closed
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// Test builds only: panic at `at` in every run.
     #[cfg(feature = "fault-injection")]
     pub fn with_injected_panic(mut self, at: PanicAt) -> Self {
@@ -535,6 +545,9 @@ impl Engine {
         spec: RunSpec,
         events: EventSink,
     ) -> Result<(RunHandle, Run), Refused> {
+        if self.closed.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(Refused::Draining);
+        }
         let plan = self.validate(&spec).await?;
         let stop = Stop::new();
         let (kills, faults) = match &plan {
@@ -794,6 +807,38 @@ fn summarize(run: ModelRun, stop: &Stop) -> RunSummary {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_draining_engine_takes_no_new_runs() {
+        let engine = Arc::new(Engine::new(
+            Limits::default(),
+            Budget {
+                max_runs: 1,
+                max_live_workers: 4,
+                max_memory_mib: 512,
+                max_queue: 4,
+            },
+        ));
+        let spec = RunSpec {
+            runtime: Runtime::Rust,
+            model: protocol::ModelSpec::MainThread,
+            workload: protocol::Workload::Sleep { ms: 1 },
+            workers: 1,
+        };
+        let learner = Learner::new("me");
+        let (tx, _rx) = mpsc::unbounded_channel();
+        assert!(engine
+            .prepare(&learner, 1, spec.clone(), tx.clone())
+            .await
+            .is_ok());
+        engine.stop_accepting();
+        let refused = engine.prepare(&learner, 2, spec, tx).await.err();
+        assert_eq!(refused, Some(Refused::Draining));
+        assert_eq!(
+            refused.map(|r| r.code()),
+            Some(protocol::ErrorCode::ShuttingDown)
+        );
+    }
 
     #[tokio::test]
     async fn the_first_stop_reason_wins() {

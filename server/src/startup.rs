@@ -195,6 +195,8 @@ pub struct Application {
     draining: Draining,
     /// How long running labs may go on after the signal.
     drain: Duration,
+    /// Told to take no new runs when the drain begins.
+    engine: Arc<Engine>,
 }
 
 impl Application {
@@ -242,7 +244,7 @@ impl Application {
             )),
             connections: Arc::new(AtomicU64::new(0)),
             sessions: sessions.clone(),
-            engine,
+            engine: engine.clone(),
             allow_origins: Arc::new(settings.allow_origins),
             shutdown: shutdown.clone(),
             draining: draining.clone(),
@@ -293,6 +295,7 @@ impl Application {
             sessions,
             draining,
             drain: settings.drain,
+            engine,
         })
     }
 
@@ -328,8 +331,12 @@ impl Application {
         hurry: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let shutdown = self.shutdown.clone();
-        let (draining, drain, sessions) =
-            (self.draining.clone(), self.drain, self.sessions.clone());
+        let (draining, drain, sessions, engine) = (
+            self.draining.clone(),
+            self.drain,
+            self.sessions.clone(),
+            self.engine.clone(),
+        );
         axum::serve(
             self.listener,
             self.router
@@ -343,6 +350,8 @@ impl Application {
                      running labs have up to {drain:?} to finish (signal again to stop them now)"
                 );
                 draining.begin();
+                // A learner still connected may not start another lab.
+                engine.stop_accepting();
                 // Sessions still end by themselves; `wait` resolves once
                 // the last one has.
                 sessions.close();

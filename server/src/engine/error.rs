@@ -52,6 +52,12 @@ pub enum Refused {
     /// Only a cluster's workers can be killed.
     #[error("run {0} is not a cluster run; only a cluster's workers can be killed")]
     NotCluster(RunId),
+    /// The server is draining before it stops: it finishes the runs it has
+    /// and takes no new ones.
+    #[error(
+        "this server is restarting: it is finishing the labs already running and takes no new ones; reload the page to reach another"
+    )]
+    Draining,
     /// Only a scaling run's instances and balancer can be broken.
     #[error(
         "run {0} is not a scaling run; faults apply to a scaling run's instances and balancer"
@@ -91,6 +97,7 @@ impl Refused {
             Refused::DuplicateRun(_) => ErrorCode::DuplicateRun,
             Refused::UnknownRun(_) => ErrorCode::UnknownRun,
             Refused::NotCluster(_) | Refused::NotScaling(_) => ErrorCode::Unsupported,
+            Refused::Draining => ErrorCode::ShuttingDown,
             Refused::NoSuchWorker { .. } => ErrorCode::InvalidField,
         }
     }
@@ -105,7 +112,10 @@ impl Refused {
             | Refused::NotCluster(_)
             | Refused::NotScaling(_) => Some("id"),
             Refused::NoSuchWorker { .. } => Some("worker"),
-            Refused::TooLarge { .. } | Refused::QueueFull(_) | Refused::ConnectionBusy(_) => None,
+            Refused::TooLarge { .. }
+            | Refused::QueueFull(_)
+            | Refused::ConnectionBusy(_)
+            | Refused::Draining => None,
         }
     }
 

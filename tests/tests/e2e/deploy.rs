@@ -379,6 +379,26 @@ async fn sigterm_drains_an_instance_behind_nginx() -> anyhow::Result<()> {
     let (status, body) = http_get(other.addr, "/readyz").await?;
     assert_eq!((status, body.trim()), (200, "ready"));
 
+    // The busy learner, still connected, may not start another lab there:
+    // refused by name, while the first one goes on.
+    busy.send(&ClientMessage::Start {
+        id: 2,
+        spec: threads(Workload::Primes { below: 1_000 }, 1),
+    })
+    .await?;
+    let before_refusal = busy
+        .until(|e| matches!(e, ServerEvent::Error { run: Some(2), .. }))
+        .await?;
+    let Some(ServerEvent::Error { code, message, .. }) = before_refusal.last() else {
+        unreachable!()
+    };
+    assert_eq!(*code, ErrorCode::ShuttingDown);
+    assert!(message.contains("takes no new"), "{message}");
+    let first_done = before_refusal
+        .iter()
+        .any(|e| matches!(e, ServerEvent::RunFinished { run: 1, .. }));
+    assert!(!first_done, "the 3 s lab was still running");
+
     // A new socket straight to it is refused with a sentence ...
     let direct = SocketAddr::from(([127, 0, 0, 1], addr.port()));
     let (status, body) = upgrade_from(Ipv4Addr::LOCALHOST, direct, "/ws", &[])
