@@ -153,11 +153,7 @@ pub fn describe_spec(spec: &RunSpec) -> String {
             ..
         } => {
             parts.push(policy.short().into());
-            parts.push(format!(
-                "{} requests, {concurrency} in flight{}",
-                format_count((*requests).into()),
-                if *keep_alive { "" } else { ", no keep-alive" }
-            ));
+            parts.push(load_phrase(*requests, *concurrency, *keep_alive));
         }
         ModelSpec::Scaling {
             instances,
@@ -171,11 +167,7 @@ pub fn describe_spec(spec: &RunSpec) -> String {
         } => {
             parts[1] = format!("{instances} instances × {} workers", spec.workers);
             parts.push(format!("{} {}", balancer.label(), balance.short()));
-            parts.push(format!(
-                "{} requests, {concurrency} in flight{}",
-                format_count((*requests).into()),
-                if *keep_alive { "" } else { ", no keep-alive" }
-            ));
+            parts.push(load_phrase(*requests, *concurrency, *keep_alive));
             parts.push(
                 if *retries {
                     "retries on"
@@ -194,6 +186,15 @@ pub fn describe_spec(spec: &RunSpec) -> String {
         }
     }
     parts.join(" · ")
+}
+
+/// The load generator's part of a spec: "2,000 requests, 32 in flight".
+fn load_phrase(requests: u32, concurrency: u32, keep_alive: bool) -> String {
+    format!(
+        "{} requests, {concurrency} in flight{}",
+        format_count(requests.into()),
+        if keep_alive { "" } else { ", no keep-alive" }
+    )
 }
 
 /// The machine in one line: "AMD EPYC 7B13, 2 logical CPUs on 1 physical

@@ -290,7 +290,7 @@ pub async fn run(
     let _ = events.send(ServerEvent::BalancerUp {
         run: id,
         balancer: plan.balancer,
-        version: balancer.version.clone(),
+        version: cx.found.info.version.clone().unwrap_or_default(),
         port: setup.port,
         pid: balancer.pid,
         at_ms: fleet.at_ms(),

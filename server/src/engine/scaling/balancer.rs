@@ -246,7 +246,6 @@ backend app\n\
 /// A running balancer: the guardian over it, and where its log goes.
 pub struct Balancer {
     pub pid: u32,
-    pub version: String,
     guardian: Option<std::process::Child>,
     log: LogReader,
 }
@@ -310,7 +309,6 @@ impl Balancer {
         let guardian_pid = child.id();
         let mut balancer = Balancer {
             pid: guardian_pid,
-            version: found.info.version.clone().unwrap_or_default(),
             guardian: Some(child),
             log: LogReader::new(log_path, setup),
         };
