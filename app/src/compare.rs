@@ -8,7 +8,6 @@
 
 use leptos::prelude::*;
 use leptos_meta::Title;
-use leptos_router::components::A;
 use protocol::compare::{column, ratio, reading, shown, Pick, COLUMNS, MEASURED};
 use protocol::format::{format_count, format_us, host_line, utc};
 use protocol::{Calibration, Figure, ModelKind, Runtime, SweepPoint};
@@ -109,13 +108,11 @@ const CLASSIC: [(&str, [&str; 4]); 6] = [
     ),
 ];
 
-/// The compare page.
+/// The compare page. The figures are awaited on the server (the route
+/// renders in order, so the table is in the HTML itself) and handed to the
+/// [`Measured`] island, the part of the page that runs in the browser.
 #[component]
 pub fn ComparePage() -> AnyView {
-    // The pass every visitor gets, and a fresh one when asked for.
-    let first = Resource::new(|| (), |_| measured_figures("false".into()));
-    let again = ServerAction::<MeasuredFigures>::new();
-    let measuring = again.pending();
     view! {
         <Title text="Compare the models — spawnlab"/>
         <article class="model-page compare">
@@ -127,86 +124,92 @@ pub fn ComparePage() -> AnyView {
                 "system's own threads and processes. Each cell gives both, Node.js first, and how "
                 "many times the one is the other; open \"how\" to see exactly what was timed."
             </p>
-            <Transition fallback=|| {
+            <Suspense fallback=|| {
                 view! {
                     <p class="measuring" role="status">
                         "Measuring every model on this server, on Node.js and on the Rust engine, once for everyone; the figures appear here when the pass is done."
                     </p>
                 }
             }>
-                {move || {
-                    let fresh = again.value().get();
-                    // A re-run within five minutes answers with the same pass.
-                    let kept = matches!(
-                        (&fresh, first.get()),
-                        (Some(Ok(a)), Some(Ok(b))) if a.finished_unix_s == b.finished_unix_s
-                    );
-                    fresh
-                        .or_else(|| first.get())
-                        .map(|answer| match answer {
-                            Ok(c) => {
-                                view! {
-                                    {kept
-                                        .then(|| {
-                                            view! {
-                                                <p class="kept" role="status">
-                                                    "These figures are less than five minutes old, so the "
-                                                    "server kept them instead of measuring again."
-                                                </p>
-                                            }
-                                        })}
-                                    <Figures c/>
-                                }
-                                    .into_any()
-                            }
-                            Err(e) => {
-                                view! {
-                                    <p class="error" role="alert">
-                                        "The server could not measure: " {e.to_string()}
-                                    </p>
-                                }
-                                    .into_any()
-                            }
-                        })
-                }}
-            </Transition>
-            <p class="rerun">
-                <button
-                    type="button"
-                    class="run"
-                    on:click=move |_| {
-                        again
-                            .dispatch(MeasuredFigures {
-                                rerun: "true".into(),
-                            });
-                    }
-                    disabled=move || measuring.get()
-                >
-                    "Measure again"
-                </button>
-                " "
-                <span class="measuring" role="status">
-                    {move || measuring.get().then_some("Measuring every model again… ")}
-                </span>
-                <span class="hint">
-                    "Runs every model again on this server (at most once every five minutes; sooner, you get "
-                    "the last figures). It needs JavaScript."
-                </span>
-            </p>
-            <h2>"Reading the figures"</h2>
-            <Transition fallback=|| ()>
-                {move || {
-                    again
-                        .value()
-                        .get()
-                        .or_else(|| first.get())
-                        .and_then(Result::ok)
-                        .map(|c| view! { <Reading c/> })
-                }}
-            </Transition>
+                {Suspend::new(async move {
+                    let first = measured_figures("false".into()).await.map_err(|e| e.to_string());
+                    view! { <Measured first/> }
+                })}
+            </Suspense>
         </article>
     }
     .into_any()
+}
+
+/// The measured table, the chart, "Measure again" and the reading of the
+/// figures: an island, given the pass the server rendered with.
+#[island]
+fn Measured(first: Result<Calibration, String>) -> impl IntoView {
+    let again = ServerAction::<MeasuredFigures>::new();
+    let measuring = again.pending();
+    let first_finished = first.as_ref().ok().map(|c| c.finished_unix_s);
+    let shown = Memo::new(move |_| match again.value().get() {
+        Some(fresh) => fresh.map_err(|e| e.to_string()),
+        None => first.clone(),
+    });
+    view! {
+        {move || {
+            // A re-run within five minutes answers with the same pass.
+            let kept = again.value().with(|fresh| {
+                matches!(fresh, Some(Ok(a)) if Some(a.finished_unix_s) == first_finished)
+            });
+            match shown.get() {
+                Ok(c) => {
+                    view! {
+                        {kept
+                            .then(|| {
+                                view! {
+                                    <p class="kept" role="status">
+                                        "These figures are less than five minutes old, so the "
+                                        "server kept them instead of measuring again."
+                                    </p>
+                                }
+                            })}
+                        <Figures c/>
+                    }
+                        .into_any()
+                }
+                Err(e) => {
+                    view! {
+                        <p class="error" role="alert">
+                            "The server could not measure: " {e}
+                        </p>
+                    }
+                        .into_any()
+                }
+            }
+        }}
+        <p class="rerun">
+            <button
+                type="button"
+                class="run"
+                on:click=move |_| {
+                    again
+                        .dispatch(MeasuredFigures {
+                            rerun: "true".into(),
+                        });
+                }
+                disabled=move || measuring.get()
+            >
+                "Measure again"
+            </button>
+            " "
+            <span class="measuring" role="status">
+                {move || measuring.get().then_some("Measuring every model again… ")}
+            </span>
+            <span class="hint">
+                "Runs every model again on this server (at most once every five minutes; sooner, you get "
+                "the last figures). It needs JavaScript."
+            </span>
+        </p>
+        <h2>"Reading the figures"</h2>
+        {move || shown.get().ok().map(|c| view! { <Reading c/> })}
+    }
 }
 
 /// One model's figure on one runtime, measured or with why it is not.
@@ -383,11 +386,11 @@ fn Reading(c: Calibration) -> impl IntoView {
             </li>
             <li>
                 "A speedup below the number of workers is the price of starting them and of sharing the cores with everything else on the machine; more workers than cores buys nothing for a CPU-bound job. The break-even sweep above shows where a second worker starts to pay on each runtime; try it in the "
-                <A href="/threads">"worker threads lab"</A>"."
+                <a href="/threads">"worker threads lab"</a>"."
             </li>
             <li>
                 "A cluster multiplies requests per second only while the requests need CPU; the load generator here runs on the same cores, so it takes its share too. Past one machine, a load balancer spreads connections between machines: see the "
-                <A href="/cluster">"cluster page"</A>"."
+                <a href="/cluster">"cluster page"</a>"."
             </li>
         </ul>
     }
@@ -397,18 +400,19 @@ fn Reading(c: Calibration) -> impl IntoView {
 /// for everyone), for pages other than the compare page.
 #[component]
 pub fn BreakEvenFromPass() -> impl IntoView {
-    let pass = Resource::new(|| (), |_| measured_figures("false".into()));
     view! {
-        <Transition fallback=|| view! {
+        <Suspense fallback=|| view! {
             <p class="measuring" role="status">
                 "Measuring both runtimes on this server (once, for everyone)…"
             </p>
         }>
-            {move || pass.get().map(|answer| match answer {
-                Ok(c) => view! { <BreakEven points=c.break_even/> }.into_any(),
-                Err(e) => view! { <p class="error">"The server could not measure: " {e.to_string()}</p> }.into_any(),
+            {Suspend::new(async move {
+                match measured_figures("false".into()).await {
+                    Ok(c) => view! { <BreakEven points=c.break_even/> }.into_any(),
+                    Err(e) => view! { <p class="error">"The server could not measure: " {e.to_string()}</p> }.into_any(),
+                }
             })}
-        </Transition>
+        </Suspense>
     }
 }
 

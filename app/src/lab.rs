@@ -165,9 +165,10 @@ fn title(model: ModelKind) -> &'static str {
     }
 }
 
-/// A lab for `model`.
-#[component]
-pub fn Lab(model: ModelKind) -> AnyView {
+/// A lab for `model`: an island, the part of a model's page that runs in
+/// the browser.
+#[island]
+pub fn Lab(model: ModelKind) -> impl IntoView {
     let lab = RwSignal::new(LabState::default());
     let link = RwSignal::new(Link::Connecting);
     let hydrated = RwSignal::new(false);

@@ -53,7 +53,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 // Before any paint: the reader's theme, if one was picked.
                 <script src="/theme.js"></script>
                 <AutoReload options=options.clone()/>
-                <HydrationScripts options/>
+                <HydrationScripts options islands=true/>
                 <Stylesheet id="leptos" href="/pkg/spawnlab.css"/>
                 <link rel="icon" href="/favicon.svg" type="image/svg+xml"/>
                 <MetaTags/>
@@ -69,10 +69,6 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
-    // Effects run only in the browser, once the page is live: the marker
-    // tells a reader (and the browser tests) that hydration is done.
-    let hydrated = RwSignal::new(false);
-    Effect::new(move || hydrated.set(true));
     view! {
         <Router>
             <a class="skip" href="#main">"Skip to content"</a>
@@ -89,7 +85,7 @@ pub fn App() -> impl IntoView {
                 </nav>
                 <ThemePicker/>
             </header>
-            <main id="main" data-hydrated=move || hydrated.get().to_string()>
+            <main id="main">
                 <Routes fallback=NotFound>
                     <Route path=StaticSegment("") view=HomePage/>
                     <Route path=StaticSegment("threads") view=ThreadsPage/>
@@ -106,17 +102,36 @@ pub fn App() -> impl IntoView {
                     "Every figure in a lab is measured on the server that sent this page, at the "
                     "moment you press Run. Quoted figures name their source."
                 </p>
+                <Live/>
             </footer>
         </Router>
     }
 }
 
-/// Entry point of the hydrating wasm bundle (cargo-leptos).
+/// The page's last island: the browser hydrates islands in document order,
+/// so when this one's effect runs every island before it is live. It marks
+/// `<main>` with `data-hydrated="true"` for readers and the browser tests
+/// (the server renders nothing here, and the marker is absent until then).
+#[island]
+fn Live() -> impl IntoView {
+    #[cfg(any(feature = "hydrate", feature = "csr"))]
+    Effect::new(move |_| {
+        if let Some(main) = web_sys::window()
+            .and_then(|w| w.document())
+            .and_then(|d| d.get_element_by_id("main"))
+        {
+            let _ = main.set_attribute("data-hydrated", "true");
+        }
+    });
+}
+
+/// Entry point of the hydrating wasm bundle (cargo-leptos). Only islands
+/// hydrate: Leptos's script calls each island's own entry point after this.
 #[cfg(feature = "hydrate")]
 #[wasm_bindgen::prelude::wasm_bindgen]
 pub fn hydrate() {
     console_error_panic_hook::set_once();
-    leptos::mount::hydrate_body(App);
+    leptos::mount::hydrate_islands();
 }
 
 /// Entry point of the client-only bundle (Trunk).

@@ -150,8 +150,8 @@ const NEEDS: [(&str, &str, &str, &str); 5] = [
 ];
 
 /// Asks what the learner needs and points to the model and its lab. With
-/// JavaScript off, every answer is listed instead.
-#[component]
+/// JavaScript off, every answer is listed instead. An island.
+#[island]
 fn DecisionHelper() -> impl IntoView {
     let need = RwSignal::new(None::<usize>);
     view! {
@@ -183,7 +183,7 @@ fn DecisionHelper() -> impl IntoView {
                     need.get()
                         .map(|i| {
                             let (_, _, answer, href) = NEEDS[i];
-                            view! { {answer} " " <A href=href>"Open its lab"</A> }
+                            view! { {answer} " " <a href=href>"Open its lab"</a> }
                         })
                 }}
             </p>

@@ -16,8 +16,8 @@ const KEY: &str = "spawnlab-theme";
 const CHOICES: [(&str, &str); 3] = [("system", "System"), ("light", "Light"), ("dark", "Dark")];
 
 /// A labelled select in the header. The server renders "system" (it cannot
-/// know); once the page is live it shows what `theme.js` applied.
-#[component]
+/// know); once the page is live it shows what `theme.js` applied. An island.
+#[island]
 pub fn ThemePicker() -> impl IntoView {
     let choice = RwSignal::new("system".to_string());
     #[cfg(any(feature = "hydrate", feature = "csr"))]
