@@ -1,6 +1,6 @@
 # spawnlab — the two commands a newcomer needs:
 #
-#   make serve   install what is missing, then `cargo leptos serve` on :3000
+#   make serve   install what is missing, build the site, serve it on :3000
 #   make test    install what is missing (and Chromium), then every check
 #
 # and more for measuring: `make bench` (Node.js against the Rust engine),
@@ -44,18 +44,55 @@ test class bench lint site build soak soak-suite load: export CARGO_INCREMENTAL 
 
 .PHONY: serve test tools serve-tools trunk node browser balancers lint site build node-scripts bench class
 
-## make serve: build the site in debug mode and serve it on http://127.0.0.1:3000
-## (it installs only what serving needs: Trunk is for `make test`).
-serve: node serve-tools
+## make serve: build the site in debug mode and serve it on http://127.0.0.1:3000.
+## It runs the steps `cargo leptos build` runs (the browser build, wasm-bindgen,
+## the CSS and public/ into target/site, the server), with cargo and
+## wasm-bindgen alone: serving needs neither cargo-leptos (10 minutes to
+## install; `make tools` adds it, for `cargo leptos watch` and live reload)
+## nor Trunk (`make test`'s).
+serve: node serve-tools dev-site
 	@command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] \
 	  || echo "note: the scaling lab needs nginx (Debian: apt-get install nginx-light; HAProxy: apt-get install haproxy); the other labs run without it"
-	@echo "building the site (a first debug build takes about 5 minutes) and serving it"
-	cargo leptos serve
+	@echo "serving on http://127.0.0.1:3000 (Ctrl-C stops it)"
+	target/leptos/debug/spawnlab --addr 127.0.0.1:3000 --site-dir target/site
+
+# The same target folders, packages and features as `cargo leptos build`, so
+# either one reuses what the other compiled.
+FRONT_WASM := target/front/wasm32-unknown-unknown/debug/app.wasm
+SITE_PKG   := target/site/pkg
+.PHONY: dev-site
+dev-site: serve-tools
+	@echo "building the browser bundle (a first build takes about 4 minutes)"
+	cargo build --package=app --lib --target-dir=target/front --target=wasm32-unknown-unknown --no-default-features --features=hydrate
+	wasm-bindgen --target web --no-typescript --out-dir $(SITE_PKG) --out-name spawnlab $(FRONT_WASM)
+	@# The page asks for pkg/spawnlab.wasm (LEPTOS_OUTPUT_NAME, .cargo/config.toml).
+	mv -f $(SITE_PKG)/spawnlab_bg.wasm $(SITE_PKG)/spawnlab.wasm
+	@# A release build's precompressed copies would be older than this bundle.
+	rm -f $(SITE_PKG)/*.br $(SITE_PKG)/*.gz
+	cp style/main.css $(SITE_PKG)/spawnlab.css
+	cp -R public/. target/site/
+	@echo "building the server (a first build takes about 3 minutes)"
+	cargo build --package=server --bin=spawnlab --target-dir=target/leptos --no-default-features
 
 ## make test: formatting, lints, the site and client-only builds, the Node.js
 ## scripts' own checks, every test (a short `spawnlab bench --quick` among them)
 test: node tools browser balancers lint site build node-scripts
 	cargo test --workspace
+
+## make bundle-size: build the release site as a host would
+## (`cargo leptos build --release --precompress`) and print what a lab page
+## downloads before its lab works: the wasm and its JavaScript, raw, gzip and
+## brotli, against the 200 KB (brotli) the project aims for.
+.PHONY: bundle-size
+bundle-size: node tools
+	cargo leptos build --release --precompress
+	@cd target/site/pkg && total=0; \
+	printf '%-16s %10s %10s %10s\n' file bytes gzip brotli; \
+	for f in spawnlab.wasm spawnlab.js; do \
+	  br=$$(stat -c %s $$f.br); total=$$((total + br)); \
+	  printf '%-16s %10s %10s %10s\n' $$f $$(stat -c %s $$f) $$(stat -c %s $$f.gz) $$br; \
+	done; \
+	printf 'a lab page: %s bytes with brotli (the goal: 200000 or fewer)\n' $$total
 
 ## make bench: Node.js and the Rust engine side by side, the full pass
 ## (a few minutes); `target/debug/spawnlab bench --json` for raw samples.
@@ -69,20 +106,27 @@ class: node tools site build
 	SPAWNLAB_CLASS_SIZE=100 cargo test -p spawnlab-tests --test e2e -- class:: --nocapture
 
 ## The toolchain cargo-leptos and Trunk need, each at its pinned version.
-tools: serve-tools trunk
+tools: serve-tools cargo-leptos wasm-opt trunk
 
-## What `cargo leptos serve` needs: the wasm target, cargo-leptos, the
-## wasm-bindgen it runs, and wasm-opt for release builds.
+## What `make serve` needs: the wasm target and the wasm-bindgen that turns
+## the browser build into the page's bundle.
 serve-tools:
 	@rustup target list --installed | grep -qx wasm32-unknown-unknown \
-	  || rustup target add wasm32-unknown-unknown
-	@cargo leptos --version 2>/dev/null | grep -qx 'cargo-leptos $(CARGO_LEPTOS_VERSION)' \
-	  || { echo "installing cargo-leptos $(CARGO_LEPTOS_VERSION) (about 10 minutes on 2 cores)"; \
-	       $(ORCHESTRATOR_INSTALL) cargo install cargo-leptos --version $(CARGO_LEPTOS_VERSION) --locked; }
+	  || { echo "adding the wasm32-unknown-unknown target (seconds)"; rustup target add wasm32-unknown-unknown; }
 	@# --locked fails for this version (a yanked webpki-roots), so it is left off.
 	@wasm-bindgen --version 2>/dev/null | grep -qx 'wasm-bindgen $(WASM_BINDGEN_VERSION)' \
 	  || { echo "installing wasm-bindgen-cli $(WASM_BINDGEN_VERSION) (about 3 minutes)"; \
 	       $(FAST_INSTALL) cargo install wasm-bindgen-cli --version $(WASM_BINDGEN_VERSION); }
+
+## cargo-leptos, which `make test` (and `cargo leptos watch`) builds the site with.
+.PHONY: cargo-leptos wasm-opt
+cargo-leptos:
+	@cargo leptos --version 2>/dev/null | grep -qx 'cargo-leptos $(CARGO_LEPTOS_VERSION)' \
+	  || { echo "installing cargo-leptos $(CARGO_LEPTOS_VERSION) (about 10 minutes on 2 cores)"; \
+	       $(ORCHESTRATOR_INSTALL) cargo install cargo-leptos --version $(CARGO_LEPTOS_VERSION) --locked; }
+
+## wasm-opt, which release builds (`cargo leptos build --release`) run.
+wasm-opt: node
 	@wasm-opt --version 2>/dev/null | grep -q '^wasm-opt version $(BINARYEN_VERSION) ' \
 	  || { echo "installing wasm-opt from npm binaryen@$(BINARYEN_VERSION).0.0 (seconds)"; \
 	       npm install --silent --no-audit --no-fund --prefix "$(BINARYEN_DIR)" binaryen@$(BINARYEN_VERSION).0.0; \
