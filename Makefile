@@ -62,7 +62,7 @@ FRONT_WASM := target/front/wasm32-unknown-unknown/debug/app.wasm
 SITE_PKG   := target/site/pkg
 .PHONY: dev-site
 dev-site: serve-tools
-	@echo "building the browser bundle (a first build takes about 4 minutes)"
+	@echo "building the browser bundle (a first build takes about 2 minutes)"
 	cargo build --package=app --lib --target-dir=target/front --target=wasm32-unknown-unknown --no-default-features --features=hydrate
 	wasm-bindgen --target web --no-typescript --out-dir $(SITE_PKG) --out-name spawnlab $(FRONT_WASM)
 	@# The page asks for pkg/spawnlab.wasm (LEPTOS_OUTPUT_NAME, .cargo/config.toml).
@@ -71,7 +71,7 @@ dev-site: serve-tools
 	rm -f $(SITE_PKG)/*.br $(SITE_PKG)/*.gz
 	cp style/main.css $(SITE_PKG)/spawnlab.css
 	cp -R public/. target/site/
-	@echo "building the server (a first build takes about 3 minutes)"
+	@echo "building the server (a first build takes about 5 minutes)"
 	cargo build --package=server --bin=spawnlab --target-dir=target/leptos --no-default-features
 
 ## make test: formatting, lints, the site and client-only builds, the Node.js

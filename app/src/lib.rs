@@ -33,7 +33,7 @@ mod theme;
 
 use compare::ComparePage;
 use leptos::prelude::*;
-use leptos_meta::{provide_meta_context, MetaTags, Stylesheet};
+use leptos_meta::{provide_meta_context, MetaTags};
 use leptos_router::components::{Route, Router, Routes, A};
 use leptos_router::{SsrMode, StaticSegment};
 use pages::{
@@ -53,8 +53,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 // Before any paint: the reader's theme, if one was picked.
                 <script src="/theme.js"></script>
                 <AutoReload options=options.clone()/>
-                <HydrationScripts options islands=true/>
-                <Stylesheet id="leptos" href="/pkg/spawnlab.css"/>
+                <Bundle options/>
                 <link rel="icon" href="/favicon.svg" type="image/svg+xml"/>
                 <MetaTags/>
             </head>
@@ -62,6 +61,49 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <App/>
             </body>
         </html>
+    }
+}
+
+/// The version of the built bundle (a digest of its files) that pages
+/// name in the bundle's URLs (`/pkg/spawnlab.wasm?v=...`). The server
+/// provides it when it renders a page and caches those URLs for a year,
+/// since a new build changes the version and so the URL; without it the
+/// URLs carry no version and are revalidated on every use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BundleVersion(pub String);
+
+/// The stylesheet and the bundle, by their versioned URLs, and the script
+/// that loads the bundle and starts each island (`islands.js`). It stands
+/// in for Leptos's own `HydrationScripts`, whose URLs cannot carry a
+/// version.
+#[component]
+fn Bundle(options: LeptosOptions) -> impl IntoView {
+    // In islands mode the page as a whole is not hydrated, so the server
+    // renders none of the markers whole-page hydration would need (as
+    // `HydrationScripts islands=true` does).
+    #[cfg(feature = "ssr")]
+    if let Some(shared) = Owner::current_shared_context() {
+        shared.set_is_hydrating(false);
+    }
+    let version = use_context::<BundleVersion>()
+        .map(|v| format!("?v={}", v.0))
+        .unwrap_or_default();
+    let base = format!("/{}/{}", options.site_pkg_dir, options.output_name);
+    let (js, wasm, css) = (
+        format!("{base}.js{version}"),
+        format!("{base}.wasm{version}"),
+        format!("{base}.css{version}"),
+    );
+    let start = format!(
+        "{}({js:?}, {wasm:?});",
+        include_str!("islands.js").trim_end()
+    );
+    view! {
+        // The id lets `cargo leptos watch` swap the stylesheet in place.
+        <link rel="stylesheet" id="leptos" href=css/>
+        <link rel="modulepreload" href=js/>
+        <link rel="preload" href=wasm r#as="fetch" r#type="application/wasm" crossorigin=""/>
+        <script type="module">{start}</script>
     }
 }
 

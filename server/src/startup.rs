@@ -24,7 +24,7 @@ use crate::engine::{Engine, Stop, StopReason};
 use crate::session;
 use crate::settings::Settings;
 use app::compare::CalibrationSource;
-use app::{shell, App};
+use app::{shell, App, BundleVersion};
 use axum::extract::ws::Message;
 use axum::extract::{ConnectInfo, FromRef, RawQuery, State, WebSocketUpgrade};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -47,7 +47,6 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_util::task::TaskTracker;
 use tower_http::services::ServeDir;
-use tower_http::set_header::SetResponseHeaderLayer;
 
 /// Frames larger than this the WebSocket layer does not read: the session
 /// answers with an error and closes the connection with code 1009. The
@@ -254,9 +253,12 @@ impl Application {
         let routes = generate_route_list(App);
         // The bundle, from the files `cargo leptos build --release
         // --precompress` wrote beside it (`.br`, `.gz`) when the browser
-        // takes them. The names carry no hash, so browsers revalidate
-        // (a 304 when nothing changed) rather than keep a stale bundle.
+        // takes them. Pages ask for it by URLs that carry its version (a
+        // digest of the files): those are cached for a year, since a new
+        // build is a new URL; any other request for it is revalidated
+        // (a 304 when nothing changed).
         let pkg_dir = settings.site_dir.join(&*leptos_options.site_pkg_dir);
+        let version = bundle_version(&pkg_dir, &leptos_options.output_name);
         let files = ServeDir::new(&pkg_dir);
         let files = match stale_precompressed(&pkg_dir) {
             None => files.precompressed_br().precompressed_gzip(),
@@ -271,21 +273,46 @@ impl Application {
         };
         let bundle = Router::new()
             .nest_service(&format!("/{}", leptos_options.site_pkg_dir), files)
-            .layer(SetResponseHeaderLayer::overriding(
-                header::CACHE_CONTROL,
-                HeaderValue::from_static("no-cache"),
-            ));
+            .layer(axum::middleware::from_fn({
+                let version = version.clone();
+                move |request: axum::extract::Request, next: axum::middleware::Next| {
+                    let current = version
+                        .as_deref()
+                        .is_some_and(|v| request.uri().query() == Some(&format!("v={v}")));
+                    async move {
+                        let mut response = next.run(request).await;
+                        let policy = if current && response.status().is_success() {
+                            "public, max-age=31536000, immutable"
+                        } else {
+                            "no-cache"
+                        };
+                        response
+                            .headers_mut()
+                            .insert(header::CACHE_CONTROL, HeaderValue::from_static(policy));
+                        response
+                    }
+                }
+            }));
+        let page_context = move || {
+            provide_context(figures.clone());
+            if let Some(v) = &version {
+                provide_context(BundleVersion(v.clone()));
+            }
+        };
         let router = Router::new()
             .route("/healthz", get(health))
             .route("/readyz", get(ready))
             .route(protocol::WS_PATH, get(ws_route))
             .route("/node/{script}", get(node_script))
             .merge(bundle)
-            .leptos_routes_with_context(&state, routes, move || provide_context(figures.clone()), {
+            .leptos_routes_with_context(&state, routes, page_context.clone(), {
                 let options = leptos_options.clone();
                 move || shell(options.clone())
             })
-            .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+            .fallback(leptos_axum::file_and_error_handler_with_context::<
+                AppState,
+                _,
+            >(page_context, shell))
             .layer(axum::middleware::from_fn(crate::compress::html))
             .with_state(state);
         Ok(Application {
@@ -635,6 +662,22 @@ impl<S: futures_util::Sink<Message> + Unpin> futures_util::Sink<Message> for Obs
 /// A `.br` or `.gz` in `dir` older than the file it compresses: a later
 /// build replaced the file and left the compressed copy stale, and serving
 /// it would hand browsers an old bundle.
+/// The bundle's version: the first 16 hex digits of a SHA-256 over its
+/// JavaScript, wasm and CSS, or `None` when one of them is missing.
+fn bundle_version(pkg_dir: &std::path::Path, name: &str) -> Option<String> {
+    use sha2::{Digest, Sha256};
+    let mut digest = Sha256::new();
+    for ext in ["js", "wasm", "css"] {
+        digest.update(std::fs::read(pkg_dir.join(format!("{name}.{ext}"))).ok()?);
+    }
+    Some(
+        digest.finalize()[..8]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect(),
+    )
+}
+
 fn stale_precompressed(dir: &std::path::Path) -> Option<std::path::PathBuf> {
     let modified = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
     std::fs::read_dir(dir)

@@ -202,16 +202,28 @@ async fn two_instances_behind_nginx_serve_and_survive_one_killed() -> anyhow::Re
     let (status, html) = http_get(front, "/cluster").await?;
     assert_eq!(status, 200);
     assert!(html.contains("<h1>Cluster</h1>"), "{html}");
-    let (status, headers, css) = http_get_with(front, "/pkg/spawnlab.css", &[]).await?;
-    assert_eq!(status, 200);
-    assert!(!css.is_empty());
-    let header = |name: &str| {
+    let cache = |headers: &[(String, String)]| {
         headers
             .iter()
-            .find(|(n, _)| n == name)
+            .find(|(n, _)| n == "cache-control")
             .map(|(_, v)| v.clone())
     };
-    assert_eq!(header("cache-control").as_deref(), Some("no-cache"));
+    // The page names the stylesheet by its version: nginx keeps that URL
+    // for a year, and revalidates the bare one.
+    let at = html
+        .find("/pkg/spawnlab.css?v=")
+        .expect("a versioned stylesheet URL");
+    let versioned = &html[at..at + "/pkg/spawnlab.css?v=".len() + 16];
+    let (status, headers, css) = http_get_with(front, versioned, &[]).await?;
+    assert_eq!(status, 200);
+    assert!(!css.is_empty());
+    assert_eq!(
+        cache(&headers).as_deref(),
+        Some("public, max-age=31536000, immutable")
+    );
+    let (status, headers, _) = http_get_with(front, "/pkg/spawnlab.css", &[]).await?;
+    assert_eq!(status, 200);
+    assert_eq!(cache(&headers).as_deref(), Some("no-cache"));
     let log = nginx.access_log();
     assert!(
         log.lines()

@@ -282,6 +282,102 @@ async fn the_bundle_is_served_precompressed_when_the_browser_takes_it() -> anyho
     Ok(())
 }
 
+/// The version a page's HTML names for `file` (`/pkg/<file>?v=<16 hex>`).
+fn named_version(html: &str, file: &str) -> Option<String> {
+    let at = html.find(&format!("/pkg/{file}?v="))? + "/pkg/?v=".len() + file.len();
+    let v = html.get(at..at + 16)?;
+    v.chars()
+        .all(|c| c.is_ascii_hexdigit())
+        .then(|| v.to_string())
+}
+
+#[tokio::test]
+async fn the_bundle_is_named_by_its_version_and_cached_for_a_year() -> anyhow::Result<()> {
+    let site =
+        SiteCopy(std::env::temp_dir().join(format!("spawnlab-versioned-{}", std::process::id())));
+    let pkg = site.0.join("pkg");
+    std::fs::create_dir_all(&pkg)?;
+    for file in ["spawnlab.js", "spawnlab.wasm", "spawnlab.css"] {
+        std::fs::copy(site_dir().join("pkg").join(file), pkg.join(file))?;
+    }
+    let serve = || {
+        let mut settings = test_settings();
+        settings.site_dir = site.0.clone();
+        spawn_app_with(settings)
+    };
+    let cache = |headers: &[(String, String)]| {
+        headers
+            .iter()
+            .find(|(n, _)| n == "cache-control")
+            .map(|(_, v)| v.clone())
+    };
+    let app = serve().await;
+    // Every page, the unknown one included, names the same version for
+    // the stylesheet, the JavaScript and the wasm.
+    let mut seen = Vec::new();
+    for path in ["/", "/cluster", "/no-such-page"] {
+        let (_, _, body) = http_get_with(app.addr, path, &[]).await?;
+        let html = String::from_utf8_lossy(&body).to_string();
+        for file in ["spawnlab.css", "spawnlab.js", "spawnlab.wasm"] {
+            let v = named_version(&html, file)
+                .unwrap_or_else(|| panic!("{path} names no version of {file}"));
+            seen.push(v);
+        }
+    }
+    seen.dedup();
+    assert_eq!(seen.len(), 1, "one version throughout: {seen:?}");
+    let version = seen.remove(0);
+
+    for file in ["spawnlab.css", "spawnlab.js", "spawnlab.wasm"] {
+        let (status, headers, _) =
+            http_get_with(app.addr, &format!("/pkg/{file}?v={version}"), &[]).await?;
+        assert_eq!(status, 200, "{file}");
+        assert_eq!(
+            cache(&headers).as_deref(),
+            Some("public, max-age=31536000, immutable"),
+            "{file} by its versioned URL"
+        );
+    }
+    // Any other URL of the same file is revalidated on every use.
+    for query in ["", "?v=0000000000000000", "?other=1"] {
+        let (status, headers, _) =
+            http_get_with(app.addr, &format!("/pkg/spawnlab.wasm{query}"), &[]).await?;
+        assert_eq!(status, 200);
+        assert_eq!(cache(&headers).as_deref(), Some("no-cache"), "{query:?}");
+    }
+    let (status, headers, _) =
+        http_get_with(app.addr, &format!("/pkg/missing.js?v={version}"), &[]).await?;
+    assert_eq!(status, 404);
+    assert_eq!(
+        cache(&headers).as_deref(),
+        Some("no-cache"),
+        "a 404 is not kept"
+    );
+
+    // A new build is a new version: pages name it, and the old URL is no
+    // longer cached for long.
+    let mut css = std::fs::read(pkg.join("spawnlab.css"))?;
+    css.extend_from_slice(b"\n/* rebuilt */\n");
+    std::fs::write(pkg.join("spawnlab.css"), css)?;
+    let rebuilt = serve().await;
+    let (_, _, body) = http_get_with(rebuilt.addr, "/cluster", &[]).await?;
+    let again = named_version(&String::from_utf8_lossy(&body), "spawnlab.wasm")
+        .expect("the rebuilt site names a version");
+    assert_ne!(again, version, "a changed file changes the version");
+    let (_, headers, _) = http_get_with(
+        rebuilt.addr,
+        &format!("/pkg/spawnlab.wasm?v={version}"),
+        &[],
+    )
+    .await?;
+    assert_eq!(
+        cache(&headers).as_deref(),
+        Some("no-cache"),
+        "the old version's URL"
+    );
+    Ok(())
+}
+
 #[tokio::test]
 async fn pages_are_gzipped_and_still_stream() -> anyhow::Result<()> {
     use std::io::Read;
