@@ -6,6 +6,7 @@
 //! page can ask for a fresh pass. The route renders in order, so the table
 //! is in the HTML itself and reads fine without JavaScript.
 
+use leptos::either::Either;
 use leptos::prelude::*;
 use leptos_meta::Title;
 use protocol::compare::{column, ratio, reading, shown, Pick, COLUMNS, MEASURED};
@@ -112,7 +113,7 @@ const CLASSIC: [(&str, [&str; 4]); 6] = [
 /// renders in order, so the table is in the HTML itself) and handed to the
 /// [`Measured`] island, the part of the page that runs in the browser.
 #[component]
-pub fn ComparePage() -> AnyView {
+pub fn ComparePage() -> impl IntoView {
     view! {
         <Title text="Compare the models — spawnlab"/>
         <article class="model-page compare">
@@ -138,7 +139,6 @@ pub fn ComparePage() -> AnyView {
             </Suspense>
         </article>
     }
-    .into_any()
 }
 
 /// The measured table, the chart, "Measure again" and the reading of the
@@ -160,7 +160,7 @@ fn Measured(first: Result<Calibration, String>) -> impl IntoView {
             });
             match shown.get() {
                 Ok(c) => {
-                    view! {
+                    Either::Left(view! {
                         {kept
                             .then(|| {
                                 view! {
@@ -171,16 +171,14 @@ fn Measured(first: Result<Calibration, String>) -> impl IntoView {
                                 }
                             })}
                         <Figures c/>
-                    }
-                        .into_any()
+                    })
                 }
                 Err(e) => {
-                    view! {
+                    Either::Right(view! {
                         <p class="error" role="alert">
                             "The server could not measure: " {e}
                         </p>
-                    }
-                        .into_any()
+                    })
                 }
             }
         }}
@@ -275,8 +273,8 @@ fn Figures(c: Calibration) -> impl IntoView {
                     view! {
                         <td class:none=none data-measured="pass">
                             {match why {
-                                Some(why) => view! { <span class="num">"—"</span> <small class="how">{why}</small> }.into_any(),
-                                None => view! {
+                                Some(why) => Either::Left(view! { <span class="num">"—"</span> <small class="how">{why}</small> }),
+                                None => Either::Right(view! {
                                     <span class="fig" data-runtime="node">
                                         <strong class="num">{value(node)}</strong> " " {Runtime::Node.label()}
                                     </span>
@@ -289,7 +287,7 @@ fn Figures(c: Calibration) -> impl IntoView {
                                         {how(node, Runtime::Node)}
                                         {how(rust, Runtime::Rust)}
                                     </details>
-                                }.into_any(),
+                                }),
                             }}
                         </td>
                     }
@@ -345,9 +343,9 @@ fn Figures(c: Calibration) -> impl IntoView {
                                 view! {
                                     <th scope="col">
                                         {if *model == ModelKind::MainThread {
-                                            view! { {name} }.into_any()
+                                            Either::Left(view! { {name} })
                                         } else {
-                                            view! { <code>{name}</code> }.into_any()
+                                            Either::Right(view! { <code>{name}</code> })
                                         }}
                                     </th>
                                 }
@@ -421,7 +419,7 @@ pub fn BreakEvenFromPass() -> impl IntoView {
 #[component]
 pub fn BreakEven(points: Vec<SweepPoint>) -> impl IntoView {
     if points.is_empty() {
-        return ().into_any();
+        return None;
     }
     let (w, h, left, bottom) = (600.0, 180.0, 48.0, 22.0);
     let sizes: Vec<u64> = {
@@ -481,7 +479,7 @@ pub fn BreakEven(points: Vec<SweepPoint>) -> impl IntoView {
             }
         })
         .collect_view();
-    view! {
+    Some(view! {
         <figure class="chart break-even">
             <figcaption>
                 "Break-even: counting the primes below N on 2 workers against 1 (worker threads). "
@@ -513,8 +511,7 @@ pub fn BreakEven(points: Vec<SweepPoint>) -> impl IntoView {
                 </table>
             </div>
         </figure>
-    }
-    .into_any()
+    })
 }
 
 /// The shared CPU-bound job's wall time per model, as bars. The same

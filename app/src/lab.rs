@@ -23,6 +23,7 @@ mod views;
 use crate::client::{Connection, Link};
 use charts::{cluster_rates, LatencyHistogram, Throughput};
 use controls::Controls;
+use leptos::either::Either;
 use leptos::prelude::*;
 use protocol::lab::{
     wait_phrase, Boot, BoxState, Incident, InstanceRow, LabState, PastRun, Phase, ScalingTick,
@@ -396,13 +397,12 @@ pub fn Lab(model: ModelKind) -> impl IntoView {
                 }
             })}
             {if model == ModelKind::Scaling {
-                view! { <ScalingHistory runs=scaling_runs/> }.into_any()
+                Either::Left(view! { <ScalingHistory runs=scaling_runs/> })
             } else {
-                view! {
+                Either::Right(view! {
                     <PairTable lab=state/>
                     <RunHistory lab=state/>
-                }
-                .into_any()
+                })
             }}
             <div
                 class="narration"
@@ -417,7 +417,6 @@ pub fn Lab(model: ModelKind) -> impl IntoView {
             </div>
         </section>
     }
-    .into_any()
 }
 
 fn phase_text(phase: Phase) -> String {

@@ -82,7 +82,7 @@ pub fn Throughput(
     #[prop(into)] points: Signal<Vec<RatePoint>>,
     #[prop(into)] marks: Signal<Vec<RateMark>>,
     marks_mean: &'static str,
-) -> AnyView {
+) -> impl IntoView {
     let drawing = move || {
         points.with(|ticks| {
             if ticks.len() < 2 {
@@ -161,7 +161,6 @@ pub fn Throughput(
             </details>
         </figure>
     }
-    .into_any()
 }
 
 /// Which bucket holds a latency: the first whose upper bound reaches it.
@@ -172,7 +171,10 @@ pub fn bucket_of(buckets: &[Bucket], us: u64) -> Option<usize> {
 /// The finished load's latencies, in doubling buckets, with the
 /// percentiles marked.
 #[component]
-pub fn LatencyHistogram(lab: LabView, #[prop(into)] latency: Signal<Option<Latency>>) -> AnyView {
+pub fn LatencyHistogram(
+    lab: LabView,
+    #[prop(into)] latency: Signal<Option<Latency>>,
+) -> impl IntoView {
     let drawing = move || {
         latency.with(|latency| {
             let latency = latency.as_ref()?;
@@ -262,7 +264,6 @@ pub fn LatencyHistogram(lab: LabView, #[prop(into)] latency: Signal<Option<Laten
             </details>
         </figure>
     }
-    .into_any()
 }
 
 #[cfg(test)]

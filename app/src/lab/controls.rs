@@ -6,6 +6,7 @@
 //! is the one judge of what is allowed, and says which field is wrong.
 
 use super::LabView;
+use leptos::either::EitherOf4;
 use leptos::prelude::*;
 use protocol::{
     catalogue::{DEFAULT_INSTANCES, DEFAULT_POOL_THREADS},
@@ -288,50 +289,38 @@ impl Controls {
             number_field("workers", label, c.workers)
         });
         let model_fields = match model {
-            ModelKind::Threads => Some(
-                view! {
-                    {choice("strategy", "Threads come from", c.strategy, &ThreadStrategy::ALL,
-                        |s| (s.name(), s.label()))}
-                    {choice("sharing", "Workers report through", c.sharing, &Sharing::ALL,
-                        |s| (s.name(), s.label()))}
-                }
-                .into_any(),
-            ),
-            ModelKind::ChildProcess => Some(
-                view! {
-                    {number_field("round_trips", "Ping-pong messages per child", c.round_trips)}
-                    {choice("serialization", "The IPC channel carries", c.serialization,
-                        &Serialization::ALL, |s| (s.name(), s.label()))}
-                }
-                .into_any(),
-            ),
-            ModelKind::Cluster => Some(
-                view! {
-                    {choice("policy", "Scheduling policy", c.policy, &SchedPolicy::ALL,
-                        |p| (p.name(), p.label()))}
-                    {number_field("requests", "Requests to send", c.requests)}
-                    {number_field("concurrency", "In flight at once", c.concurrency)}
-                    {check("keep_alive", " Keep connections alive", c.keep_alive)}
-                    {check("kill", " Kill a worker during the load", c.kill)}
-                    {move || {
-                        c.kill.get().then(|| view! {
-                            {number_field("kill_worker", "Worker to kill", c.kill_worker)}
-                            {number_field("kill_after", "…after this many answers", c.kill_after)}
-                        })
-                    }}
-                }
-                .into_any(),
-            ),
-            ModelKind::Scaling => Some(
-                view! {
-                    {balancer_select(c.balancer, lab)}
-                    {choice("balance", "The balancer sends each request", c.balance, &Balance::ALL,
-                        |b| (b.name(), b.label()))}
-                    {instances_select(c.instances, lab)}
-                    {number_field("workers", "Workers per instance", c.workers)}
-                }
-                .into_any(),
-            ),
+            ModelKind::Threads => Some(EitherOf4::A(view! {
+                {choice("strategy", "Threads come from", c.strategy, &ThreadStrategy::ALL,
+                    |s| (s.name(), s.label()))}
+                {choice("sharing", "Workers report through", c.sharing, &Sharing::ALL,
+                    |s| (s.name(), s.label()))}
+            })),
+            ModelKind::ChildProcess => Some(EitherOf4::B(view! {
+                {number_field("round_trips", "Ping-pong messages per child", c.round_trips)}
+                {choice("serialization", "The IPC channel carries", c.serialization,
+                    &Serialization::ALL, |s| (s.name(), s.label()))}
+            })),
+            ModelKind::Cluster => Some(EitherOf4::C(view! {
+                {choice("policy", "Scheduling policy", c.policy, &SchedPolicy::ALL,
+                    |p| (p.name(), p.label()))}
+                {number_field("requests", "Requests to send", c.requests)}
+                {number_field("concurrency", "In flight at once", c.concurrency)}
+                {check("keep_alive", " Keep connections alive", c.keep_alive)}
+                {check("kill", " Kill a worker during the load", c.kill)}
+                {move || {
+                    c.kill.get().then(|| view! {
+                        {number_field("kill_worker", "Worker to kill", c.kill_worker)}
+                        {number_field("kill_after", "…after this many answers", c.kill_after)}
+                    })
+                }}
+            })),
+            ModelKind::Scaling => Some(EitherOf4::D(view! {
+                {balancer_select(c.balancer, lab)}
+                {choice("balance", "The balancer sends each request", c.balance, &Balance::ALL,
+                    |b| (b.name(), b.label()))}
+                {instances_select(c.instances, lab)}
+                {number_field("workers", "Workers per instance", c.workers)}
+            })),
             ModelKind::MainThread => None,
         };
         // After the workload and workers: the load, and what breaks.
@@ -369,7 +358,7 @@ impl Controls {
 
 /// Scaling: the balancer menu. A balancer this server lacks is listed but
 /// cannot be picked, and says so.
-fn balancer_select(value: RwSignal<BalancerKind>, lab: LabView) -> AnyView {
+fn balancer_select(value: RwSignal<BalancerKind>, lab: LabView) -> impl IntoView {
     // `None` until `hello` says; then the version, or why not.
     let found = move |kind: BalancerKind| {
         lab.balancers.with(|all| {
@@ -414,12 +403,11 @@ fn balancer_select(value: RwSignal<BalancerKind>, lab: LabView) -> AnyView {
             </select>
         </div>
     }
-    .into_any()
 }
 
 /// Scaling: how many instances, from two (one would balance nothing) to
 /// the server's limit.
-fn instances_select(value: RwSignal<u32>, lab: LabView) -> AnyView {
+fn instances_select(value: RwSignal<u32>, lab: LabView) -> impl IntoView {
     let most = move || {
         lab.limits
             .with(|l| l.as_ref().map_or(0, |l| l.max_instances))
@@ -446,7 +434,6 @@ fn instances_select(value: RwSignal<u32>, lab: LabView) -> AnyView {
             </select>
         </div>
     }
-    .into_any()
 }
 
 /// A labelled menu over `options`, bound to `value`; `words` gives each
@@ -457,7 +444,7 @@ fn choice<T>(
     value: RwSignal<T>,
     options: &'static [T],
     words: fn(T) -> (&'static str, &'static str),
-) -> AnyView
+) -> impl IntoView
 where
     T: Copy + PartialEq + Send + Sync + 'static,
 {
@@ -483,12 +470,11 @@ where
             </select>
         </div>
     }
-    .into_any()
 }
 
 /// A labelled number input bound to `value`; unparsable text leaves the
 /// value alone, and the server judges the range.
-fn number_field<T>(id: &'static str, label: &'static str, value: RwSignal<T>) -> AnyView
+fn number_field<T>(id: &'static str, label: &'static str, value: RwSignal<T>) -> impl IntoView
 where
     T: Copy + ToString + std::str::FromStr + Send + Sync + 'static,
 {
@@ -509,11 +495,10 @@ where
             />
         </div>
     }
-    .into_any()
 }
 
 /// A labelled checkbox bound to `value`.
-fn check(id: &'static str, label: &'static str, value: RwSignal<bool>) -> AnyView {
+fn check(id: &'static str, label: &'static str, value: RwSignal<bool>) -> impl IntoView {
     view! {
         <div class="field check">
             <label>
@@ -527,5 +512,4 @@ fn check(id: &'static str, label: &'static str, value: RwSignal<bool>) -> AnyVie
             </label>
         </div>
     }
-    .into_any()
 }

@@ -11,6 +11,7 @@
 
 use super::charts::{RateMark, RatePoint};
 use super::LabView;
+use leptos::either::EitherOf3;
 use leptos::prelude::*;
 use protocol::format::{format_count, format_us, outcome_word};
 use protocol::lab::{BoxState, InstanceRow, LabState, PastRun};
@@ -135,25 +136,23 @@ fn balancer_log(lab: LabView) -> Option<(BalancerLog, bool)> {
 /// Which balancers this server has, and — when nginx is missing — that
 /// the lab is off and how to install it. Never a simulation instead.
 #[component]
-pub fn BalancerNote(lab: LabView, balancer: RwSignal<BalancerKind>) -> AnyView {
+pub fn BalancerNote(lab: LabView, balancer: RwSignal<BalancerKind>) -> impl IntoView {
     let body = move || {
         lab.balancers.with(|all| {
             if all.is_empty() {
-                return view! {
+                return EitherOf3::A(view! {
                     <p class="runtime-note">"Waiting for the server to say which load balancers it has…"</p>
-                }
-                .into_any();
+                });
             }
             let nginx = all.iter().find(|b| b.balancer == BalancerKind::Nginx);
             if let Some(nginx) = nginx.filter(|b| !b.available) {
-                return view! {
+                return EitherOf3::B(view! {
                     <p class="runtime-note warning" role="note" id="balancer-missing" data-balancer="nginx">
                         "This lab is off on this server, because it needs a real nginx: "
                         {nginx.note.clone()}
                         " Nothing here is simulated, so the Run button stays disabled until then."
                     </p>
-                }
-                .into_any();
+                });
             }
             let chosen = balancer.get();
             let lines = all
@@ -177,13 +176,12 @@ pub fn BalancerNote(lab: LabView, balancer: RwSignal<BalancerKind>) -> AnyView {
                     }
                 })
                 .collect_view();
-            view! {
+            EitherOf3::C(view! {
                 <ul class="runtime-note balancers" aria-label="Load balancers on this server">{lines}</ul>
-            }
-            .into_any()
+            })
         })
     };
-    view! { <div class="balancer-note">{body}</div> }.into_any()
+    view! { <div class="balancer-note">{body}</div> }
 }
 
 /// The drawing's size in SVG units; it scales to the page's width.
@@ -221,7 +219,7 @@ fn instance_height(workers: usize) -> f64 {
 /// holding its workers, every box coloured and labelled with its state and
 /// what it answered; then the buttons that break them.
 #[component]
-pub fn ScalingDiagram(lab: LabView, fault: Callback<Fault>) -> AnyView {
+pub fn ScalingDiagram(lab: LabView, fault: Callback<Fault>) -> impl IntoView {
     let plan = planned(lab);
     let rows = Memo::new(move |_| {
         let (instances, workers) = plan.get();
@@ -425,8 +423,7 @@ pub fn ScalingDiagram(lab: LabView, fault: Callback<Fault>) -> AnyView {
                         </table>
                     </div>
                 </details>
-    }
-    .into_any();
+    };
     view! {
         <section class="scaling" class:empty=move || rows.with(Vec::is_empty) aria-label="The instances under load">
             <p class="live">{live}</p>
@@ -446,7 +443,6 @@ pub fn ScalingDiagram(lab: LabView, fault: Callback<Fault>) -> AnyView {
             <FaultButtons lab=lab fault=fault rows=rows/>
         </section>
     }
-    .into_any()
 }
 
 /// The diagram in one sentence, for a screen reader.
@@ -483,7 +479,11 @@ fn diagram_sentence(
 /// drawing, which is redrawn on every tick, so a button is never replaced
 /// under the learner's pointer.
 #[component]
-fn FaultButtons(lab: LabView, fault: Callback<Fault>, rows: Memo<Vec<InstanceRow>>) -> AnyView {
+fn FaultButtons(
+    lab: LabView,
+    fault: Callback<Fault>,
+    rows: Memo<Vec<InstanceRow>>,
+) -> impl IntoView {
     // Faults make sense from the moment the balancer is up until the load
     // generator's final figures arrive.
     let live = Memo::new(move |_| {
@@ -561,12 +561,11 @@ fn FaultButtons(lab: LabView, fault: Callback<Fault>, rows: Memo<Vec<InstanceRow
             </button>
         </div>
     }
-    .into_any()
 }
 
 /// What broke and what came back, in order.
 #[component]
-pub fn FaultLog(lab: LabView) -> AnyView {
+pub fn FaultLog(lab: LabView) -> impl IntoView {
     let items = move || {
         lab.scaling_log.with(|log| {
             log.iter()
@@ -580,13 +579,12 @@ pub fn FaultLog(lab: LabView) -> AnyView {
             <ol>{items}</ol>
         </section>
     }
-    .into_any()
 }
 
 /// Per instance: the attempts the balancer's access log shows against the
 /// answers the client got; then the failures as each side saw them.
 #[component]
-pub fn BalancerTable(lab: LabView) -> AnyView {
+pub fn BalancerTable(lab: LabView) -> impl IntoView {
     let figures = Memo::new(move |_| {
         let counts = spread(lab);
         balancer_log(lab).map(|(log, last)| (log, counts, last))
@@ -719,7 +717,6 @@ pub fn BalancerTable(lab: LabView) -> AnyView {
             {move || said().map(|r| view! { <p class="reading">{r}</p> })}
         </section>
     }
-    .into_any()
 }
 
 /// What a finished run's failure figures say, in a sentence, from its own
@@ -754,7 +751,7 @@ pub fn reading(stats: &ScalingStats) -> String {
 /// ran it, so one setting can be set against the next (retries on and off,
 /// hash against round robin, 2 instances against 4).
 #[component]
-pub fn ScalingHistory(runs: RwSignal<Vec<ScalingRun>>) -> AnyView {
+pub fn ScalingHistory(runs: RwSignal<Vec<ScalingRun>>) -> impl IntoView {
     let rows = move || {
         runs.with(|runs| {
             runs.iter()
@@ -810,7 +807,6 @@ pub fn ScalingHistory(runs: RwSignal<Vec<ScalingRun>>) -> AnyView {
             </table>
         </div>
     }
-    .into_any()
 }
 
 #[cfg(test)]

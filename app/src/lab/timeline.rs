@@ -100,7 +100,7 @@ fn lane(w: &WorkerRow, incidents: &[Incident], now: u64) -> Lane {
 
 /// The timeline and its table.
 #[component]
-pub fn Timeline(lab: LabView, noun: &'static str) -> AnyView {
+pub fn Timeline(lab: LabView, noun: &'static str) -> impl IntoView {
     let now = lab.latest_us;
     let lanes = Memo::new(move |_| {
         lab.workers
@@ -251,7 +251,6 @@ pub fn Timeline(lab: LabView, noun: &'static str) -> AnyView {
             </details>
         </figure>
     }
-    .into_any()
 }
 
 #[cfg(test)]

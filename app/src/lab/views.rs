@@ -4,6 +4,7 @@
 
 use super::LabView;
 use crate::quoted::Q;
+use leptos::either::{Either, EitherOf6};
 use leptos::prelude::*;
 use protocol::compare::pair_rows;
 use protocol::format::{
@@ -15,7 +16,7 @@ use protocol::{HostInfo, ModelKind, Outcome, RunSummary, Runtime};
 
 /// One row per worker: when it started, how far it is, what it cost.
 #[component]
-pub fn WorkerTable(lab: LabView, noun: &'static str) -> AnyView {
+pub fn WorkerTable(lab: LabView, noun: &'static str) -> impl IntoView {
     let row = move |w: WorkerRow| {
         let label = format!("{noun} {} progress", w.worker);
         let percent = format!("{:.0}%", w.fraction() * 100.0);
@@ -23,8 +24,8 @@ pub fn WorkerTable(lab: LabView, noun: &'static str) -> AnyView {
         let memory = w.memory.map(|m| match (m.rss_bytes, m.anon_bytes) {
             // Memory is counted in 4 KiB pages: a thread that added none
             // touched less than a page.
-            (0, 0) => view! { "under a page (4 KiB)" }.into_any(),
-            (rss, anon) => pair(format_bytes(rss), format_bytes(anon)),
+            (0, 0) => Either::Left("under a page (4 KiB)"),
+            (rss, anon) => Either::Right(pair(format_bytes(rss), format_bytes(anon))),
         });
         let trip = w
             .round_trip_ns
@@ -43,8 +44,8 @@ pub fn WorkerTable(lab: LabView, noun: &'static str) -> AnyView {
                 </td>
                 <td class="num">{w.wall_us.map(format_us)}</td>
                 <td class="num">{w.cpu_us.map(format_us)}</td>
-                <td class="num">{memory.unwrap_or_else(|| view! { "—" }.into_any())}</td>
-                <td class="num">{trip.unwrap_or_else(|| view! { "—" }.into_any())}</td>
+                <td class="num">{memory.map(Either::Left).unwrap_or(Either::Right("—"))}</td>
+                <td class="num">{trip.map(Either::Left).unwrap_or(Either::Right("—"))}</td>
                 <td class="num">{w.messages.map(format_count).unwrap_or_else(|| "—".into())}</td>
                 <td class="result">{w.result.as_ref().map(describe_result)}</td>
             </tr>
@@ -76,13 +77,12 @@ pub fn WorkerTable(lab: LabView, noun: &'static str) -> AnyView {
             </table>
         </div>
     }
-    .into_any()
 }
 
 /// Two figures of one cell ("p50 / p99"), each kept on one line, the cell
 /// free to wrap between them.
-fn pair(a: String, b: String) -> AnyView {
-    view! { <span class="fig">{a}</span> " / " <span class="fig">{b}</span> }.into_any()
+fn pair(a: String, b: String) -> impl IntoView {
+    view! { <span class="fig">{a}</span> " / " <span class="fig">{b}</span> }
 }
 
 /// The end of a run: totals, the measured speedup, and where it ran.
@@ -92,7 +92,7 @@ pub fn Summary(
     host: Option<HostInfo>,
     runtime: Option<Runtime>,
     noun: &'static str,
-) -> AnyView {
+) -> impl IntoView {
     let outcome = outcome_word(summary.outcome);
     // The wire's name, for tests and styles: "completed", "deadline_exceeded".
     let outcome_attr = format!("{:?}", summary.outcome).to_lowercase();
@@ -134,7 +134,6 @@ pub fn Summary(
             })}
         </section>
     }
-    .into_any()
 }
 
 /// Where the figures come from.
@@ -151,7 +150,7 @@ fn HostLine(host: HostInfo) -> impl IntoView {
 /// The main loop's pulse: one mark per heartbeat along the run's timeline,
 /// its height the tick's lateness. A long gap is the loop frozen by the work.
 #[component]
-pub fn HeartbeatStrip(lab: LabView) -> AnyView {
+pub fn HeartbeatStrip(lab: LabView) -> impl IntoView {
     const W: f64 = 600.0;
     const H: f64 = 80.0;
     let marks = move || {
@@ -166,13 +165,13 @@ pub fn HeartbeatStrip(lab: LabView) -> AnyView {
                 let h = ((lag.max(1) as f64).ln() / worst.ln().max(1.0) * (H - 6.0)).max(2.0);
                 let late = lag > 50_000;
                 if late {
-                    out.push(view! {
+                    out.push(Either::Left(view! {
                         <rect class="frozen" x=prev_x y="0" width=(x - prev_x).max(1.0) height=H></rect>
-                    }.into_any());
+                    }));
                 }
-                out.push(view! {
+                out.push(Either::Right(view! {
                     <rect class=if late { "beat late" } else { "beat" } x=x - 1.0 y=H - h width="2" height=h></rect>
-                }.into_any());
+                }));
                 prev_x = x;
             }
             out
@@ -205,13 +204,12 @@ pub fn HeartbeatStrip(lab: LabView) -> AnyView {
             </table>
         </figure>
     }
-    .into_any()
 }
 
 /// The cluster as it is loaded: answers per worker, throughput, latency,
 /// deaths and replacements.
 #[component]
-pub fn ClusterView(lab: LabView, kill: Callback<u32>) -> AnyView {
+pub fn ClusterView(lab: LabView, kill: Callback<u32>) -> impl IntoView {
     // Workers can be killed while the load runs: after the first tick, until
     // the load generator's final figures arrive.
     let loading = Memo::new(move |_| {
@@ -328,14 +326,13 @@ pub fn ClusterView(lab: LabView, kill: Callback<u32>) -> AnyView {
             <p id="load-total">{total}</p>
         </section>
     }
-    .into_any()
 }
 
 /// The learner's finished runs on this page, newest first, so one setting
 /// can be compared with the next (messages against shared memory, a pool
 /// against fresh threads, one policy against another).
 #[component]
-pub fn RunHistory(lab: LabView) -> AnyView {
+pub fn RunHistory(lab: LabView) -> impl IntoView {
     let rows = move || {
         lab.history.with(|history| {
             history
@@ -386,14 +383,13 @@ pub fn RunHistory(lab: LabView) -> AnyView {
             </table>
         </div>
     }
-    .into_any()
 }
 
 /// Which runtime runs the lab, what it needs, and — after a run — how long
 /// it took to start before the model began. For Node.js: the script it
 /// runs, and how to run it at home.
 #[component]
-pub fn RuntimeNote(lab: LabView, model: ModelKind, runtime: RwSignal<Runtime>) -> AnyView {
+pub fn RuntimeNote(lab: LabView, model: ModelKind, runtime: RwSignal<Runtime>) -> impl IntoView {
     let info = move || {
         let chosen = runtime.get();
         lab.runtimes
@@ -419,15 +415,16 @@ pub fn RuntimeNote(lab: LabView, model: ModelKind, runtime: RwSignal<Runtime>) -
     let body = move || {
         let chosen = runtime.get();
         let Some(info) = info() else {
-            return view! { <p class="runtime-note">"Waiting for the server to say which runtimes it has…"</p> }.into_any();
+            return EitherOf6::A(
+                view! { <p class="runtime-note">"Waiting for the server to say which runtimes it has…"</p> },
+            );
         };
         if !info.available {
-            return view! {
+            return EitherOf6::B(view! {
                 <p class="runtime-note warning" role="note" data-runtime=chosen.name()>
                     {format!("{} is not available on this server: {} The Rust engine still runs every lab.", chosen.label(), info.note)}
                 </p>
-            }
-            .into_any();
+            });
         }
         // The features Node.js may lack are the cluster's (reuse_port).
         let missing = info
@@ -439,7 +436,7 @@ pub fn RuntimeNote(lab: LabView, model: ModelKind, runtime: RwSignal<Runtime>) -
         match chosen {
             // Each instance is a cluster of its own: the command above would
             // start one instance, not the balancer in front of several.
-            Runtime::Node if model == ModelKind::Scaling => view! {
+            Runtime::Node if model == ModelKind::Scaling => EitherOf6::C(view! {
                 <p class="runtime-note" data-runtime="node">
                     {info.note.clone()} " Each instance runs "
                     <a href=format!("/node/{script}")><code>{script}</code></a>
@@ -447,17 +444,15 @@ pub fn RuntimeNote(lab: LabView, model: ModelKind, runtime: RwSignal<Runtime>) -
                     "its own; in front of them the server starts the real balancer you pick, "
                     "with a configuration it writes for the run, and sends every request to it."
                 </p>
-            }
-            .into_any(),
-            Runtime::Rust if model == ModelKind::Scaling => view! {
+            }),
+            Runtime::Rust if model == ModelKind::Scaling => EitherOf6::D(view! {
                 <p class="runtime-note" data-runtime="rust">
                     "On the Rust engine, each instance is a cluster of the server's own "
                     "processes, a primary and its workers, on a loopback port of its own. The "
                     "balancer in front is the same real one either way."
                 </p>
-            }
-            .into_any(),
-            Runtime::Node => view! {
+            }),
+            Runtime::Node => EitherOf6::E(view! {
                 <p class="runtime-note" data-runtime="node">
                     {info.note.clone()} " This lab runs "
                     <a href=format!("/node/{script}")><code>{script}</code></a>
@@ -468,16 +463,14 @@ pub fn RuntimeNote(lab: LabView, model: ModelKind, runtime: RwSignal<Runtime>) -
                         " " <span class="missing">{format!("Not in this version: {missing}it is shown as unavailable rather than pretended.")}</span>
                     })}
                 </p>
-            }
-            .into_any(),
-            Runtime::Rust => view! {
+            }),
+            Runtime::Rust => EitherOf6::F(view! {
                 <p class="runtime-note" data-runtime="rust">
                     "The Rust engine runs this lab inside the server: the same model with "
                     "the operating system's own threads and processes, no JavaScript "
                     "runtime on top — what the OS itself costs."
                 </p>
-            }
-            .into_any(),
+            }),
         }
     };
     let boot = move || {
@@ -495,13 +488,13 @@ pub fn RuntimeNote(lab: LabView, model: ModelKind, runtime: RwSignal<Runtime>) -
             }
         })
     };
-    view! { <div class="runtime">{body} {boot}</div> }.into_any()
+    view! { <div class="runtime">{body} {boot}</div> }
 }
 
 /// Main thread: `GET /ping` sent from outside while the job runs, and how
 /// long each waited. While the loop is blocked, every request waits.
 #[component]
-pub fn PingStrip(lab: LabView) -> AnyView {
+pub fn PingStrip(lab: LabView) -> impl IntoView {
     const W: f64 = 600.0;
     const H: f64 = 80.0;
     let marks = move || {
@@ -516,12 +509,11 @@ pub fn PingStrip(lab: LabView) -> AnyView {
                         Some(us) => {
                             let h = ((us.max(1) as f64).ln() / worst.ln().max(1.0) * (H - 6.0)).max(2.0);
                             let slow = us > 50_000;
-                            view! {
+                            Either::Left(view! {
                                 <rect class=if slow { "ping slow" } else { "ping" } x=x - 1.0 y=H - h width="2" height=h></rect>
-                            }
-                            .into_any()
+                            })
                         }
-                        None => view! { <rect class="ping lost" x=x - 1.0 y="0" width="2" height=H></rect> }.into_any(),
+                        None => Either::Right(view! { <rect class="ping lost" x=x - 1.0 y="0" width="2" height=H></rect> }),
                     }
                 })
                 .collect_view()
@@ -569,7 +561,6 @@ pub fn PingStrip(lab: LabView) -> AnyView {
             </table>
         </figure>
     }
-    .into_any()
 }
 
 /// Main thread, Node.js, `pool_hash`: when each hash handed to libuv's
@@ -577,7 +568,7 @@ pub fn PingStrip(lab: LabView) -> AnyView {
 /// A pool of one finishes them in a staircase; a wider pool, in waves no
 /// wider than the machine has cores.
 #[component]
-pub fn PoolStrip(lab: LabView) -> AnyView {
+pub fn PoolStrip(lab: LabView) -> impl IntoView {
     const W: f64 = 600.0;
     const ROW: f64 = 6.0;
     let height = move || lab.pool_tasks.with(|t| t.len().max(1) as f64 * ROW);
@@ -643,13 +634,12 @@ pub fn PoolStrip(lab: LabView) -> AnyView {
             {move || reading().map(|r| view! { <p class="reading">{r}</p> })}
         </figure>
     }
-    .into_any()
 }
 
 /// The newest run of the same settings on each runtime, side by side, with
 /// Node.js's figure over Rust's: what "run on both" shows.
 #[component]
-pub fn PairTable(lab: LabView) -> AnyView {
+pub fn PairTable(lab: LabView) -> impl IntoView {
     let pair = Memo::new(move |_| lab.history.with(|h| Pair::newest(h)));
     let rows = move || {
         pair.get().map(|pair| {
@@ -694,5 +684,4 @@ pub fn PairTable(lab: LabView) -> AnyView {
             </table>
         </div>
     }
-    .into_any()
 }
