@@ -8,8 +8,9 @@
 
 use leptos::either::Either;
 use leptos::prelude::*;
+use leptos::server_fn::ServerFn;
 use leptos_meta::Title;
-use protocol::compare::{column, ratio, reading, shown, Pick, COLUMNS, MEASURED};
+use protocol::compare::{column, ratio, reading, shown, Pick, COLUMNS, MEASURED, MIN_RERUN_GAP_S};
 use protocol::format::{format_count, format_us, host_line, utc};
 use protocol::{Calibration, Figure, ModelKind, Runtime, SweepPoint};
 
@@ -110,8 +111,8 @@ const CLASSIC: [(&str, [&str; 4]); 6] = [
 ];
 
 /// The compare page. The figures are awaited on the server (the route
-/// renders in order, so the table is in the HTML itself) and handed to the
-/// [`Measured`] island, the part of the page that runs in the browser.
+/// renders in order, so the table is in the HTML itself) and drawn by
+/// [`Measured`].
 #[component]
 pub fn ComparePage() -> impl IntoView {
     view! {
@@ -142,71 +143,80 @@ pub fn ComparePage() -> impl IntoView {
 }
 
 /// The measured table, the chart, "Measure again" and the reading of the
-/// figures: an island, given the pass the server rendered with.
-#[island]
+/// figures, all rendered on the server.
+///
+/// "Measure again" is a plain form that posts `rerun=true` to the server
+/// function: the server measures (or keeps a pass younger than
+/// [`MIN_RERUN_GAP_S`]) and sends the browser back to this page, which
+/// shows the pass it now has. It works without JavaScript, and it keeps
+/// the compare page out of the wasm bundle: nothing here runs in the
+/// browser.
+#[component]
 fn Measured(first: Result<Calibration, String>) -> impl IntoView {
-    let again = ServerAction::<MeasuredFigures>::new();
-    let measuring = again.pending();
-    let first_finished = first.as_ref().ok().map(|c| c.finished_unix_s);
-    let shown = Memo::new(move |_| match again.value().get() {
-        Some(fresh) => fresh.map_err(|e| e.to_string()),
-        None => first.clone(),
-    });
-    view! {
-        {move || {
-            // A re-run within five minutes answers with the same pass.
-            let kept = again.value().with(|fresh| {
-                matches!(fresh, Some(Ok(a)) if Some(a.finished_unix_s) == first_finished)
-            });
-            match shown.get() {
-                Ok(c) => {
-                    Either::Left(view! {
-                        {kept
-                            .then(|| {
-                                view! {
-                                    <p class="kept" role="status">
-                                        "These figures are less than five minutes old, so the "
-                                        "server kept them instead of measuring again."
-                                    </p>
-                                }
-                            })}
-                        <Figures c/>
-                    })
-                }
-                Err(e) => {
-                    Either::Right(view! {
-                        <p class="error" role="alert">
-                            "The server could not measure: " {e}
-                        </p>
-                    })
-                }
-            }
-        }}
-        <p class="rerun">
-            <button
-                type="button"
-                class="run"
-                on:click=move |_| {
-                    again
-                        .dispatch(MeasuredFigures {
-                            rerun: "true".into(),
-                        });
-                }
-                disabled=move || measuring.get()
-            >
-                "Measure again"
-            </button>
-            " "
-            <span class="measuring" role="status">
-                {move || measuring.get().then_some("Measuring every model again… ")}
-            </span>
-            <span class="hint">
-                "Runs every model again on this server (at most once every five minutes; sooner, you get "
-                "the last figures). It needs JavaScript."
-            </span>
-        </p>
+    let c = match first {
+        Ok(c) => c,
+        Err(e) => {
+            return Either::Right(view! {
+                <p class="error" role="alert">"The server could not measure: " {e}</p>
+                <RerunForm took_ms=None/>
+            })
+        }
+    };
+    let kept = kept_note(c.finished_unix_s);
+    let took_ms = Some(c.took_ms);
+    Either::Left(view! {
+        {kept}
+        <Figures c=c.clone()/>
+        <RerunForm took_ms/>
         <h2>"Reading the figures"</h2>
-        {move || shown.get().ok().map(|c| view! { <Reading c/> })}
+        <Reading c/>
+    })
+}
+
+/// While the pass is younger than [`MIN_RERUN_GAP_S`], "Measure again"
+/// answers with it: say so, with how old it is, so a learner who pressed
+/// the button knows why the figures did not change. Rendered on the
+/// server, whose clock stamped the pass.
+fn kept_note(finished_unix_s: u64) -> Option<impl IntoView> {
+    #[cfg(feature = "ssr")]
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    // A browser-only build (Trunk) has no server clock to compare with.
+    #[cfg(not(feature = "ssr"))]
+    let now = u64::MAX;
+    let age = now.checked_sub(finished_unix_s)?;
+    (age < MIN_RERUN_GAP_S).then(|| {
+        view! {
+            <p class="kept" role="status">
+                {format!(
+                    "These figures are {} old. The server measures again at most once every \
+                     five minutes, so until {} \"Measure again\" shows these same figures.",
+                    format_us(age * 1_000_000),
+                    utc(finished_unix_s + MIN_RERUN_GAP_S)
+                )}
+            </p>
+        }
+    })
+}
+
+/// "Measure again": a form posting to the [`measured_figures`] server
+/// function, which sends the browser back here when it is done.
+#[component]
+fn RerunForm(took_ms: Option<u64>) -> impl IntoView {
+    let took = took_ms.map(|ms| format!(" The last pass took {}.", format_us(ms * 1_000)));
+    let action = <MeasuredFigures as ServerFn>::PATH;
+    view! {
+        <form class="rerun" method="post" action=action>
+            <input type="hidden" name="rerun" value="true"/>
+            <button type="submit" class="run">"Measure again"</button>
+            " "
+            <span class="hint">
+                "Runs every model again on this server, at most once every five minutes (sooner, "
+                "you get the last figures); the page comes back with them when the pass is done."
+                {took}
+            </span>
+        </form>
     }
 }
 

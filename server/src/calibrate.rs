@@ -47,9 +47,8 @@ pub const CPU_CONCURRENCY: u32 = 8;
 /// baseline), on each runtime.
 pub const SWEEP: [u64; 5] = [1_000, 10_000, 100_000, 1_000_000, 10_000_000];
 /// A re-run asked for sooner than this after the last pass gets the last
-/// pass: the figures are shared by everyone, and a pass loads both cores
-/// for about half a minute.
-pub const MIN_RERUN_GAP: Duration = Duration::from_secs(300);
+/// pass ([`protocol::compare::MIN_RERUN_GAP_S`]).
+pub const MIN_RERUN_GAP: Duration = Duration::from_secs(protocol::compare::MIN_RERUN_GAP_S);
 
 /// Why a calibration pass has no figures.
 #[derive(Debug, thiserror::Error)]

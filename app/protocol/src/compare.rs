@@ -8,6 +8,11 @@ use crate::{Calibration, Figure, ModelFigures, ModelKind, Runtime, RuntimeInfo, 
 /// The table's columns, in order: every model.
 pub const COLUMNS: [ModelKind; 4] = ModelKind::ALL;
 
+/// A re-run asked for sooner than this many seconds after the last pass
+/// gets the last pass: the figures are shared by everyone, and a pass loads
+/// both cores for about half a minute.
+pub const MIN_RERUN_GAP_S: u64 = 300;
+
 /// Where in a model's figures one row's value lives.
 pub type Pick = fn(&ModelFigures) -> &Figure;
 
