@@ -95,7 +95,9 @@ mod browser {
                     let (Some(inner), Some(text)) = (inner.upgrade(), e.data().as_string()) else {
                         return;
                     };
-                    match serde_json::from_str::<ServerEvent>(&text) {
+                    // Not serde's derive: `protocol::decode` reads the same
+                    // JSON with a fraction of the wasm.
+                    match protocol::decode::server_event(&text) {
                         Ok(ev) => (inner.on_event)(ev),
                         Err(err) => leptos::logging::warn!("unreadable event {text}: {err}"),
                     }

@@ -42,6 +42,7 @@ use serde::{Deserialize, Serialize};
 
 pub mod catalogue;
 pub mod compare;
+pub mod decode;
 pub mod format;
 pub mod lab;
 
