@@ -16,6 +16,17 @@ pub enum Link {
     Lost,
 }
 
+impl Link {
+    /// The page's name for it (`data-link`), which tests wait on.
+    pub fn name(self) -> &'static str {
+        match self {
+            Link::Connecting => "connecting",
+            Link::Open => "open",
+            Link::Lost => "lost",
+        }
+    }
+}
+
 #[cfg(any(feature = "hydrate", feature = "csr"))]
 mod browser {
     use super::*;

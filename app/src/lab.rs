@@ -326,7 +326,7 @@ pub fn Lab(model: ModelKind) -> impl IntoView {
                     </button>
                 </div>
             </form>
-            <p class="link" data-link=move || format!("{:?}", link.get()).to_lowercase()>
+            <p class="link" data-link=move || link.get().name()>
                 {move || match (hydrated.get(), link.get()) {
                     (false, _) => "Waiting for the page to start…",
                     (true, Link::Connecting) => "Connecting to the server…",

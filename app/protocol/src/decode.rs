@@ -800,6 +800,18 @@ mod tests {
     }
 
     #[test]
+    fn an_outcome_is_named_as_on_the_wire() {
+        for outcome in [
+            Outcome::Completed,
+            Outcome::Cancelled,
+            Outcome::DeadlineExceeded,
+            Outcome::Failed,
+        ] {
+            assert_eq!(serde_json::to_value(outcome).unwrap(), outcome.name());
+        }
+    }
+
+    #[test]
     fn absent_defaults_read_as_serde_reads_them() {
         for json in [
             // Every defaulted field left out, and every Option.

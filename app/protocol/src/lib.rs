@@ -966,6 +966,18 @@ pub struct RunSummary {
     pub shared_with: Option<u32>,
 }
 
+impl Outcome {
+    /// The wire's name: "completed", "deadline_exceeded".
+    pub fn name(self) -> &'static str {
+        match self {
+            Outcome::Completed => "completed",
+            Outcome::Cancelled => "cancelled",
+            Outcome::DeadlineExceeded => "deadline_exceeded",
+            Outcome::Failed => "failed",
+        }
+    }
+}
+
 impl RunSummary {
     /// The summary of a run that produced nothing: refused, failed, or
     /// cancelled before it started.

@@ -180,7 +180,7 @@ pub fn Timeline(lab: LabView, noun: &'static str) -> impl IntoView {
                 role="img"
                 aria-label=format!(
                     "Timeline of each {} from spawn to exit; the same times are in the table below",
-                    noun.to_lowercase()
+                    noun.to_ascii_lowercase()
                 )
             >
                 {ticks}
@@ -220,7 +220,7 @@ pub fn Timeline(lab: LabView, noun: &'static str) -> impl IntoView {
     view! {
         <figure class="timeline" class:empty=move || lab.workers.with(Vec::is_empty)>
             <figcaption>
-                {format!("Each {}'s life on the server's clock, from the start of the run", noun.to_lowercase())}
+                {format!("Each {}'s life on the server's clock, from the start of the run", noun.to_ascii_lowercase())}
                 {lab.runtime_note()}
             </figcaption>
             {drawing}

@@ -95,13 +95,13 @@ pub fn Summary(
 ) -> impl IntoView {
     let outcome = outcome_word(summary.outcome);
     // The wire's name, for tests and styles: "completed", "deadline_exceeded".
-    let outcome_attr = format!("{:?}", summary.outcome).to_lowercase();
+    let outcome_attr = summary.outcome.name();
     let speedup = match (summary.speedup, summary.outcome) {
         (Some(s), _) => Some(format!("{s:.2}×")),
         (None, Outcome::Completed) if summary.baseline_wall_us.is_none() => None,
         (None, _) => Some("not measured: the run did not complete".into()),
     };
-    let noun = noun.to_lowercase();
+    let noun = noun.to_ascii_lowercase();
     view! {
         <section id="summary" class="summary" data-outcome=outcome_attr aria-labelledby="summary-title">
             <h3 id="summary-title">
