@@ -158,25 +158,24 @@ fn Measured(first: Result<Calibration, String>) -> impl IntoView {
         Err(e) => {
             return Either::Right(view! {
                 <p class="error" role="alert">"The server could not measure: " {e}</p>
-                <RerunForm took_ms=None/>
+                <RerunForm/>
             })
         }
     };
     let kept = kept_note(c.finished_unix_s);
-    let took_ms = Some(c.took_ms);
     Either::Left(view! {
         {kept}
         <Figures c=c.clone()/>
-        <RerunForm took_ms/>
+        <RerunForm/>
         <h2>"Reading the figures"</h2>
         <Reading c/>
     })
 }
 
 /// While the pass is younger than [`MIN_RERUN_GAP_S`], "Measure again"
-/// answers with it: say so, with how old it is, so a learner who pressed
-/// the button knows why the figures did not change. Rendered on the
-/// server, whose clock stamped the pass.
+/// answers with it: say so, and until when, so a learner who pressed the
+/// button knows why the figures did not change. Rendered on the server,
+/// whose clock stamped the pass.
 fn kept_note(finished_unix_s: u64) -> Option<impl IntoView> {
     #[cfg(feature = "ssr")]
     let now = std::time::SystemTime::now()
@@ -188,11 +187,12 @@ fn kept_note(finished_unix_s: u64) -> Option<impl IntoView> {
     let age = now.checked_sub(finished_unix_s)?;
     (age < MIN_RERUN_GAP_S).then(|| {
         view! {
-            <p class="kept" role="status">
+            <p class="kept" role="status" data-measured="pass">
                 {format!(
-                    "These figures are {} old. The server measures again at most once every \
-                     five minutes, so until {} \"Measure again\" shows these same figures.",
-                    format_us(age * 1_000_000),
+                    "These figures are less than five minutes old (measured {}). The server \
+                     measures again at most once every five minutes, so until about {} \"Measure \
+                     again\" shows these same figures.",
+                    utc(finished_unix_s),
                     utc(finished_unix_s + MIN_RERUN_GAP_S)
                 )}
             </p>
@@ -203,8 +203,7 @@ fn kept_note(finished_unix_s: u64) -> Option<impl IntoView> {
 /// "Measure again": a form posting to the [`measured_figures`] server
 /// function, which sends the browser back here when it is done.
 #[component]
-fn RerunForm(took_ms: Option<u64>) -> impl IntoView {
-    let took = took_ms.map(|ms| format!(" The last pass took {}.", format_us(ms * 1_000)));
+fn RerunForm() -> impl IntoView {
     let action = <MeasuredFigures as ServerFn>::PATH;
     view! {
         <form class="rerun" method="post" action=action>
@@ -214,7 +213,6 @@ fn RerunForm(took_ms: Option<u64>) -> impl IntoView {
             <span class="hint">
                 "Runs every model again on this server, at most once every five minutes (sooner, "
                 "you get the last figures); the page comes back with them when the pass is done."
-                {took}
             </span>
         </form>
     }
