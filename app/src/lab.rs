@@ -16,6 +16,7 @@
 
 mod charts;
 mod controls;
+mod markup;
 mod scaling;
 mod timeline;
 mod views;

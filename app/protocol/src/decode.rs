@@ -29,6 +29,8 @@ impl std::fmt::Display for DecodeError {
     }
 }
 
+#[cold]
+#[inline(never)]
 fn wrong(what: &str) -> DecodeError {
     DecodeError(format!("expected {what}"))
 }
@@ -51,18 +53,39 @@ pub trait Decode: Sized {
 }
 
 /// The field `name` of `o`; when absent, `default` or else the type's own
-/// [`Decode::absent`].
+/// [`Decode::absent`]. Never inlined, and its errors built out of line:
+/// there is one copy per field type rather than one per field, which keeps
+/// the bundle small.
+#[inline(never)]
 fn field<T: Decode>(
     o: &Map<String, Value>,
     name: &str,
     default: Option<T>,
 ) -> Result<T, DecodeError> {
-    match o.get(name) {
-        Some(v) => T::decode(v).map_err(|e| DecodeError(format!("{name}: {e}"))),
-        None => default
-            .or_else(T::absent)
-            .ok_or_else(|| DecodeError(format!("missing field {name}"))),
+    match lookup(o, name) {
+        Some(v) => T::decode(v).map_err(|e| in_field(name, e)),
+        None => match default {
+            Some(d) => Ok(d),
+            None => T::absent().ok_or_else(|| missing(name)),
+        },
     }
+}
+
+#[inline(never)]
+fn lookup<'a>(o: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
+    o.get(name)
+}
+
+#[cold]
+#[inline(never)]
+fn in_field(name: &str, e: DecodeError) -> DecodeError {
+    DecodeError(format!("{name}: {e}"))
+}
+
+#[cold]
+#[inline(never)]
+fn missing(name: &str) -> DecodeError {
+    DecodeError(format!("missing field {name}"))
 }
 
 fn object(v: &Value) -> Result<&Map<String, Value>, DecodeError> {
@@ -71,9 +94,9 @@ fn object(v: &Value) -> Result<&Map<String, Value>, DecodeError> {
 
 /// The tag (`"type"` or `"kind"`) of an internally tagged object.
 fn tag<'a>(o: &'a Map<String, Value>, name: &str) -> Result<&'a str, DecodeError> {
-    o.get(name)
+    lookup(o, name)
         .and_then(Value::as_str)
-        .ok_or_else(|| DecodeError(format!("missing field {name}")))
+        .ok_or_else(|| missing(name))
 }
 
 impl Decode for u64 {

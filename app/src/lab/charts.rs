@@ -2,6 +2,7 @@
 //! and how long requests took. Each has its figures in a table beneath it.
 //! They draw plain series, so each lab feeds them from its own ticks.
 
+use super::markup::Markup;
 use super::LabView;
 use leptos::prelude::*;
 use protocol::format::{format_count, format_us};
@@ -97,51 +98,56 @@ pub fn Throughput(
                 .map(|t| format!("{:.1},{:.1}", x(t.at_ms as f64), y(t.rps)))
                 .collect::<Vec<_>>()
                 .join(" ");
-            let deaths = marks.with(|marks| marks
-                .iter()
-                .map(|&(at, class)| {
-                    let at = at as f64;
-                    view! {
-                        <line class=class x1=x(at) x2=x(at) y1="4" y2=H - BOTTOM></line>
-                    }
-                })
-                .collect_view());
-            Some(view! {
-                <svg viewBox=format!("0 0 {W} {H}") role="img"
-                    aria-label=format!("Requests per second over the run; {marks_mean}. The figures are in the table below.")>
-                    <line class="axis" x1=LEFT x2=W y1=H - BOTTOM y2=H - BOTTOM></line>
-                    <line class="axis" x1=LEFT x2=LEFT y1="4" y2=H - BOTTOM></line>
-                    <text class="tick" x=LEFT - 4.0 y="14" text-anchor="end">{format_count(top.round() as u64)}</text>
-                    <text class="tick" x=LEFT - 4.0 y=H - BOTTOM text-anchor="end">"0"</text>
-                    <text class="tick" x=W - 8.0 y=H - 4.0 text-anchor="end">{format_us(end as u64 * 1_000)}</text>
-                    {deaths}
-                    <polyline class="rate" points=points></polyline>
-                </svg>
-            })
+            let base = H - BOTTOM;
+            let mut m = Markup::default();
+            m.svg(W, H, &format!("Requests per second over the run; {marks_mean}. The figures are in the table below."))
+            .empty("line", &[("class", &"axis"), ("x1", &LEFT), ("x2", &W), ("y1", &base), ("y2", &base)])
+            .empty("line", &[("class", &"axis"), ("x1", &LEFT), ("x2", &LEFT), ("y1", &4), ("y2", &base)])
+            .text(
+                "text",
+                &[("class", &"tick"), ("x", &(LEFT - 4.0)), ("y", &14), ("text-anchor", &"end")],
+                &format_count(top.round() as u64),
+            )
+            .text(
+                "text",
+                &[("class", &"tick"), ("x", &(LEFT - 4.0)), ("y", &base), ("text-anchor", &"end")],
+                "0",
+            )
+            .text(
+                "text",
+                &[("class", &"tick"), ("x", &(W - 8.0)), ("y", &(H - 4.0)), ("text-anchor", &"end")],
+                &format_us(end as u64 * 1_000),
+            );
+            marks.with(|marks| {
+                for &(at, class) in marks {
+                    let at = x(at as f64);
+                    m.empty("line", &[("class", &class), ("x1", &at), ("x2", &at), ("y1", &4), ("y2", &base)]);
+                }
+            });
+            m.empty("polyline", &[("class", &"rate"), ("points", &points)]).close("svg");
+            Some(m.finish())
         })
     };
     let rows = move || {
         points.with(|ticks| {
-            ticks
-                .iter()
-                .map(|t| {
-                    view! {
-                        <tr>
-                            <td class="num">{format_us(t.at_ms * 1_000)}</td>
-                            <td class="num">{format_count(t.completed)}</td>
-                            <td class="num">{format_count(t.rps.round() as u64)}</td>
-                            <td class="num">{format_us(t.p50_us)}</td>
-                            <td class="num">{format_us(t.p99_us)}</td>
-                        </tr>
-                    }
-                })
-                .collect_view()
+            let mut m = Markup::default();
+            let num = [("class", &"num" as &dyn std::fmt::Display)];
+            for t in ticks {
+                m.open("tr", &[])
+                    .text("td", &num, &format_us(t.at_ms * 1_000))
+                    .text("td", &num, &format_count(t.completed))
+                    .text("td", &num, &format_count(t.rps.round() as u64))
+                    .text("td", &num, &format_us(t.p50_us))
+                    .text("td", &num, &format_us(t.p99_us))
+                    .close("tr");
+            }
+            m.finish()
         })
     };
     view! {
         <figure class="chart throughput" class:empty=move || points.with(|t| t.len() < 2)>
             <figcaption>{caption} {lab.runtime_note()}</figcaption>
-            {drawing}
+            <div class="drawing" inner_html=move || drawing().unwrap_or_default()></div>
             <details>
                 <summary>"Throughput as a table"</summary>
                 <div class="table-wrap" tabindex="0" role="region" aria-label="Throughput as a table">
@@ -155,7 +161,7 @@ pub fn Throughput(
                                 <th scope="col">"p99"</th>
                             </tr>
                         </thead>
-                        <tbody>{rows}</tbody>
+                        <tbody inner_html=rows></tbody>
                     </table>
                 </div>
             </details>
@@ -184,44 +190,62 @@ pub fn LatencyHistogram(
             }
             let most = buckets.iter().map(|b| b.count).max().unwrap_or(1).max(1) as f64;
             let slot = (W - LEFT) / buckets.len() as f64;
-            let bars = buckets
-                .iter()
-                .enumerate()
-                .map(|(i, b)| {
-                    let h = b.count as f64 / most * (H - BOTTOM - 20.0);
-                    let x = LEFT + i as f64 * slot;
-                    view! {
-                        <rect class="bucket" x=x + 1.0 y=H - BOTTOM - h width=(slot - 2.0).max(1.0) height=h>
-                            <title>{format!("up to {}: {} requests", format_us(b.upper_us), format_count(b.count))}</title>
-                        </rect>
-                        <text class="tick" x=x + slot / 2.0 y=H - 4.0 text-anchor="middle">
-                            {format_us(b.upper_us)}
-                        </text>
-                    }
-                })
-                .collect_view();
-            let marks = [("p50", latency.p50_us), ("p90", latency.p90_us), ("p99", latency.p99_us)]
-                .into_iter()
-                .map(|(name, us)| {
-                    // HDR reports a value's highest equivalent, which can
-                    // pass the last bound by a hair: that is the last bucket.
-                    let i = bucket_of(buckets, us).unwrap_or(buckets.len() - 1);
-                    let x = LEFT + (i as f64 + 0.5) * slot;
-                    view! {
-                        <line class=format!("pct {name}") x1=x x2=x y1="12" y2=H - BOTTOM></line>
-                        <text class="pct-label" x=x y="10" text-anchor="middle">{name}</text>
-                    }
-                })
-                .collect_view();
-            Some(view! {
-                <svg viewBox=format!("0 0 {W} {H}") role="img"
-                    aria-label="How many requests took each span of time, in doubling buckets, with p50, p90 and p99 marked. The figures are in the table below.">
-                    <line class="axis" x1=LEFT x2=W y1=H - BOTTOM y2=H - BOTTOM></line>
-                    <text class="tick" x=LEFT - 4.0 y="24" text-anchor="end">{format_count(most as u64)}</text>
-                    {bars}
-                    {marks}
-                </svg>
-            })
+            let base = H - BOTTOM;
+            let mut m = Markup::default();
+            m.svg(W, H, "How many requests took each span of time, in doubling buckets, with p50, p90 and p99 marked. The figures are in the table below.")
+            .empty("line", &[("class", &"axis"), ("x1", &LEFT), ("x2", &W), ("y1", &base), ("y2", &base)])
+            .text(
+                "text",
+                &[("class", &"tick"), ("x", &(LEFT - 4.0)), ("y", &24), ("text-anchor", &"end")],
+                &format_count(most as u64),
+            );
+            for (i, b) in buckets.iter().enumerate() {
+                let h = b.count as f64 / most * (H - BOTTOM - 20.0);
+                let x = LEFT + i as f64 * slot;
+                m.open(
+                    "rect",
+                    &[
+                        ("class", &"bucket"),
+                        ("x", &(x + 1.0)),
+                        ("y", &(base - h)),
+                        ("width", &(slot - 2.0).max(1.0)),
+                        ("height", &h),
+                    ],
+                )
+                .text(
+                    "title",
+                    &[],
+                    &format!("up to {}: {} requests", format_us(b.upper_us), format_count(b.count)),
+                )
+                .close("rect")
+                .text(
+                    "text",
+                    &[
+                        ("class", &"tick"),
+                        ("x", &(x + slot / 2.0)),
+                        ("y", &(H - 4.0)),
+                        ("text-anchor", &"middle"),
+                    ],
+                    &format_us(b.upper_us),
+                );
+            }
+            for (name, us) in [("p50", latency.p50_us), ("p90", latency.p90_us), ("p99", latency.p99_us)] {
+                // HDR reports a value's highest equivalent, which can pass
+                // the last bound by a hair: that is the last bucket.
+                let i = bucket_of(buckets, us).unwrap_or(buckets.len() - 1);
+                let x = LEFT + (i as f64 + 0.5) * slot;
+                m.empty(
+                    "line",
+                    &[("class", &format!("pct {name}")), ("x1", &x), ("x2", &x), ("y1", &12), ("y2", &base)],
+                )
+                .text(
+                    "text",
+                    &[("class", &"pct-label"), ("x", &x), ("y", &10), ("text-anchor", &"middle")],
+                    name,
+                );
+            }
+            m.close("svg");
+            Some(m.finish())
         })
     };
     let rows = move || {
@@ -239,27 +263,25 @@ pub fn LatencyHistogram(
                         format!("{} requests", format_count(b.count)),
                     )
                 }));
-                rows.into_iter()
-                    .map(|(k, v)| {
-                        view! {
-                            <tr>
-                                <th scope="row">{k}</th>
-                                <td class="num">{v}</td>
-                            </tr>
-                        }
-                    })
-                    .collect_view()
+                let mut m = Markup::default();
+                for (k, v) in rows {
+                    m.open("tr", &[])
+                        .text("th", &[("scope", &"row")], &k)
+                        .text("td", &[("class", &"num")], &v)
+                        .close("tr");
+                }
+                m.finish()
             })
         })
     };
     view! {
         <figure class="chart histogram" class:empty=move || latency.with(Option::is_none)>
             <figcaption>"How long requests took, from the load generator's HDR histogram" {lab.runtime_note()}</figcaption>
-            {drawing}
+            <div class="drawing" inner_html=move || drawing().unwrap_or_default()></div>
             <details>
                 <summary>"Latencies as a table"</summary>
                 <table class="compact">
-                    <tbody>{rows}</tbody>
+                    <tbody inner_html=move || rows().unwrap_or_default()></tbody>
                 </table>
             </details>
         </figure>

@@ -10,6 +10,7 @@
 //! tables too.
 
 use super::charts::{RateMark, RatePoint};
+use super::markup::Markup;
 use super::LabView;
 use leptos::either::EitherOf3;
 use leptos::prelude::*;
@@ -257,58 +258,6 @@ pub fn ScalingDiagram(lab: LabView, fault: Callback<Fault>) -> impl IntoView {
         let height = (y - INST_GAP + TOP).max(SIDE_H + 2.0 * TOP);
         let mid = height / 2.0;
 
-        let instances = rows
-            .iter()
-            .enumerate()
-            .map(|(i, row)| {
-                let top = tops[i];
-                let h = instance_height(row.workers.len());
-                let cols = columns(row.workers.len());
-                let cell_w = (INST_W - 2.0 * PAD - (cols as f64 - 1.0) * GAP) / cols as f64;
-                let answered: u64 = counts.get(i).map_or(0, |c| c.iter().sum());
-                let attempts = log.as_ref().and_then(|l| l.attempts.get(i).copied());
-                let port = row.port.map(|p| format!(" · :{p}")).unwrap_or_default();
-                let workers = row
-                    .workers
-                    .iter()
-                    .enumerate()
-                    .map(|(j, state)| {
-                        let x = INST_X + PAD + (j % cols) as f64 * (cell_w + GAP);
-                        let y = top + HEAD + (j / cols) as f64 * (CELL_H + GAP);
-                        let n = counts.get(i).and_then(|c| c.get(j)).copied().unwrap_or(0);
-                        view! {
-                            <g class="worker-box" data-instance=i data-worker=j data-state=state.word()>
-                                <rect class=format!("box {}", state.word()) x=x y=y width=cell_w height=CELL_H rx="4"></rect>
-                                <text x=x + 6.0 y=y + 16.0>{format!("Worker {j}: {}", state.word())}</text>
-                                <text class="count" x=x + 6.0 y=y + 32.0>{format!("{} answers", format_count(n))}</text>
-                            </g>
-                        }
-                    })
-                    .collect_view();
-                let arrow_y = top + HEAD / 2.0;
-                let cut = row.state == BoxState::Down || bal_state == BoxState::Down;
-                view! {
-                    <line
-                        class=if cut { "link cut" } else { "link" }
-                        x1=BAL_X + BAL_W x2=INST_X - 2.0 y1=mid y2=arrow_y
-                        marker-end="url(#scaling-arrow)"
-                    ></line>
-                    {attempts.map(|a| view! {
-                        <text class="link-label" x=INST_X - 8.0 y=arrow_y - 5.0 text-anchor="end">
-                            {format!("{} attempts", format_count(a))}
-                        </text>
-                    })}
-                    <g class="instance-box" data-instance=i data-state=row.state.word()>
-                        <rect class=format!("box instance {}", row.state.word()) x=INST_X y=top width=INST_W height=h rx="6"></rect>
-                        <text class="head" x=INST_X + PAD y=top + 18.0>
-                            {format!("Instance {i}: {}{port} · {} answers", row.state.word(), format_count(answered))}
-                        </text>
-                        {workers}
-                    </g>
-                }
-            })
-            .collect_view();
-
         let bal_title = balancer.as_ref().map_or_else(
             || "Load balancer".to_string(),
             |(_, version, ..)| version.clone(),
@@ -327,62 +276,206 @@ pub fn ScalingDiagram(lab: LabView, fault: Callback<Fault>) -> impl IntoView {
             balancer.as_ref().map(|b| b.1.as_str()),
             bal_state,
         );
-        Some(view! {
-            <svg viewBox=format!("0 0 {W} {height:.0}") role="img" aria-label=summary>
-                <defs>
-                    <marker id="scaling-arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto">
-                        <path class="arrowhead" d="M 0 0 L 10 5 L 0 10 z"></path>
-                    </marker>
-                </defs>
-                <g class="gen-box" data-state="up">
-                    <rect class="box up" x=GEN_X y=mid - SIDE_H / 2.0 width=GEN_W height=SIDE_H rx="6"></rect>
-                    <text class="head" x=GEN_X + 8.0 y=mid - SIDE_H / 2.0 + 21.0>"Load generator"</text>
-                    <text x=GEN_X + 8.0 y=mid - SIDE_H / 2.0 + 41.0>{format!("{concurrency} in flight")}</text>
-                    <text x=GEN_X + 8.0 y=mid - SIDE_H / 2.0 + 60.0>{format!("{} answered", format_count(completed))}</text>
-                    <text x=GEN_X + 8.0 y=mid - SIDE_H / 2.0 + 79.0>{format!("{} failed", format_count(errors))}</text>
-                </g>
-                <line class="link" x1=GEN_X + GEN_W x2=BAL_X - 2.0 y1=mid y2=mid marker-end="url(#scaling-arrow)"></line>
-                <g class="balancer-box" data-state=bal_state.word()>
-                    <rect class=format!("box {}", bal_state.word()) x=BAL_X y=mid - SIDE_H / 2.0 width=BAL_W height=SIDE_H rx="6"></rect>
-                    <text class="head" x=BAL_X + 8.0 y=mid - SIDE_H / 2.0 + 21.0>{bal_title}</text>
-                    <text x=BAL_X + 8.0 y=mid - SIDE_H / 2.0 + 41.0>{bal_state.word()}</text>
-                    <text x=BAL_X + 8.0 y=mid - SIDE_H / 2.0 + 60.0>{bal_port}</text>
-                    <text x=BAL_X + 8.0 y=mid - SIDE_H / 2.0 + 79.0>{bal_requests}</text>
-                </g>
-                {instances}
-            </svg>
-        })
+
+        let mut m = Markup::default();
+        m.svg(W, height, &summary).raw(concat!(
+            r#"<defs><marker id="scaling-arrow" viewBox="0 0 10 10" refX="9" refY="5" "#,
+            r#"markerWidth="7" markerHeight="7" orient="auto">"#,
+            r#"<path class="arrowhead" d="M 0 0 L 10 5 L 0 10 z"></path></marker></defs>"#,
+        ));
+        // A side box: the load generator or the balancer, a title and three
+        // lines.
+        let side = |m: &mut Markup, class: &str, state: &str, x: f64, w: f64, lines: [&str; 4]| {
+            let top = mid - SIDE_H / 2.0;
+            m.open("g", &[("class", &class), ("data-state", &state)])
+                .empty(
+                    "rect",
+                    &[
+                        ("class", &format!("box {state}")),
+                        ("x", &x),
+                        ("y", &top),
+                        ("width", &w),
+                        ("height", &SIDE_H),
+                        ("rx", &6),
+                    ],
+                );
+            for (k, (line, dy)) in lines.iter().zip([21.0, 41.0, 60.0, 79.0]).enumerate() {
+                let y = top + dy;
+                let attrs: &[(&str, &dyn std::fmt::Display)] = if k == 0 {
+                    &[("class", &"head"), ("x", &(x + 8.0)), ("y", &y)]
+                } else {
+                    &[("x", &(x + 8.0)), ("y", &y)]
+                };
+                m.text("text", attrs, line);
+            }
+            m.close("g");
+        };
+        side(
+            &mut m,
+            "gen-box",
+            "up",
+            GEN_X,
+            GEN_W,
+            [
+                "Load generator",
+                &format!("{concurrency} in flight"),
+                &format!("{} answered", format_count(completed)),
+                &format!("{} failed", format_count(errors)),
+            ],
+        );
+        m.empty(
+            "line",
+            &[
+                ("class", &"link"),
+                ("x1", &(GEN_X + GEN_W)),
+                ("x2", &(BAL_X - 2.0)),
+                ("y1", &mid),
+                ("y2", &mid),
+                ("marker-end", &"url(#scaling-arrow)"),
+            ],
+        );
+        side(
+            &mut m,
+            "balancer-box",
+            bal_state.word(),
+            BAL_X,
+            BAL_W,
+            [&bal_title, bal_state.word(), &bal_port, &bal_requests],
+        );
+        for (i, row) in rows.iter().enumerate() {
+            let top = tops[i];
+            let h = instance_height(row.workers.len());
+            let cols = columns(row.workers.len());
+            let cell_w = (INST_W - 2.0 * PAD - (cols as f64 - 1.0) * GAP) / cols as f64;
+            let answered: u64 = counts.get(i).map_or(0, |c| c.iter().sum());
+            let attempts = log.as_ref().and_then(|l| l.attempts.get(i).copied());
+            let port = row.port.map(|p| format!(" · :{p}")).unwrap_or_default();
+            let arrow_y = top + HEAD / 2.0;
+            let cut = row.state == BoxState::Down || bal_state == BoxState::Down;
+            m.empty(
+                "line",
+                &[
+                    ("class", &if cut { "link cut" } else { "link" }),
+                    ("x1", &(BAL_X + BAL_W)),
+                    ("x2", &(INST_X - 2.0)),
+                    ("y1", &mid),
+                    ("y2", &arrow_y),
+                    ("marker-end", &"url(#scaling-arrow)"),
+                ],
+            );
+            if let Some(a) = attempts {
+                m.text(
+                    "text",
+                    &[
+                        ("class", &"link-label"),
+                        ("x", &(INST_X - 8.0)),
+                        ("y", &(arrow_y - 5.0)),
+                        ("text-anchor", &"end"),
+                    ],
+                    &format!("{} attempts", format_count(a)),
+                );
+            }
+            let state = row.state.word();
+            m.open(
+                "g",
+                &[
+                    ("class", &"instance-box"),
+                    ("data-instance", &i),
+                    ("data-state", &state),
+                ],
+            )
+            .empty(
+                "rect",
+                &[
+                    ("class", &format!("box instance {state}")),
+                    ("x", &INST_X),
+                    ("y", &top),
+                    ("width", &INST_W),
+                    ("height", &h),
+                    ("rx", &6),
+                ],
+            )
+            .text(
+                "text",
+                &[
+                    ("class", &"head"),
+                    ("x", &(INST_X + PAD)),
+                    ("y", &(top + 18.0)),
+                ],
+                &format!(
+                    "Instance {i}: {state}{port} · {} answers",
+                    format_count(answered)
+                ),
+            );
+            for (j, worker) in row.workers.iter().enumerate() {
+                let x = INST_X + PAD + (j % cols) as f64 * (cell_w + GAP);
+                let y = top + HEAD + (j / cols) as f64 * (CELL_H + GAP);
+                let n = counts.get(i).and_then(|c| c.get(j)).copied().unwrap_or(0);
+                let word = worker.word();
+                m.open(
+                    "g",
+                    &[
+                        ("class", &"worker-box"),
+                        ("data-instance", &i),
+                        ("data-worker", &j),
+                        ("data-state", &word),
+                    ],
+                )
+                .empty(
+                    "rect",
+                    &[
+                        ("class", &format!("box {word}")),
+                        ("x", &x),
+                        ("y", &y),
+                        ("width", &cell_w),
+                        ("height", &CELL_H),
+                        ("rx", &4),
+                    ],
+                )
+                .text(
+                    "text",
+                    &[("x", &(x + 6.0)), ("y", &(y + 16.0))],
+                    &format!("Worker {j}: {word}"),
+                )
+                .text(
+                    "text",
+                    &[("class", &"count"), ("x", &(x + 6.0)), ("y", &(y + 32.0))],
+                    &format!("{} answers", format_count(n)),
+                )
+                .close("g");
+            }
+            m.close("g");
+        }
+        m.close("svg");
+        Some(m.finish())
     };
     let table_rows = move || {
         let counts = spread(lab);
-        rows.get()
-            .into_iter()
-            .enumerate()
-            .map(|(i, row)| {
-                let per_worker = row
-                    .workers
-                    .iter()
-                    .enumerate()
-                    .map(|(j, state)| {
-                        let n = counts.get(i).and_then(|c| c.get(j)).copied().unwrap_or(0);
-                        format!("worker {j} ({}): {}", state.word(), format_count(n))
-                    })
-                    .collect::<Vec<_>>()
-                    .join(" · ");
-                let answered: u64 = counts.get(i).map_or(0, |c| c.iter().sum());
-                view! {
-                    <tr data-instance=i>
-                        <th scope="row">{i}</th>
-                        <td>{row.state.word()}</td>
-                        <td class="num">{row.port.map_or("—".into(), |p| p.to_string())}</td>
-                        <td class="num">{row.start_us.map_or("—".into(), format_us)}</td>
-                        <td class="num">{row.starts}</td>
-                        <td class="num">{format_count(answered)}</td>
-                        <td class="result">{per_worker}</td>
-                    </tr>
-                }
-            })
-            .collect_view()
+        let mut m = Markup::default();
+        for (i, row) in rows.get().iter().enumerate() {
+            let per_worker = row
+                .workers
+                .iter()
+                .enumerate()
+                .map(|(j, state)| {
+                    let n = counts.get(i).and_then(|c| c.get(j)).copied().unwrap_or(0);
+                    format!("worker {j} ({}): {}", state.word(), format_count(n))
+                })
+                .collect::<Vec<_>>()
+                .join(" · ");
+            let answered: u64 = counts.get(i).map_or(0, |c| c.iter().sum());
+            let num = [("class", &"num" as &dyn std::fmt::Display)];
+            m.open("tr", &[("data-instance", &i)])
+                .text("th", &[("scope", &"row")], &i.to_string())
+                .text("td", &[], row.state.word())
+                .text("td", &num, &row.port.map_or("—".into(), |p| p.to_string()))
+                .text("td", &num, &row.start_us.map_or("—".into(), format_us))
+                .text("td", &num, &row.starts.to_string())
+                .text("td", &num, &format_count(answered))
+                .text("td", &[("class", &"result")], &per_worker)
+                .close("tr");
+        }
+        m.finish()
     };
     let note = lab.runtime_note();
     let live = move || {
@@ -419,7 +512,7 @@ pub fn ScalingDiagram(lab: LabView, fault: Callback<Fault>) -> impl IntoView {
                                     <th scope="col">"Answers per worker"</th>
                                 </tr>
                             </thead>
-                            <tbody>{table_rows}</tbody>
+                            <tbody inner_html=table_rows></tbody>
                         </table>
                     </div>
                 </details>
@@ -432,7 +525,7 @@ pub fn ScalingDiagram(lab: LabView, fault: Callback<Fault>) -> impl IntoView {
                     "The run as it stands: requests flow left to right; each box says whether it is up"
                     {lab.runtime_note()}
                 </figcaption>
-                {drawing}
+                <div class="drawing" inner_html=move || drawing().unwrap_or_default()></div>
                 <ul class="legend" aria-hidden="true">
                     <li><span class="key box-key up"></span>"up: serving"</li>
                     <li><span class="key box-key starting"></span>"starting"</li>
@@ -592,32 +685,26 @@ pub fn BalancerTable(lab: LabView) -> impl IntoView {
     let rows = move || {
         figures.get().map(|(log, counts, _)| {
             let n = log.attempts.len().max(counts.len());
-            let row = |label: String, attempts: u64, answers: u64, key: String| {
-                view! {
-                    <tr data-instance=key>
-                        <th scope="row">{label}</th>
-                        <td class="num">{format_count(attempts)}</td>
-                        <td class="num">{format_count(answers)}</td>
-                        <td class="num">{format_count(attempts.saturating_sub(answers))}</td>
-                    </tr>
-                }
-            };
-            let mut views: Vec<_> = (0..n)
-                .map(|i| {
-                    let attempts = log.attempts.get(i).copied().unwrap_or(0);
-                    let answers = counts.get(i).map_or(0, |c| c.iter().sum());
-                    row(format!("Instance {i}"), attempts, answers, i.to_string())
-                })
-                .collect();
+            let mut m = Markup::default();
+            let mut row =
+                |label: &str, attempts: u64, answers: u64, key: &dyn std::fmt::Display| {
+                    let num = [("class", &"num" as &dyn std::fmt::Display)];
+                    m.open("tr", &[("data-instance", key)])
+                        .text("th", &[("scope", &"row")], label)
+                        .text("td", &num, &format_count(attempts))
+                        .text("td", &num, &format_count(answers))
+                        .text("td", &num, &format_count(attempts.saturating_sub(answers)))
+                        .close("tr");
+                };
+            for i in 0..n {
+                let attempts = log.attempts.get(i).copied().unwrap_or(0);
+                let answers = counts.get(i).map_or(0, |c| c.iter().sum());
+                row(&format!("Instance {i}"), attempts, answers, &i);
+            }
             let all_attempts = log.attempts.iter().sum();
             let all_answers = counts.iter().flatten().sum();
-            views.push(row(
-                "All instances".into(),
-                all_attempts,
-                all_answers,
-                "all".into(),
-            ));
-            views
+            row("All instances", all_attempts, all_answers, &"all");
+            m.finish()
         })
     };
     let failures = move || {
@@ -669,17 +756,14 @@ pub fn BalancerTable(lab: LabView) -> impl IntoView {
                     "addresses",
                 ));
             }
-            lines
-                .into_iter()
-                .map(|(what, value, id)| {
-                    view! {
-                        <tr data-figure=id>
-                            <th scope="row">{what}</th>
-                            <td class="num">{value}</td>
-                        </tr>
-                    }
-                })
-                .collect_view()
+            let mut m = Markup::default();
+            for (what, value, id) in lines {
+                m.open("tr", &[("data-figure", &id)])
+                    .text("th", &[("scope", &"row")], what)
+                    .text("td", &[("class", &"num")], &value)
+                    .close("tr");
+            }
+            m.finish()
         })
     };
     let said = move || lab.scaling_stats.with(|s| s.as_ref().map(reading));
@@ -705,13 +789,13 @@ pub fn BalancerTable(lab: LabView) -> impl IntoView {
                             <th scope="col">"Attempts beyond answers"</th>
                         </tr>
                     </thead>
-                    <tbody>{rows}</tbody>
+                    <tbody inner_html=move || rows().unwrap_or_default()></tbody>
                 </table>
             </div>
             <div class="table-wrap" tabindex="0" role="region" aria-label="Failures as each side saw them">
                 <table id="failures" class="compact">
                     <caption>"Failures, as the client and the balancer each saw them" {state} {lab.runtime_note()}</caption>
-                    <tbody>{failures}</tbody>
+                    <tbody inner_html=move || failures().unwrap_or_default()></tbody>
                 </table>
             </div>
             {move || said().map(|r| view! { <p class="reading">{r}</p> })}

@@ -2,6 +2,7 @@
 //! on the server's clock as the events arrive, with the same stamps in a
 //! table beneath.
 
+use super::markup::Markup;
 use super::LabView;
 use leptos::prelude::*;
 use protocol::format::format_us;
@@ -114,107 +115,131 @@ pub fn Timeline(lab: LabView, noun: &'static str) -> impl IntoView {
         let span = now.max(1) as f64;
         let x = move |us: u64| LABEL + (us as f64 / span) * (W - LABEL - 40.0);
         let height = AXIS + LANE * lanes.len() as f64 + 4.0;
-        let ticks = (0..=4)
-            .map(|i| {
-                let us = now * i / 4;
-                view! {
-                    <line class="grid" x1=x(us) x2=x(us) y1=AXIS - 4.0 y2=height></line>
-                    <text class="tick" x=x(us) y="12" text-anchor="middle">{format_us(us)}</text>
-                }
-            })
-            .collect_view();
-        let rows = lanes
-            .into_iter()
-            .enumerate()
-            .map(|(i, lane)| {
-                let y = AXIS + i as f64 * LANE;
-                let segments = lane
-                    .segments
-                    .iter()
-                    .map(|s| {
-                        view! {
-                            <rect
-                                class=format!("seg {}", s.kind)
-                                x=x(s.from_us)
-                                y=y + 5.0
-                                width=(x(s.to_us) - x(s.from_us)).max(MIN_MARK)
-                                height=LANE - 10.0
-                            >
-                                <title>{format!("{}: {} → {}", s.kind, format_us(s.from_us), format_us(s.to_us))}</title>
-                            </rect>
-                        }
-                    })
-                    .collect_view();
-                let marks = lane
-                    .marks
-                    .iter()
-                    .map(|&(kind, at)| {
-                        view! {
-                            <line class=format!("mark {kind}") x1=x(at) x2=x(at) y1=y + 1.0 y2=y + LANE - 1.0>
-                                <title>{format!("{kind} at {}", format_us(at))}</title>
-                            </line>
-                        }
-                    })
-                    .collect_view();
-                let progress = lane.progress.map(|p| {
-                    let end = lane.segments.last().map_or(0, |s| s.to_us);
-                    view! {
-                        <text class="progress" x=x(end) + 4.0 y=y + LANE / 2.0 + 4.0>
-                            {format!("{:.0}%", p * 100.0)}
-                        </text>
-                    }
-                });
-                view! {
-                    <g class="lane" data-lane=lane.worker>
-                        <text class="label" x="0" y=y + LANE / 2.0 + 4.0>{format!("{noun} {}", lane.worker)}</text>
-                        {segments}
-                        {marks}
-                        {progress}
-                    </g>
-                }
-            })
-            .collect_view();
-        Some(view! {
-            <svg
-                viewBox=format!("0 0 {W} {height}")
-                role="img"
-                aria-label=format!(
-                    "Timeline of each {} from spawn to exit; the same times are in the table below",
-                    noun.to_ascii_lowercase()
+        let mut m = Markup::default();
+        m.svg(
+            W,
+            height,
+            &format!(
+                "Timeline of each {} from spawn to exit; the same times are in the table below",
+                noun.to_ascii_lowercase()
+            ),
+        );
+        for i in 0..=4 {
+            let us = now * i / 4;
+            m.empty(
+                "line",
+                &[
+                    ("class", &"grid"),
+                    ("x1", &x(us)),
+                    ("x2", &x(us)),
+                    ("y1", &(AXIS - 4.0)),
+                    ("y2", &height),
+                ],
+            )
+            .text(
+                "text",
+                &[
+                    ("class", &"tick"),
+                    ("x", &x(us)),
+                    ("y", &12),
+                    ("text-anchor", &"middle"),
+                ],
+                &format_us(us),
+            );
+        }
+        for (i, lane) in lanes.iter().enumerate() {
+            let y = AXIS + i as f64 * LANE;
+            m.open("g", &[("class", &"lane"), ("data-lane", &lane.worker)])
+                .text(
+                    "text",
+                    &[
+                        ("class", &"label"),
+                        ("x", &0),
+                        ("y", &(y + LANE / 2.0 + 4.0)),
+                    ],
+                    &format!("{noun} {}", lane.worker),
+                );
+            for s in &lane.segments {
+                m.open(
+                    "rect",
+                    &[
+                        ("class", &format!("seg {}", s.kind)),
+                        ("x", &x(s.from_us)),
+                        ("y", &(y + 5.0)),
+                        ("width", &(x(s.to_us) - x(s.from_us)).max(MIN_MARK)),
+                        ("height", &(LANE - 10.0)),
+                    ],
                 )
-            >
-                {ticks}
-                {rows}
-            </svg>
-        })
+                .text(
+                    "title",
+                    &[],
+                    &format!(
+                        "{}: {} → {}",
+                        s.kind,
+                        format_us(s.from_us),
+                        format_us(s.to_us)
+                    ),
+                )
+                .close("rect");
+            }
+            for &(kind, at) in &lane.marks {
+                m.open(
+                    "line",
+                    &[
+                        ("class", &format!("mark {kind}")),
+                        ("x1", &x(at)),
+                        ("x2", &x(at)),
+                        ("y1", &(y + 1.0)),
+                        ("y2", &(y + LANE - 1.0)),
+                    ],
+                )
+                .text("title", &[], &format!("{kind} at {}", format_us(at)))
+                .close("line");
+            }
+            if let Some(p) = lane.progress {
+                let end = lane.segments.last().map_or(0, |s| s.to_us);
+                m.text(
+                    "text",
+                    &[
+                        ("class", &"progress"),
+                        ("x", &(x(end) + 4.0)),
+                        ("y", &(y + LANE / 2.0 + 4.0)),
+                    ],
+                    &format!("{:.0}%", p * 100.0),
+                );
+            }
+            m.close("g");
+        }
+        m.close("svg");
+        Some(m.finish())
     };
     let table_rows = move || {
         lab.workers.with(|workers| {
+            let mut m = Markup::default();
             // `lanes` keeps the same workers, in the same order.
-            workers
+            for (w, lane) in workers
                 .iter()
                 .filter(|w| w.ready_at_us.is_some())
                 .zip(lanes.get())
-                .map(|(w, lane)| {
-                    let at = |t: Option<u64>| t.map_or("—".to_string(), format_us);
-                    let incidents: Vec<String> = lane
-                        .marks
-                        .iter()
-                        .filter(|(kind, _)| *kind != "exit")
-                        .map(|(kind, at)| format!("{kind} at {}", format_us(*at)))
-                        .collect();
-                    view! {
-                        <tr>
-                            <th scope="row">{w.worker}</th>
-                            <td class="num">{at(w.spawned_at_us())}</td>
-                            <td class="num">{at(w.ready_at_us)}</td>
-                            <td class="num">{at(w.messages_at_us)}</td>
-                            <td class="num">{at(w.finished_at_us)}</td>
-                            <td>{incidents.join(", ")}</td>
-                        </tr>
-                    }
-                })
-                .collect_view()
+            {
+                let at = |t: Option<u64>| t.map_or("—".to_string(), format_us);
+                let incidents: Vec<String> = lane
+                    .marks
+                    .iter()
+                    .filter(|(kind, _)| *kind != "exit")
+                    .map(|(kind, at)| format!("{kind} at {}", format_us(*at)))
+                    .collect();
+                let num = [("class", &"num" as &dyn std::fmt::Display)];
+                m.open("tr", &[])
+                    .text("th", &[("scope", &"row")], &w.worker.to_string())
+                    .text("td", &num, &at(w.spawned_at_us()))
+                    .text("td", &num, &at(w.ready_at_us))
+                    .text("td", &num, &at(w.messages_at_us))
+                    .text("td", &num, &at(w.finished_at_us))
+                    .text("td", &[], &incidents.join(", "))
+                    .close("tr");
+            }
+            m.finish()
         })
     };
     view! {
@@ -223,7 +248,7 @@ pub fn Timeline(lab: LabView, noun: &'static str) -> impl IntoView {
                 {format!("Each {}'s life on the server's clock, from the start of the run", noun.to_ascii_lowercase())}
                 {lab.runtime_note()}
             </figcaption>
-            {drawing}
+            <div class="drawing" inner_html=move || drawing().unwrap_or_default()></div>
             <ul class="legend" aria-hidden="true">
                 <li><span class="key starting"></span>"starting"</li>
                 <li><span class="key messages"></span>"round trips"</li>
@@ -245,7 +270,7 @@ pub fn Timeline(lab: LabView, noun: &'static str) -> impl IntoView {
                                 <th scope="col">"Deaths and respawns"</th>
                             </tr>
                         </thead>
-                        <tbody>{table_rows}</tbody>
+                        <tbody inner_html=table_rows></tbody>
                     </table>
                 </div>
             </details>

@@ -2,9 +2,10 @@
 //! loop's heartbeat, the cluster's live figures. Every chart has its figures
 //! as text or a table beside it.
 
+use super::markup::{esc, Markup};
 use super::LabView;
 use crate::quoted::Q;
-use leptos::either::{Either, EitherOf6};
+use leptos::either::EitherOf6;
 use leptos::prelude::*;
 use protocol::compare::pair_rows;
 use protocol::format::{
@@ -17,39 +18,75 @@ use protocol::{HostInfo, ModelKind, Outcome, RunSummary, Runtime};
 /// One row per worker: when it started, how far it is, what it cost.
 #[component]
 pub fn WorkerTable(lab: LabView, noun: &'static str) -> impl IntoView {
-    let row = move |w: WorkerRow| {
-        let label = format!("{noun} {} progress", w.worker);
-        let percent = format!("{:.0}%", w.fraction() * 100.0);
+    // The rows are text (see `markup`): the table is redrawn whole on
+    // every event anyway.
+    let row = move |m: &mut Markup, w: &WorkerRow| {
         let id = w.tid.unwrap_or(w.pid);
-        let memory = w.memory.map(|m| match (m.rss_bytes, m.anon_bytes) {
-            // Memory is counted in 4 KiB pages: a thread that added none
-            // touched less than a page.
-            (0, 0) => Either::Left("under a page (4 KiB)"),
-            (rss, anon) => Either::Right(pair(format_bytes(rss), format_bytes(anon))),
+        let dash = || "—".to_string();
+        // Memory is counted in 4 KiB pages: a thread that added none
+        // touched less than a page.
+        let memory = match w.memory.map(|m| (m.rss_bytes, m.anon_bytes)) {
+            Some((0, 0)) => esc("under a page (4 KiB)"),
+            Some((rss, anon)) => pair_text(&format_bytes(rss), &format_bytes(anon)),
+            None => dash(),
+        };
+        let trip = w.round_trip_ns.map_or_else(dash, |(p50, p99)| {
+            pair_text(&format_us(p50 / 1000), &format_us(p99 / 1000))
         });
-        let trip = w
-            .round_trip_ns
-            .map(|(p50, p99)| pair(format_us(p50 / 1000), format_us(p99 / 1000)));
-        view! {
-            <tr data-worker=w.worker>
-                <th scope="row">
-                    {w.worker}
-                    {(id != 0).then(|| view! { " " <small class="kernel-id">{id.to_string()}</small> })}
-                </th>
-                <td class="num">{w.start_latency_us.map(format_us)}</td>
-                <td>
-                    <progress max="1" value=w.fraction() aria-label=label></progress>
-                    " "
-                    <span class="num">{percent}</span>
-                </td>
-                <td class="num">{w.wall_us.map(format_us)}</td>
-                <td class="num">{w.cpu_us.map(format_us)}</td>
-                <td class="num">{memory.map(Either::Left).unwrap_or(Either::Right("—"))}</td>
-                <td class="num">{trip.map(Either::Left).unwrap_or(Either::Right("—"))}</td>
-                <td class="num">{w.messages.map(format_count).unwrap_or_else(|| "—".into())}</td>
-                <td class="result">{w.result.as_ref().map(describe_result)}</td>
-            </tr>
+        let at = |us: Option<u64>| us.map(format_us).unwrap_or_default();
+        m.open("tr", &[("data-worker", &w.worker)])
+            .open("th", &[("scope", &"row")])
+            .raw(&w.worker.to_string());
+        if id != 0 {
+            m.raw(" ")
+                .text("small", &[("class", &"kernel-id")], &id.to_string());
         }
+        m.close("th")
+            .text("td", &[("class", &"num")], &at(w.start_latency_us))
+            .open("td", &[])
+            .empty(
+                "progress",
+                &[
+                    ("max", &1),
+                    ("value", &w.fraction()),
+                    ("aria-label", &format!("{noun} {} progress", w.worker)),
+                ],
+            )
+            .raw(" ")
+            .text(
+                "span",
+                &[("class", &"num")],
+                &format!("{:.0}%", w.fraction() * 100.0),
+            )
+            .close("td")
+            .text("td", &[("class", &"num")], &at(w.wall_us))
+            .text("td", &[("class", &"num")], &at(w.cpu_us))
+            .open("td", &[("class", &"num")])
+            .raw(&memory)
+            .close("td")
+            .open("td", &[("class", &"num")])
+            .raw(&trip)
+            .close("td")
+            .text(
+                "td",
+                &[("class", &"num")],
+                &w.messages.map(format_count).unwrap_or_else(dash),
+            )
+            .text(
+                "td",
+                &[("class", &"result")],
+                &w.result.as_ref().map(describe_result).unwrap_or_default(),
+            )
+            .close("tr");
+    };
+    let rows = move || {
+        lab.workers.with(|workers| {
+            let mut m = Markup::default();
+            for w in workers {
+                row(&mut m, w);
+            }
+            m.finish()
+        })
     };
     view! {
         <div class="table-wrap" tabindex="0" role="region" aria-label="Per-worker measurements">
@@ -71,9 +108,7 @@ pub fn WorkerTable(lab: LabView, noun: &'static str) -> impl IntoView {
                         <th scope="col">"Result"</th>
                     </tr>
                 </thead>
-                <tbody>
-                    {move || lab.workers.get().into_iter().map(row).collect_view()}
-                </tbody>
+                <tbody inner_html=rows></tbody>
             </table>
         </div>
     }
@@ -81,8 +116,12 @@ pub fn WorkerTable(lab: LabView, noun: &'static str) -> impl IntoView {
 
 /// Two figures of one cell ("p50 / p99"), each kept on one line, the cell
 /// free to wrap between them.
-fn pair(a: String, b: String) -> impl IntoView {
-    view! { <span class="fig">{a}</span> " / " <span class="fig">{b}</span> }
+fn pair_text(a: &str, b: &str) -> String {
+    let mut m = Markup::default();
+    m.text("span", &[("class", &"fig")], a)
+        .raw(" / ")
+        .text("span", &[("class", &"fig")], b);
+    m.finish()
 }
 
 /// The end of a run: totals, the measured speedup, and where it ran.
@@ -157,7 +196,7 @@ pub fn HeartbeatStrip(lab: LabView) -> impl IntoView {
         lab.heartbeats.with(|beats| {
             let span = beats.last().map_or(1, |b| b.0.max(1)) as f64;
             let worst = beats.iter().map(|b| b.1).max().unwrap_or(1).max(1) as f64;
-            let mut out = Vec::new();
+            let mut m = Markup::default();
             let mut prev_x = 0.0;
             for &(at, lag) in beats {
                 let x = at as f64 / span * W;
@@ -165,16 +204,30 @@ pub fn HeartbeatStrip(lab: LabView) -> impl IntoView {
                 let h = ((lag.max(1) as f64).ln() / worst.ln().max(1.0) * (H - 6.0)).max(2.0);
                 let late = lag > 50_000;
                 if late {
-                    out.push(Either::Left(view! {
-                        <rect class="frozen" x=prev_x y="0" width=(x - prev_x).max(1.0) height=H></rect>
-                    }));
+                    m.empty(
+                        "rect",
+                        &[
+                            ("class", &"frozen"),
+                            ("x", &prev_x),
+                            ("y", &0),
+                            ("width", &(x - prev_x).max(1.0)),
+                            ("height", &H),
+                        ],
+                    );
                 }
-                out.push(Either::Right(view! {
-                    <rect class=if late { "beat late" } else { "beat" } x=x - 1.0 y=H - h width="2" height=h></rect>
-                }));
+                m.empty(
+                    "rect",
+                    &[
+                        ("class", &if late { "beat late" } else { "beat" }),
+                        ("x", &(x - 1.0)),
+                        ("y", &(H - h)),
+                        ("width", &2),
+                        ("height", &h),
+                    ],
+                );
                 prev_x = x;
             }
-            out
+            m.finish()
         })
     };
     let figures = move || {
@@ -189,8 +242,7 @@ pub fn HeartbeatStrip(lab: LabView) -> impl IntoView {
         <figure class="heartbeat">
             <figcaption>"The event loop's heartbeat: a mark every " <Q id="tick"/> " it was free to tick" {lab.runtime_note()}</figcaption>
             <svg viewBox=format!("0 0 {W} {H}") preserveAspectRatio="none" role="img"
-                aria-label="Heartbeat ticks over time; a gap means the loop was blocked">
-                {marks}
+                aria-label="Heartbeat ticks over time; a gap means the loop was blocked" inner_html=marks>
             </svg>
             <table class="compact">
                 <caption class="visually-hidden">"Heartbeat figures"</caption>
@@ -335,26 +387,34 @@ pub fn ClusterView(lab: LabView, kill: Callback<u32>) -> impl IntoView {
 pub fn RunHistory(lab: LabView) -> impl IntoView {
     let rows = move || {
         lab.history.with(|history| {
-            history
-                .iter()
-                .map(|past| {
-                    let sum = &past.summary;
-                    view! {
-                        <tr data-runtime=past.runtime().name()>
-                            <th scope="row">{past.run}</th>
-                            <td>{past.runtime().label()}</td>
-                            <td class="result">{past.settings.clone()}</td>
-                            <td>{outcome_word(sum.outcome)}</td>
-                            <td class="num">{format_us(sum.wall_us)}</td>
-                            <td class="num">
-                                {sum.speedup.map_or("—".to_string(), |x| format!("{x:.2}×"))}
-                            </td>
-                            <td class="num">{past.start_us.map_or("—".to_string(), format_us)}</td>
-                            <td class="num">{past.messages.map_or("—".to_string(), format_count)}</td>
-                        </tr>
-                    }
-                })
-                .collect_view()
+            let mut m = Markup::default();
+            for past in history {
+                let sum = &past.summary;
+                let num = [("class", &"num" as &dyn std::fmt::Display)];
+                m.open("tr", &[("data-runtime", &past.runtime().name())])
+                    .text("th", &[("scope", &"row")], &past.run.to_string())
+                    .text("td", &[], past.runtime().label())
+                    .text("td", &[("class", &"result")], &past.settings)
+                    .text("td", &[], outcome_word(sum.outcome))
+                    .text("td", &num, &format_us(sum.wall_us))
+                    .text(
+                        "td",
+                        &num,
+                        &sum.speedup.map_or("—".to_string(), |x| format!("{x:.2}×")),
+                    )
+                    .text(
+                        "td",
+                        &num,
+                        &past.start_us.map_or("—".to_string(), format_us),
+                    )
+                    .text(
+                        "td",
+                        &num,
+                        &past.messages.map_or("—".to_string(), format_count),
+                    )
+                    .close("tr");
+            }
+            m.finish()
         })
     };
     view! {
@@ -379,7 +439,7 @@ pub fn RunHistory(lab: LabView) -> impl IntoView {
                         <th scope="col">"Messages"</th>
                     </tr>
                 </thead>
-                <tbody>{rows}</tbody>
+                <tbody inner_html=rows></tbody>
             </table>
         </div>
     }
@@ -501,22 +561,29 @@ pub fn PingStrip(lab: LabView) -> impl IntoView {
         lab.pings.with(|pings| {
             let span = pings.last().map_or(1, |p| p.0.max(1)) as f64;
             let worst = pings.iter().filter_map(|p| p.1).max().unwrap_or(1).max(1) as f64;
-            pings
-                .iter()
-                .map(|&(at, latency)| {
-                    let x = at as f64 / span * W;
-                    match latency {
-                        Some(us) => {
-                            let h = ((us.max(1) as f64).ln() / worst.ln().max(1.0) * (H - 6.0)).max(2.0);
-                            let slow = us > 50_000;
-                            Either::Left(view! {
-                                <rect class=if slow { "ping slow" } else { "ping" } x=x - 1.0 y=H - h width="2" height=h></rect>
-                            })
-                        }
-                        None => Either::Right(view! { <rect class="ping lost" x=x - 1.0 y="0" width="2" height=H></rect> }),
+            let mut m = Markup::default();
+            for &(at, latency) in pings {
+                let x = at as f64 / span * W;
+                let (class, h) = match latency {
+                    Some(us) => {
+                        let h =
+                            ((us.max(1) as f64).ln() / worst.ln().max(1.0) * (H - 6.0)).max(2.0);
+                        (if us > 50_000 { "ping slow" } else { "ping" }, h)
                     }
-                })
-                .collect_view()
+                    None => ("ping lost", H),
+                };
+                m.empty(
+                    "rect",
+                    &[
+                        ("class", &class),
+                        ("x", &(x - 1.0)),
+                        ("y", &(H - h)),
+                        ("width", &2),
+                        ("height", &h),
+                    ],
+                );
+            }
+            m.finish()
         })
     };
     let figures = move || {
@@ -544,8 +611,7 @@ pub fn PingStrip(lab: LabView) -> impl IntoView {
         <figure class="pings" class:empty=move || lab.pings.with(Vec::is_empty)>
             <figcaption>"Requests from outside: a GET /ping every " <Q id="ping_every"/> ", and how long each waited for its answer" {lab.runtime_note()}</figcaption>
             <svg viewBox=format!("0 0 {W} {H}") preserveAspectRatio="none" role="img"
-                aria-label="Ping latency over time; tall marks are requests that waited behind the job. The figures are in the table below.">
-                {marks}
+                aria-label="Ping latency over time; tall marks are requests that waited behind the job. The figures are in the table below." inner_html=marks>
             </svg>
             <table class="compact">
                 <caption class="visually-hidden">"Ping figures"</caption>
@@ -575,15 +641,20 @@ pub fn PoolStrip(lab: LabView) -> impl IntoView {
     let marks = move || {
         lab.pool_tasks.with(|tasks| {
             let span = tasks.iter().map(|t| t.1).max().unwrap_or(1).max(1) as f64;
-            tasks
-                .iter()
-                .map(|&(task, at)| {
-                    let w = (at as f64 / span * W).max(2.0);
-                    view! {
-                        <rect class="pool-task" x="0" y=f64::from(task) * ROW + 1.0 width=w height=ROW - 2.0></rect>
-                    }
-                })
-                .collect_view()
+            let mut m = Markup::default();
+            for &(task, at) in tasks {
+                m.empty(
+                    "rect",
+                    &[
+                        ("class", &"pool-task"),
+                        ("x", &0),
+                        ("y", &(f64::from(task) * ROW + 1.0)),
+                        ("width", &(at as f64 / span * W).max(2.0)),
+                        ("height", &(ROW - 2.0)),
+                    ],
+                );
+            }
+            m.finish()
         })
     };
     let threads = move || match lab.spec.get().map(|s| s.workload) {
@@ -617,8 +688,7 @@ pub fn PoolStrip(lab: LabView) -> impl IntoView {
         <figure class="pool" class:empty=move || lab.pool_tasks.with(Vec::is_empty)>
             <figcaption>"libuv's thread pool: each crypto.pbkdf2 call, and when it finished after all were started" {lab.runtime_note()}</figcaption>
             <svg viewBox=move || format!("0 0 {W} {}", height()) preserveAspectRatio="none" role="img"
-                aria-label="One bar per hash, as long as it took to finish; the figures are in the table below.">
-                {marks}
+                aria-label="One bar per hash, as long as it took to finish; the figures are in the table below." inner_html=marks>
             </svg>
             <table class="compact">
                 <caption class="visually-hidden">"Pool figures"</caption>
