@@ -39,8 +39,9 @@ use scaling::{
     ScalingHistory, ScalingRun,
 };
 use timeline::Timeline;
+use views::summary_text;
 use views::{
-    ClusterView, HeartbeatStrip, PairTable, PingStrip, PoolStrip, RunHistory, RuntimeNote, Summary,
+    ClusterView, HeartbeatStrip, PairTable, PingStrip, PoolStrip, RunHistory, RuntimeNote,
     WorkerTable,
 };
 
@@ -387,16 +388,19 @@ pub fn Lab(model: ModelKind) -> impl IntoView {
                 <Timeline lab=state noun=model.worker_noun()/>
                 <WorkerTable lab=state noun=model.worker_noun()/>
             })}
-            {move || state.summary.get().map(|summary| {
-                view! {
-                    <Summary
-                        summary=summary
-                        host=state.host.get_untracked()
-                        runtime=state.runtime.get_untracked()
-                        noun=model.worker_noun()
-                    />
+            <div
+                class="summary-slot"
+                inner_html=move || {
+                    state.summary.get().map_or_else(String::new, |summary| {
+                        summary_text(
+                            &summary,
+                            state.host.get_untracked().as_ref(),
+                            state.runtime.get_untracked(),
+                            model.worker_noun(),
+                        )
+                    })
                 }
-            })}
+            ></div>
             {if model == ModelKind::Scaling {
                 Either::Left(view! { <ScalingHistory runs=scaling_runs/> })
             } else {

@@ -10,9 +10,8 @@
 //! tables too.
 
 use super::charts::{RateMark, RatePoint};
-use super::markup::Markup;
+use super::markup::{esc, Markup};
 use super::LabView;
-use leptos::either::EitherOf3;
 use leptos::prelude::*;
 use protocol::format::{format_count, format_us, outcome_word};
 use protocol::lab::{BoxState, InstanceRow, LabState, PastRun};
@@ -138,51 +137,66 @@ fn balancer_log(lab: LabView) -> Option<(BalancerLog, bool)> {
 /// the lab is off and how to install it. Never a simulation instead.
 #[component]
 pub fn BalancerNote(lab: LabView, balancer: RwSignal<BalancerKind>) -> impl IntoView {
+    // Text (see `markup`): redrawn whole when the list or the choice changes.
     let body = move || {
         lab.balancers.with(|all| {
+            let mut m = Markup::default();
             if all.is_empty() {
-                return EitherOf3::A(view! {
-                    <p class="runtime-note">"Waiting for the server to say which load balancers it has…"</p>
-                });
+                m.text(
+                    "p",
+                    &[("class", &"runtime-note")],
+                    "Waiting for the server to say which load balancers it has…",
+                );
+                return m.finish();
             }
             let nginx = all.iter().find(|b| b.balancer == BalancerKind::Nginx);
             if let Some(nginx) = nginx.filter(|b| !b.available) {
-                return EitherOf3::B(view! {
-                    <p class="runtime-note warning" role="note" id="balancer-missing" data-balancer="nginx">
-                        "This lab is off on this server, because it needs a real nginx: "
-                        {nginx.note.clone()}
-                        " Nothing here is simulated, so the Run button stays disabled until then."
-                    </p>
-                });
+                m.text(
+                    "p",
+                    &[
+                        ("class", &"runtime-note warning"),
+                        ("role", &"note"),
+                        ("id", &"balancer-missing"),
+                        ("data-balancer", &"nginx"),
+                    ],
+                    &format!(
+                        "This lab is off on this server, because it needs a real nginx: {} \
+                         Nothing here is simulated, so the Run button stays disabled until then.",
+                        nginx.note
+                    ),
+                );
+                return m.finish();
             }
             let chosen = balancer.get();
-            let lines = all
-                .iter()
-                .map(|b| {
-                    let picked = b.balancer == chosen;
-                    let text = match (&b.version, b.available) {
-                        (Some(v), true) => {
-                            format!("{} found on this server: {v}.", b.balancer.label())
-                        }
-                        // The note names the balancer and says how to install it.
-                        _ => b.note.clone(),
-                    };
-                    view! {
-                        <li
-                            data-balancer=b.balancer.name()
-                            class:warning={picked && !b.available}
-                        >
-                            {text}
-                        </li>
-                    }
-                })
-                .collect_view();
-            EitherOf3::C(view! {
-                <ul class="runtime-note balancers" aria-label="Load balancers on this server">{lines}</ul>
-            })
+            m.open(
+                "ul",
+                &[
+                    ("class", &"runtime-note balancers"),
+                    ("aria-label", &"Load balancers on this server"),
+                ],
+            );
+            for b in all {
+                let picked = b.balancer == chosen;
+                let text = match (&b.version, b.available) {
+                    (Some(v), true) => format!("{} found on this server: {v}.", b.balancer.label()),
+                    // The note names the balancer and says how to install it.
+                    _ => b.note.clone(),
+                };
+                if picked && !b.available {
+                    m.text(
+                        "li",
+                        &[("data-balancer", &b.balancer.name()), ("class", &"warning")],
+                        &text,
+                    );
+                } else {
+                    m.text("li", &[("data-balancer", &b.balancer.name())], &text);
+                }
+            }
+            m.close("ul");
+            m.finish()
         })
     };
-    view! { <div class="balancer-note">{body}</div> }
+    view! { <div class="balancer-note" inner_html=body></div> }
 }
 
 /// The drawing's size in SVG units; it scales to the page's width.
@@ -661,15 +675,21 @@ fn FaultButtons(
 pub fn FaultLog(lab: LabView) -> impl IntoView {
     let items = move || {
         lab.scaling_log.with(|log| {
-            log.iter()
-                .map(|(at, line)| view! { <li><span class="at">{format_us(at * 1_000)}</span> " " {line.clone()}</li> })
-                .collect_view()
+            let mut m = Markup::default();
+            for (at, line) in log {
+                m.open("li", &[])
+                    .text("span", &[("class", &"at")], &format_us(at * 1_000))
+                    .raw(" ")
+                    .raw(&esc(line))
+                    .close("li");
+            }
+            m.finish()
         })
     };
     view! {
         <section class="fault-log" class:empty=move || lab.scaling_log.with(Vec::is_empty) aria-labelledby="fault-log-title">
             <h3 id="fault-log-title">"Faults and recoveries, from the start of the run"</h3>
-            <ol>{items}</ol>
+            <ol inner_html=items></ol>
         </section>
     }
 }
@@ -838,30 +858,40 @@ pub fn reading(stats: &ScalingStats) -> String {
 pub fn ScalingHistory(runs: RwSignal<Vec<ScalingRun>>) -> impl IntoView {
     let rows = move || {
         runs.with(|runs| {
-            runs.iter()
-                .map(|r| {
-                    let s = &r.stats;
-                    let spread = s
-                        .per_instance
-                        .iter()
-                        .map(|w| format_count(w.iter().sum()))
-                        .collect::<Vec<_>>()
-                        .join(" / ");
-                    view! {
-                        <tr data-runtime=r.past.runtime().name()>
-                            <th scope="row">{r.past.run}</th>
-                            <td class="result">{r.ran_on.clone()}</td>
-                            <td class="result">{r.past.settings.clone()}</td>
-                            <td>{outcome_word(r.past.summary.outcome)}</td>
-                            <td class="num">{format!("{:.0}", s.rps)}</td>
-                            <td class="num">{format!("{} / {}", format_us(s.latency.p50_us), format_us(s.latency.p99_us))}</td>
-                            <td class="num">{format_count(s.errors)}</td>
-                            <td class="num">{format!("{} / {}", format_count(s.balancer.failed_attempts), format_count(s.balancer.retried))}</td>
-                            <td class="num">{spread}</td>
-                        </tr>
-                    }
-                })
-                .collect_view()
+            let mut m = Markup::default();
+            let num = [("class", &"num" as &dyn std::fmt::Display)];
+            for r in runs {
+                let s = &r.stats;
+                let spread = s
+                    .per_instance
+                    .iter()
+                    .map(|w| format_count(w.iter().sum()))
+                    .collect::<Vec<_>>()
+                    .join(" / ");
+                m.open("tr", &[("data-runtime", &r.past.runtime().name())])
+                    .text("th", &[("scope", &"row")], &r.past.run.to_string())
+                    .text("td", &[("class", &"result")], &r.ran_on)
+                    .text("td", &[("class", &"result")], &r.past.settings)
+                    .text("td", &[], outcome_word(r.past.summary.outcome))
+                    .text("td", &num, &format!("{:.0}", s.rps))
+                    .text(
+                        "td",
+                        &num,
+                        &slash(format_us(s.latency.p50_us), format_us(s.latency.p99_us)),
+                    )
+                    .text("td", &num, &format_count(s.errors))
+                    .text(
+                        "td",
+                        &num,
+                        &slash(
+                            format_count(s.balancer.failed_attempts),
+                            format_count(s.balancer.retried),
+                        ),
+                    )
+                    .text("td", &num, &spread)
+                    .close("tr");
+            }
+            m.finish()
         })
     };
     view! {
@@ -887,10 +917,15 @@ pub fn ScalingHistory(runs: RwSignal<Vec<ScalingRun>>) -> impl IntoView {
                         <th scope="col">"Answers per instance"</th>
                     </tr>
                 </thead>
-                <tbody>{rows}</tbody>
+                <tbody inner_html=rows></tbody>
             </table>
         </div>
     }
+}
+
+/// Two figures of one cell: "a / b".
+fn slash(a: String, b: String) -> String {
+    format!("{a} / {b}")
 }
 
 #[cfg(test)]

@@ -5,7 +5,6 @@
 use super::markup::{esc, Markup};
 use super::LabView;
 use crate::quoted::Q;
-use leptos::either::EitherOf6;
 use leptos::prelude::*;
 use protocol::compare::pair_rows;
 use protocol::format::{
@@ -124,15 +123,14 @@ fn pair_text(a: &str, b: &str) -> String {
     m.finish()
 }
 
-/// The end of a run: totals, the measured speedup, and where it ran.
-#[component]
-pub fn Summary(
-    summary: RunSummary,
-    host: Option<HostInfo>,
+/// The end of a run: totals, the measured speedup, and where it ran. Text
+/// (see `markup`): it is drawn once per run, whole.
+pub fn summary_text(
+    summary: &RunSummary,
+    host: Option<&HostInfo>,
     runtime: Option<Runtime>,
-    noun: &'static str,
-) -> impl IntoView {
-    let outcome = outcome_word(summary.outcome);
+    noun: &str,
+) -> String {
     // The wire's name, for tests and styles: "completed", "deadline_exceeded".
     let outcome_attr = summary.outcome.name();
     let speedup = match (summary.speedup, summary.outcome) {
@@ -141,49 +139,71 @@ pub fn Summary(
         (None, _) => Some("not measured: the run did not complete".into()),
     };
     let noun = noun.to_ascii_lowercase();
-    view! {
-        <section id="summary" class="summary" data-outcome=outcome_attr aria-labelledby="summary-title">
-            <h3 id="summary-title">
-                "Summary: " {outcome}
-                {runtime.map(|r| view! { " " <span class="runtime-tag" data-runtime=r.name()>{r.label()}</span> })}
-            </h3>
-            <dl>
-                <dt>"Result"</dt>
-                <dd id="result">{describe_result(&summary.result)}</dd>
-                <dt>"Wall time"</dt>
-                <dd>{format_us(summary.wall_us)}</dd>
-                <dt>"CPU time, all workers"</dt>
-                <dd>{format_us(summary.cpu_us)}</dd>
-                {summary.baseline_wall_us.map(|b| view! {
-                    <dt>{format!("Same job on one {noun}")}</dt>
-                    <dd>{format_us(b)}</dd>
-                })}
-                {speedup.map(|s| view! {
-                    <dt>{format!("Speedup over one {noun} (measured)")}</dt>
-                    <dd id="speedup">{s}</dd>
-                })}
-                {summary.main_loop_lag_us.map(|lag| view! {
-                    <dt>"Longest the heartbeat waited"</dt>
-                    <dd id="lag">{format_us(lag)}</dd>
-                })}
-            </dl>
-            {host.map(|h| view! { <HostLine host=h/> })}
-            {summary.shared_with.map(|n| view! {
-                <p class="shared" data-shared=n>{shared_sentence(n)}</p>
-            })}
-        </section>
+    let mut m = Markup::default();
+    m.open(
+        "section",
+        &[
+            ("id", &"summary"),
+            ("class", &"summary"),
+            ("data-outcome", &outcome_attr),
+            ("aria-labelledby", &"summary-title"),
+        ],
+    )
+    .open("h3", &[("id", &"summary-title")])
+    .raw("Summary: ")
+    .raw(outcome_word(summary.outcome));
+    if let Some(r) = runtime {
+        m.raw(" ").text(
+            "span",
+            &[("class", &"runtime-tag"), ("data-runtime", &r.name())],
+            r.label(),
+        );
     }
-}
-
-/// Where the figures come from.
-#[component]
-fn HostLine(host: HostInfo) -> impl IntoView {
-    view! {
-        <p class="host">
-            "Measured on this server: " {host_line(&host)} "."
-            {host.busy.then(|| view! { <strong class="busy">" " {BUSY_NOTE}</strong> })}
-        </p>
+    m.close("h3").open("dl", &[]);
+    let mut item = |term: &str, id: Option<&str>, value: &str| {
+        m.text("dt", &[], term);
+        match id {
+            Some(id) => m.text("dd", &[("id", &id)], value),
+            None => m.text("dd", &[], value),
+        };
+    };
+    item("Result", Some("result"), &describe_result(&summary.result));
+    item("Wall time", None, &format_us(summary.wall_us));
+    item("CPU time, all workers", None, &format_us(summary.cpu_us));
+    if let Some(b) = summary.baseline_wall_us {
+        item(&format!("Same job on one {noun}"), None, &format_us(b));
     }
+    if let Some(s) = speedup {
+        item(
+            &format!("Speedup over one {noun} (measured)"),
+            Some("speedup"),
+            &s,
+        );
+    }
+    if let Some(lag) = summary.main_loop_lag_us {
+        item("Longest the heartbeat waited", Some("lag"), &format_us(lag));
+    }
+    m.close("dl");
+    // Where the figures come from.
+    if let Some(h) = host {
+        m.open("p", &[("class", &"host")])
+            .raw("Measured on this server: ")
+            .raw(&esc(&host_line(h)))
+            .raw(".");
+        if h.busy {
+            m.text("strong", &[("class", &"busy")], &format!(" {BUSY_NOTE}"));
+        }
+        m.close("p");
+    }
+    if let Some(n) = summary.shared_with {
+        m.text(
+            "p",
+            &[("class", &"shared"), ("data-shared", &n)],
+            &shared_sentence(n),
+        );
+    }
+    m.close("section");
+    m.finish()
 }
 
 /// The main loop's pulse: one mark per heartbeat along the run's timeline,
@@ -276,25 +296,35 @@ pub fn ClusterView(lab: LabView, kill: Callback<u32>) -> impl IntoView {
     let bars = move || {
         let counts = per_worker();
         let total: u64 = counts.iter().sum();
-        counts
-            .into_iter()
-            .enumerate()
-            .map(|(i, n)| {
-                let share = if total == 0 { 0.0 } else { n as f64 / total as f64 };
-                view! {
-                    <tr data-cluster-worker=i>
-                        <th scope="row">{i}</th>
-                        <td class="num answers">{n}</td>
-                        <td class="bar-cell">
-                            // The bar leaves room for its label, so a worker with every
-                            // answer does not push the table wider than the page.
-                            <span class="bar" style=format!("width: calc({share:.3} * (100% - 4rem))")></span>
-                            <span class="num">{format!("{:.0}%", share * 100.0)}</span>
-                        </td>
-                    </tr>
-                }
-            })
-            .collect_view()
+        let mut m = Markup::default();
+        for (i, n) in counts.into_iter().enumerate() {
+            let share = if total == 0 {
+                0.0
+            } else {
+                n as f64 / total as f64
+            };
+            m.open("tr", &[("data-cluster-worker", &i)])
+                .text("th", &[("scope", &"row")], &i.to_string())
+                .text("td", &[("class", &"num answers")], &n.to_string())
+                .open("td", &[("class", &"bar-cell")])
+                // The bar leaves room for its label, so a worker with every
+                // answer does not push the table wider than the page.
+                .empty(
+                    "span",
+                    &[
+                        ("class", &"bar"),
+                        ("style", &format!("width: calc({share:.3} * (100% - 4rem))")),
+                    ],
+                )
+                .text(
+                    "span",
+                    &[("class", &"num")],
+                    &format!("{:.0}%", share * 100.0),
+                )
+                .close("td")
+                .close("tr");
+        }
+        m.finish()
     };
     let live = move || {
         lab.ticks.with(|ticks| {
@@ -313,10 +343,15 @@ pub fn ClusterView(lab: LabView, kill: Callback<u32>) -> impl IntoView {
     };
     let incidents = move || {
         lab.incidents.with(|incidents| {
-            incidents
-                .iter()
-                .map(|i| view! { <li>{format!("{} ms: {}", i.at_ms(), incident_sentence(i))}</li> })
-                .collect_view()
+            let mut m = Markup::default();
+            for i in incidents {
+                m.text(
+                    "li",
+                    &[],
+                    &format!("{} ms: {}", i.at_ms(), incident_sentence(i)),
+                );
+            }
+            m.finish()
         })
     };
     let total = move || {
@@ -349,7 +384,7 @@ pub fn ClusterView(lab: LabView, kill: Callback<u32>) -> impl IntoView {
                             <th scope="col">"Share"</th>
                         </tr>
                     </thead>
-                    <tbody>{bars}</tbody>
+                    <tbody inner_html=bars></tbody>
                 </table>
             </div>
             // Kept out of the table, which is redrawn on every tick, so a
@@ -374,7 +409,7 @@ pub fn ClusterView(lab: LabView, kill: Callback<u32>) -> impl IntoView {
                     }
                 />
             </div>
-            <ul class="incidents">{incidents}</ul>
+            <ul class="incidents" inner_html=incidents></ul>
             <p id="load-total">{total}</p>
         </section>
     }
@@ -472,19 +507,33 @@ pub fn RuntimeNote(lab: LabView, model: ModelKind, runtime: RwSignal<Runtime>) -
             .unwrap_or_else(|| "…".into());
         format!("{env}node {script} '{{\"run\":1,\"spec\":{spec}}}' 3>&1")
     };
-    let body = move || {
+    // Text (see `markup`): the note is redrawn whole when the runtime, the
+    // server's list or the run changes.
+    let body = move |m: &mut Markup| {
         let chosen = runtime.get();
         let Some(info) = info() else {
-            return EitherOf6::A(
-                view! { <p class="runtime-note">"Waiting for the server to say which runtimes it has…"</p> },
+            m.text(
+                "p",
+                &[("class", &"runtime-note")],
+                "Waiting for the server to say which runtimes it has…",
             );
+            return;
         };
         if !info.available {
-            return EitherOf6::B(view! {
-                <p class="runtime-note warning" role="note" data-runtime=chosen.name()>
-                    {format!("{} is not available on this server: {} The Rust engine still runs every lab.", chosen.label(), info.note)}
-                </p>
-            });
+            m.text(
+                "p",
+                &[
+                    ("class", &"runtime-note warning"),
+                    ("role", &"note"),
+                    ("data-runtime", &chosen.name()),
+                ],
+                &format!(
+                    "{} is not available on this server: {} The Rust engine still runs every lab.",
+                    chosen.label(),
+                    info.note
+                ),
+            );
+            return;
         }
         // The features Node.js may lack are the cluster's (reuse_port).
         let missing = info
@@ -493,62 +542,86 @@ pub fn RuntimeNote(lab: LabView, model: ModelKind, runtime: RwSignal<Runtime>) -
             .filter(|_| model == ModelKind::Cluster)
             .map(|m| format!("{} needs Node.js {}; ", m.feature, m.needs))
             .collect::<String>();
+        let script_link = |m: &mut Markup| {
+            m.open("a", &[("href", &format!("/node/{script}"))])
+                .text("code", &[], script)
+                .close("a");
+        };
+        m.open(
+            "p",
+            &[("class", &"runtime-note"), ("data-runtime", &chosen.name())],
+        );
         match chosen {
-            // Each instance is a cluster of its own: the command above would
-            // start one instance, not the balancer in front of several.
-            Runtime::Node if model == ModelKind::Scaling => EitherOf6::C(view! {
-                <p class="runtime-note" data-runtime="node">
-                    {info.note.clone()} " Each instance runs "
-                    <a href=format!("/node/{script}")><code>{script}</code></a>
-                    " (plain Node.js, no packages), a cluster of its own on a loopback port of "
-                    "its own; in front of them the server starts the real balancer you pick, "
-                    "with a configuration it writes for the run, and sends every request to it."
-                </p>
-            }),
-            Runtime::Rust if model == ModelKind::Scaling => EitherOf6::D(view! {
-                <p class="runtime-note" data-runtime="rust">
-                    "On the Rust engine, each instance is a cluster of the server's own "
-                    "processes, a primary and its workers, on a loopback port of its own. The "
-                    "balancer in front is the same real one either way."
-                </p>
-            }),
-            Runtime::Node => EitherOf6::E(view! {
-                <p class="runtime-note" data-runtime="node">
-                    {info.note.clone()} " This lab runs "
-                    <a href=format!("/node/{script}")><code>{script}</code></a>
-                    " (plain Node.js, no packages, with "<a href="/node/common.js"><code>"common.js"</code></a>
-                    " beside it). Run it at home — it prints the same events this page draws: "
-                    <code class="command">{command}</code>
-                    {(!missing.is_empty()).then(|| view! {
-                        " " <span class="missing">{format!("Not in this version: {missing}it is shown as unavailable rather than pretended.")}</span>
-                    })}
-                </p>
-            }),
-            Runtime::Rust => EitherOf6::F(view! {
-                <p class="runtime-note" data-runtime="rust">
-                    "The Rust engine runs this lab inside the server: the same model with "
-                    "the operating system's own threads and processes, no JavaScript "
-                    "runtime on top — what the OS itself costs."
-                </p>
-            }),
+            // Each instance is a cluster of its own: the command would start
+            // one instance, not the balancer in front of several.
+            Runtime::Node if model == ModelKind::Scaling => {
+                m.raw(&esc(&info.note)).raw(" Each instance runs ");
+                script_link(m);
+                m.raw(
+                    " (plain Node.js, no packages), a cluster of its own on a loopback port of \
+                     its own; in front of them the server starts the real balancer you pick, \
+                     with a configuration it writes for the run, and sends every request to it.",
+                );
+            }
+            Runtime::Rust if model == ModelKind::Scaling => {
+                m.raw(
+                    "On the Rust engine, each instance is a cluster of the server's own \
+                     processes, a primary and its workers, on a loopback port of its own. The \
+                     balancer in front is the same real one either way.",
+                );
+            }
+            Runtime::Node => {
+                m.raw(&esc(&info.note)).raw(" This lab runs ");
+                script_link(m);
+                m.raw(" (plain Node.js, no packages, with ")
+                    .raw(r#"<a href="/node/common.js"><code>common.js</code></a>"#)
+                    .raw(
+                        " beside it). Run it at home — it prints the same events this page draws: ",
+                    )
+                    .text("code", &[("class", &"command")], &command());
+                if !missing.is_empty() {
+                    m.raw(" ").text(
+                        "span",
+                        &[("class", &"missing")],
+                        &format!(
+                            "Not in this version: {missing}it is shown as unavailable rather than pretended."
+                        ),
+                    );
+                }
+            }
+            Runtime::Rust => {
+                m.raw(
+                    "The Rust engine runs this lab inside the server: the same model with \
+                     the operating system's own threads and processes, no JavaScript \
+                     runtime on top — what the OS itself costs.",
+                );
+            }
+        }
+        m.close("p");
+    };
+    let boot = move |m: &mut Markup| {
+        if let Some(b) = lab.boot.get() {
+            m.text(
+                "p",
+                &[("class", &"boot"), ("data-boot-us", &b.boot_us)],
+                &format!(
+                    "{} {} started in {} (pid {}) before the model began: its own start-up, not counted in the figures below.",
+                    b.runtime.label(),
+                    b.version,
+                    format_us(b.boot_us),
+                    b.pid
+                ),
+            );
         }
     };
-    let boot = move || {
-        lab.boot.get().map(|b| {
-            view! {
-                <p class="boot" data-boot-us=b.boot_us>
-                    {format!(
-                        "{} {} started in {} (pid {}) before the model began: its own start-up, not counted in the figures below.",
-                        b.runtime.label(),
-                        b.version,
-                        format_us(b.boot_us),
-                        b.pid
-                    )}
-                </p>
-            }
-        })
+    let note = move || {
+        let mut m = Markup::default();
+        body(&mut m);
+        m.raw(" ");
+        boot(&mut m);
+        m.finish()
     };
-    view! { <div class="runtime">{body} {boot}</div> }
+    view! { <div class="runtime" inner_html=note></div> }
 }
 
 /// Main thread: `GET /ping` sent from outside while the job runs, and how
@@ -713,19 +786,17 @@ pub fn PairTable(lab: LabView) -> impl IntoView {
     let pair = Memo::new(move |_| lab.history.with(|h| Pair::newest(h)));
     let rows = move || {
         pair.get().map(|pair| {
-            pair_rows(&pair)
-                .into_iter()
-                .map(|row| {
-                    view! {
-                        <tr>
-                            <th scope="row">{row.what}</th>
-                            <td class="num">{row.node}</td>
-                            <td class="num">{row.rust}</td>
-                            <td class="num">{row.ratio}</td>
-                        </tr>
-                    }
-                })
-                .collect_view()
+            let mut m = Markup::default();
+            let num = [("class", &"num" as &dyn std::fmt::Display)];
+            for row in pair_rows(&pair) {
+                m.open("tr", &[])
+                    .text("th", &[("scope", &"row")], row.what)
+                    .text("td", &num, &row.node)
+                    .text("td", &num, &row.rust)
+                    .text("td", &num, &row.ratio)
+                    .close("tr");
+            }
+            m.finish()
         })
     };
     let caption = move || {
@@ -750,7 +821,7 @@ pub fn PairTable(lab: LabView) -> impl IntoView {
                         <th scope="col">"Node.js ÷ Rust"</th>
                     </tr>
                 </thead>
-                <tbody>{rows}</tbody>
+                <tbody inner_html=move || rows().unwrap_or_default()></tbody>
             </table>
         </div>
     }
