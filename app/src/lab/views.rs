@@ -206,6 +206,17 @@ pub fn summary_text(
     m.finish()
 }
 
+/// A row of a figures table: what, and its value (with an `id` for tests
+/// and readers when given).
+fn figure_row(m: &mut Markup, what: &str, id: Option<&str>, value: &str) {
+    m.open("tr", &[]).text("th", &[("scope", &"row")], what);
+    match id {
+        Some(id) => m.text("td", &[("class", &"num"), ("id", &id)], value),
+        None => m.text("td", &[("class", &"num")], value),
+    };
+    m.close("tr");
+}
+
 /// The main loop's pulse: one mark per heartbeat along the run's timeline,
 /// its height the tick's lateness. A long gap is the loop frozen by the work.
 #[component]
@@ -266,13 +277,15 @@ pub fn HeartbeatStrip(lab: LabView) -> impl IntoView {
             </svg>
             <table class="compact">
                 <caption class="visually-hidden">"Heartbeat figures"</caption>
-                <tbody>
-                    {move || figures().map(|(n, median, worst)| view! {
-                        <tr><th scope="row">"Ticks"</th><td class="num">{n}</td></tr>
-                        <tr><th scope="row">"Typical lateness (median)"</th><td class="num">{format_us(median)}</td></tr>
-                        <tr><th scope="row">"Longest wait"</th><td class="num" id="worst-lag">{format_us(worst)}</td></tr>
-                    })}
-                </tbody>
+                <tbody inner_html=move || {
+                    let mut m = Markup::default();
+                    if let Some((n, median, worst)) = figures() {
+                        figure_row(&mut m, "Ticks", None, &n.to_string());
+                        figure_row(&mut m, "Typical lateness (median)", None, &format_us(median));
+                        figure_row(&mut m, "Longest wait", Some("worst-lag"), &format_us(worst));
+                    }
+                    m.finish()
+                }></tbody>
             </table>
         </figure>
     }
@@ -670,15 +683,39 @@ pub fn PingStrip(lab: LabView) -> impl IntoView {
             })
         })
     };
-    let delay = move || {
-        lab.loop_delay.get().map(|(p50, p99, max)| {
-            view! {
-                <tr>
-                    <th scope="row">"monitorEventLoopDelay (Node.js): p50 / p99 / max"</th>
-                    <td class="num">{format!("{} / {} / {}", format_us(p50), format_us(p99), format_us(max))}</td>
-                </tr>
-            }
-        })
+    let rows = move || {
+        let mut m = Markup::default();
+        if let Some((n, p50, p99, lost)) = figures() {
+            let dash = || "—".to_string();
+            figure_row(&mut m, "Requests sent", None, &n.to_string());
+            figure_row(
+                &mut m,
+                "Answered in (median)",
+                Some("ping-p50"),
+                &p50.map_or_else(dash, format_us),
+            );
+            figure_row(
+                &mut m,
+                "Answered in (p99)",
+                Some("ping-p99"),
+                &p99.map_or_else(dash, format_us),
+            );
+            figure_row(&mut m, "Unanswered", None, &lost.to_string());
+        }
+        if let Some((p50, p99, max)) = lab.loop_delay.get() {
+            figure_row(
+                &mut m,
+                "monitorEventLoopDelay (Node.js): p50 / p99 / max",
+                None,
+                &format!(
+                    "{} / {} / {}",
+                    format_us(p50),
+                    format_us(p99),
+                    format_us(max)
+                ),
+            );
+        }
+        m.finish()
     };
     view! {
         <figure class="pings" class:empty=move || lab.pings.with(Vec::is_empty)>
@@ -688,15 +725,7 @@ pub fn PingStrip(lab: LabView) -> impl IntoView {
             </svg>
             <table class="compact">
                 <caption class="visually-hidden">"Ping figures"</caption>
-                <tbody>
-                    {move || figures().map(|(n, p50, p99, lost)| view! {
-                        <tr><th scope="row">"Requests sent"</th><td class="num">{n}</td></tr>
-                        <tr><th scope="row">"Answered in (median)"</th><td class="num" id="ping-p50">{p50.map_or("—".into(), format_us)}</td></tr>
-                        <tr><th scope="row">"Answered in (p99)"</th><td class="num" id="ping-p99">{p99.map_or("—".into(), format_us)}</td></tr>
-                        <tr><th scope="row">"Unanswered"</th><td class="num">{lost}</td></tr>
-                    })}
-                    {delay}
-                </tbody>
+                <tbody inner_html=rows></tbody>
             </table>
         </figure>
     }
@@ -765,14 +794,17 @@ pub fn PoolStrip(lab: LabView) -> impl IntoView {
             </svg>
             <table class="compact">
                 <caption class="visually-hidden">"Pool figures"</caption>
-                <tbody>
-                    {move || figures().map(|(n, first, last)| view! {
-                        <tr><th scope="row">"Hashes finished"</th><td class="num" id="pool-done">{n}</td></tr>
-                        <tr><th scope="row">"Pool threads (UV_THREADPOOL_SIZE)"</th><td class="num">{threads().map_or("—".into(), |t| t.to_string())}</td></tr>
-                        <tr><th scope="row">"First finished after"</th><td class="num">{format_us(first)}</td></tr>
-                        <tr><th scope="row">"Last finished after"</th><td class="num" id="pool-last">{format_us(last)}</td></tr>
-                    })}
-                </tbody>
+                <tbody inner_html=move || {
+                    let mut m = Markup::default();
+                    if let Some((n, first, last)) = figures() {
+                        let pool = threads().map_or("—".into(), |t| t.to_string());
+                        figure_row(&mut m, "Hashes finished", Some("pool-done"), &n.to_string());
+                        figure_row(&mut m, "Pool threads (UV_THREADPOOL_SIZE)", None, &pool);
+                        figure_row(&mut m, "First finished after", None, &format_us(first));
+                        figure_row(&mut m, "Last finished after", Some("pool-last"), &format_us(last));
+                    }
+                    m.finish()
+                }></tbody>
             </table>
             {move || reading().map(|r| view! { <p class="reading">{r}</p> })}
         </figure>
