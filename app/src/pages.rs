@@ -149,11 +149,12 @@ const NEEDS: [(&str, &str, &str, &str); 5] = [
     ),
 ];
 
-/// Asks what the learner needs and points to the model and its lab. With
-/// JavaScript off, every answer is listed instead. An island.
-#[island]
+/// Asks what the learner needs and points to the model and its lab: the
+/// answer to the chosen need shows under it. Plain HTML and CSS (a checked
+/// radio shows the answer beside it), so it costs the browser's bundle
+/// nothing and works without JavaScript.
+#[component]
 fn DecisionHelper() -> impl IntoView {
-    let need = RwSignal::new(None::<usize>);
     view! {
         <section class="helper" aria-labelledby="helper-title">
             <h2 id="helper-title">"Which one do I need?"</h2>
@@ -161,45 +162,21 @@ fn DecisionHelper() -> impl IntoView {
                 <legend>"What are you trying to do?"</legend>
                 {NEEDS
                     .iter()
-                    .enumerate()
-                    .map(|(i, (id, question, _, _))| {
+                    .map(|(id, question, answer, href)| {
+                        let input = format!("need-{id}");
                         view! {
-                            <label class="choice">
-                                <input
-                                    type="radio"
-                                    name="need"
-                                    value=*id
-                                    on:change=move |_| need.set(Some(i))
-                                />
+                            <div class="need">
+                                <input type="radio" name="need" id=input.clone() value=*id/>
                                 " "
-                                {*question}
-                            </label>
+                                <label class="choice" for=input>{*question}</label>
+                                <p class="answer" data-need=*id>
+                                    {*answer} " " <a href=*href>"Open its lab"</a>
+                                </p>
+                            </div>
                         }
                     })
                     .collect_view()}
             </fieldset>
-            <p class="answer" aria-live="polite">
-                {move || {
-                    need.get()
-                        .map(|i| {
-                            let (_, _, answer, href) = NEEDS[i];
-                            view! { {answer} " " <a href=href>"Open its lab"</a> }
-                        })
-                }}
-            </p>
-            <noscript>
-                <dl class="answers">
-                    {NEEDS
-                        .iter()
-                        .map(|(_, question, answer, href)| {
-                            view! {
-                                <dt>{*question}</dt>
-                                <dd>{*answer} " " <a href=*href>"Open its lab"</a></dd>
-                            }
-                        })
-                        .collect_view()}
-                </dl>
-            </noscript>
         </section>
     }
 }

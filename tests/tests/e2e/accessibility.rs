@@ -97,6 +97,50 @@ async fn the_theme_is_picked_in_the_header_and_remembered() -> anyhow::Result<()
     .await
 }
 
+/// The home page's decision helper shows the answer to the need chosen, by
+/// pointer or keyboard, and no other: plain HTML and CSS, no island.
+#[tokio::test]
+async fn the_decision_helper_answers_the_chosen_need_only() -> anyhow::Result<()> {
+    let server = ServerProcess::start(&[])?;
+    let base = server.url("");
+    with_browser(|c| async move {
+        open(&c, &format!("{base}/"), "How Node.js spreads work", false).await?;
+        let shown = |c: Client| async move {
+            let mut needs = Vec::new();
+            for answer in c.find_all(Locator::Css(".helper .answer")).await? {
+                if answer.is_displayed().await? {
+                    needs.push(answer.attr("data-need").await?.unwrap_or_default());
+                }
+            }
+            anyhow::Ok(needs)
+        };
+        assert_eq!(
+            shown(c.clone()).await?,
+            Vec::<String>::new(),
+            "before a choice"
+        );
+        c.find(Locator::Css("label[for='need-http']"))
+            .await?
+            .click()
+            .await?;
+        assert_eq!(shown(c.clone()).await?, ["http"]);
+        let link = c
+            .find(Locator::Css(".helper .answer[data-need='http'] a"))
+            .await?
+            .attr("href")
+            .await?;
+        assert_eq!(link.as_deref(), Some("/cluster"));
+        // The keyboard: the arrow moves the choice to the next need.
+        c.find(Locator::Css("#need-http"))
+            .await?
+            .send_keys("\u{E015}")
+            .await?;
+        assert_eq!(shown(c.clone()).await?, ["crunch"]);
+        Ok(())
+    })
+    .await
+}
+
 /// Open `url` and wait until its heading is there and the page is live.
 async fn open(c: &Client, url: &str, heading: &str, lab: bool) -> anyhow::Result<()> {
     if lab {
