@@ -7,12 +7,20 @@ use fantoccini::{Client, Locator};
 use spawnlab_tests::{console_errors, eventually, with_browser, ServerProcess};
 use std::time::Duration;
 
+/// The rendered text of the first element matching `css`, if there is one
+/// ("" when it is not displayed, as WebDriver's own text is). Found and
+/// read in one step in the page: a drawing or a table body redrawn as text
+/// replaces its elements on every event, and an element found by one
+/// WebDriver call may be gone by the next.
 pub(crate) async fn text(c: &Client, css: &str) -> anyhow::Result<Option<String>> {
-    match c.find(Locator::Css(css)).await {
-        Ok(el) => Ok(Some(el.text().await?)),
-        Err(e) if e.is_no_such_element() => Ok(None),
-        Err(e) => Err(e.into()),
-    }
+    let value = c
+        .execute(
+            "const e = document.querySelector(arguments[0]);
+             return e === null ? null : (e.checkVisibility() ? (e.innerText ?? e.textContent).trim() : '');",
+            vec![serde_json::json!(css)],
+        )
+        .await?;
+    Ok(value.as_str().map(str::to_owned))
 }
 
 pub(crate) async fn exists(c: &Client, css: &str) -> anyhow::Result<Option<()>> {
