@@ -300,11 +300,44 @@ pub fn quote(id: &str) -> &'static Quote {
         .unwrap_or_else(|| panic!("no quoted figure {id:?}"))
 }
 
+/// The quote `id`, found while the program compiles (`const`): an island
+/// names its quotes this way, so that only those reach the browser's
+/// bundle, not the whole table.
+pub const fn find(id: &str) -> Quote {
+    let mut i = 0;
+    while i < QUOTES.len() {
+        if same(QUOTES[i].id.as_bytes(), id.as_bytes()) {
+            return QUOTES[i];
+        }
+        i += 1;
+    }
+    panic!("no such quoted figure")
+}
+
+const fn same(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
 /// A quoted figure in running text: the number, with what it is and where
 /// it comes from on hover and for screen readers.
 #[component]
 pub fn Q(id: &'static str) -> impl IntoView {
-    let q = quote(id);
+    view! { <Quoted q=*quote(id)/> }
+}
+
+/// [`Q`] for a quote found with [`find`]: what an island uses.
+#[component]
+pub fn Quoted(q: Quote) -> impl IntoView {
     view! {
         <span class="quoted" data-quote=q.id title=format!("{} — {}", q.what, q.source)>
             {q.text}
@@ -315,6 +348,12 @@ pub fn Q(id: &'static str) -> impl IntoView {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_quote_found_while_compiling_is_the_one_named() {
+        const TICK: Quote = find("tick");
+        assert_eq!(&TICK, quote("tick"));
+    }
 
     #[test]
     fn every_quote_has_a_source_and_a_unique_id() {

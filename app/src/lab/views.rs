@@ -4,7 +4,11 @@
 
 use super::markup::{esc, Markup};
 use super::LabView;
-use crate::quoted::Q;
+use crate::quoted::{find, Quote, Quoted};
+
+/// The quoted settings the main thread's strips name (see [`find`]).
+const TICK: Quote = find("tick");
+const PING_EVERY: Quote = find("ping_every");
 use leptos::prelude::*;
 use protocol::compare::pair_rows;
 use protocol::format::{
@@ -271,7 +275,7 @@ pub fn HeartbeatStrip(lab: LabView) -> impl IntoView {
     };
     view! {
         <figure class="heartbeat">
-            <figcaption>"The event loop's heartbeat: a mark every " <Q id="tick"/> " it was free to tick" {lab.runtime_note()}</figcaption>
+            <figcaption>"The event loop's heartbeat: a mark every " <Quoted q=TICK/> " it was free to tick" {lab.runtime_note()}</figcaption>
             <svg viewBox=format!("0 0 {W} {H}") preserveAspectRatio="none" role="img"
                 aria-label="Heartbeat ticks over time; a gap means the loop was blocked" inner_html=marks>
             </svg>
@@ -719,7 +723,7 @@ pub fn PingStrip(lab: LabView) -> impl IntoView {
     };
     view! {
         <figure class="pings" class:empty=move || lab.pings.with(Vec::is_empty)>
-            <figcaption>"Requests from outside: a GET /ping every " <Q id="ping_every"/> ", and how long each waited for its answer" {lab.runtime_note()}</figcaption>
+            <figcaption>"Requests from outside: a GET /ping every " <Quoted q=PING_EVERY/> ", and how long each waited for its answer" {lab.runtime_note()}</figcaption>
             <svg viewBox=format!("0 0 {W} {H}") preserveAspectRatio="none" role="img"
                 aria-label="Ping latency over time; tall marks are requests that waited behind the job. The figures are in the table below." inner_html=marks>
             </svg>
