@@ -11,7 +11,7 @@ use leptos::prelude::*;
 use leptos::server_fn::ServerFn;
 use leptos_meta::Title;
 use protocol::compare::{column, ratio, reading, shown, Pick, COLUMNS, MEASURED, MIN_RERUN_GAP_S};
-use protocol::format::{format_count, format_us, host_line, utc};
+use protocol::format::{format_count, format_us, host_line, utc, Fixed};
 use protocol::{Calibration, Figure, ModelKind, Runtime, SweepPoint};
 
 /// Where the server function gets its figures: the server provides one
@@ -450,7 +450,13 @@ pub fn BreakEven(points: Vec<SweepPoint>) -> impl IntoView {
             let pts = points
                 .iter()
                 .filter(|p| p.runtime == runtime)
-                .filter_map(|p| Some(format!("{:.1},{:.1}", x(p.below), y(p.speedup()?))))
+                .filter_map(|p| {
+                    Some(format!(
+                        "{},{}",
+                        Fixed(x(p.below), 1),
+                        Fixed(y(p.speedup()?), 1)
+                    ))
+                })
                 .collect::<Vec<_>>()
                 .join(" ");
             view! { <polyline class=format!("sweep {}", runtime.name()) points=pts></polyline> }
@@ -474,7 +480,8 @@ pub fn BreakEven(points: Vec<SweepPoint>) -> impl IntoView {
                             "{} on 2, {} on 1: {}",
                             format_us(p.wall_us),
                             p.one_worker_us.map_or("—".into(), format_us),
-                            p.speedup().map_or("—".into(), |s| format!("{s:.2}×"))
+                            p.speedup()
+                                .map_or("—".into(), |s| format!("{}×", Fixed(s, 2)))
                         )
                     })
             };
@@ -498,7 +505,7 @@ pub fn BreakEven(points: Vec<SweepPoint>) -> impl IntoView {
                 <line class="axis" x1=left x2=w y1=h - bottom y2=h - bottom></line>
                 <line class="even" x1=left x2=w y1=y(1.0) y2=y(1.0)></line>
                 <text class="tick" x=left - 4.0 y=y(1.0) + 4.0 text-anchor="end">"1×"</text>
-                <text class="tick" x=left - 4.0 y=y(top) + 10.0 text-anchor="end">{format!("{top:.1}×")}</text>
+                <text class="tick" x=left - 4.0 y=y(top) + 10.0 text-anchor="end">{format!("{}×", Fixed(top, 1))}</text>
                 {ticks}
                 {lines}
             </svg>

@@ -1,7 +1,7 @@
 //! The comparison table's measured rows, as the compare page and
 //! `spawnlab compare` both lay them out.
 
-use crate::format::{format_bytes, format_count, format_ns, format_us};
+use crate::format::{format_bytes, format_count, format_ns, format_us, Fixed};
 use crate::lab::{Pair, PastRun};
 use crate::{Calibration, Figure, ModelFigures, ModelKind, Runtime, RuntimeInfo, Unit};
 
@@ -40,7 +40,7 @@ pub fn show_value(v: f64, unit: Unit) -> String {
         Unit::Micros => format_us(v.round() as u64),
         Unit::Nanos => format_ns(v.round() as u64),
         Unit::Bytes => format_bytes(v.round() as u64),
-        Unit::Ratio => format!("{v:.2}×"),
+        Unit::Ratio => format!("{}×", Fixed(v, 2)),
         Unit::PerSecond => format!("{} req/s", format_count(v.round() as u64)),
     }
 }
@@ -175,9 +175,9 @@ pub fn ratio(a: Option<f64>, b: Option<f64>) -> String {
             if r >= 100.0 {
                 format!("{}×", format_count(r.round() as u64))
             } else if r >= 10.0 {
-                format!("{r:.0}×")
+                format!("{}×", Fixed(r, 0))
             } else {
-                format!("{r:.2}×")
+                format!("{}×", Fixed(r, 2))
             }
         }
         _ => "—".into(),
@@ -222,7 +222,7 @@ pub fn pair_rows(pair: &Pair) -> Vec<PairRow> {
         (
             "Speedup over one worker",
             |r| r.summary.speedup,
-            |v| format!("{v:.2}×"),
+            |v| format!("{}×", Fixed(v, 2)),
         ),
         (
             "Runtime start-up, before the model",

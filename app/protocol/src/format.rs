@@ -30,14 +30,52 @@ pub fn outcome_word(outcome: Outcome) -> &'static str {
     }
 }
 
+/// A number written with a fixed count of decimals, rounded half away
+/// from zero: `Fixed(2.345_678, 2)` is "2.35", `Fixed(96.4, 0)` is "96".
+///
+/// Every decimal the site shows is written through this, never through
+/// `f64`'s own `Display` (`{:.2}`, `{}`): that pulls Rust's exact float
+/// formatting (Grisu and Dragon4, 17 KB of code) into the browser's
+/// bundle, and this is the only part of it the site needs. It honours
+/// width and alignment (`{:>8}`). NaN is written "NaN" and infinities
+/// "inf"; a magnitude beyond 2^64 / 10^decimals, far above any figure the
+/// site shows, is written as that bound.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Fixed(pub f64, pub u8);
+
+impl std::fmt::Display for Fixed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Fixed(x, decimals) = *self;
+        if x.is_nan() {
+            return f.pad("NaN");
+        }
+        if x.is_infinite() {
+            return f.pad(if x < 0.0 { "-inf" } else { "inf" });
+        }
+        let scale = 10u64.pow(decimals.min(19).into());
+        // `as` saturates, and adding a half before it truncates rounds
+        // half away from zero.
+        let scaled = (x.abs() * scale as f64 + 0.5) as u64;
+        let sign = if x < 0.0 && scaled > 0 { "-" } else { "" };
+        let whole = scaled / scale;
+        let text = if decimals == 0 {
+            format!("{sign}{whole}")
+        } else {
+            let width = usize::from(decimals);
+            format!("{sign}{whole}.{:0width$}", scaled % scale)
+        };
+        f.pad(&text)
+    }
+}
+
 /// A duration for people: µs below a millisecond, ms below a second, else s.
 pub fn format_us(us: u64) -> String {
     if us < 1_000 {
         format!("{us} µs")
     } else if us < 1_000_000 {
-        format!("{:.1} ms", us as f64 / 1_000.0)
+        format!("{} ms", Fixed(us as f64 / 1_000.0, 1))
     } else {
-        format!("{:.2} s", us as f64 / 1_000_000.0)
+        format!("{} s", Fixed(us as f64 / 1_000_000.0, 2))
     }
 }
 
@@ -46,7 +84,7 @@ pub fn format_ns(ns: u64) -> String {
     if ns < 1_000 {
         format!("{ns} ns")
     } else if ns < 100_000 {
-        format!("{:.1} µs", ns as f64 / 1_000.0)
+        format!("{} µs", Fixed(ns as f64 / 1_000.0, 1))
     } else {
         format_us(ns / 1_000)
     }
@@ -56,15 +94,16 @@ pub fn format_ns(ns: u64) -> String {
 pub fn format_bytes(bytes: u64) -> String {
     const KIB: f64 = 1024.0;
     let b = bytes as f64;
-    if b < KIB {
-        format!("{bytes} B")
+    let (value, unit) = if b < KIB {
+        return format!("{bytes} B");
     } else if b < KIB * KIB {
-        format!("{:.1} KiB", b / KIB)
+        (b / KIB, "KiB")
     } else if b < KIB * KIB * KIB {
-        format!("{:.1} MiB", b / (KIB * KIB))
+        (b / (KIB * KIB), "MiB")
     } else {
-        format!("{:.1} GiB", b / (KIB * KIB * KIB))
-    }
+        (b / (KIB * KIB * KIB), "GiB")
+    };
+    format!("{} {unit}", Fixed(value, 1))
 }
 
 /// A whole number with thousands separators: 20000000 → "20,000,000".
@@ -207,10 +246,13 @@ pub fn host_line(host: &HostInfo) -> String {
     };
     let [one, five, fifteen] = host.load_average;
     format!(
-        "{}, {cores}, {} of memory ({} free), load {one:.2} / {five:.2} / {fifteen:.2}{}",
+        "{}, {cores}, {} of memory ({} free), load {} / {} / {}{}",
         host.cpu_model,
         format_bytes(host.memory_total_bytes),
         format_bytes(host.memory_available_bytes),
+        Fixed(one, 2),
+        Fixed(five, 2),
+        Fixed(fifteen, 2),
         if host.debug_build {
             "; a debug build of the server (its engine compiled optimised)"
         } else {
@@ -308,6 +350,25 @@ mod tests {
         assert_eq!(format_bytes(1_536), "1.5 KiB");
         assert_eq!(format_bytes(9_122_611), "8.7 MiB");
         assert_eq!(format_bytes(24 << 30), "24.0 GiB");
+    }
+
+    #[test]
+    fn decimals_are_rounded_half_away_from_zero() {
+        assert_eq!(Fixed(2.345_678, 2).to_string(), "2.35");
+        assert_eq!(Fixed(0.25, 1).to_string(), "0.3");
+        assert_eq!(Fixed(96.4, 0).to_string(), "96");
+        assert_eq!(Fixed(99.5, 0).to_string(), "100");
+        assert_eq!(Fixed(1.05, 3).to_string(), "1.050");
+        assert_eq!(Fixed(-1.25, 1).to_string(), "-1.3");
+        assert_eq!(Fixed(-0.04, 1).to_string(), "0.0");
+        assert_eq!(Fixed(0.0, 0).to_string(), "0");
+        assert_eq!(Fixed(f64::NAN, 1).to_string(), "NaN");
+        assert_eq!(Fixed(f64::NEG_INFINITY, 1).to_string(), "-inf");
+        assert_eq!(format!("[{:>6}]", Fixed(4.56789, 2)), "[  4.57]");
+        // Where the two agree (no tie), the same text as Rust's own.
+        for x in [0.0, 0.123, 1.0, 7.77, 12.5001, 1234.5678, 987_654.321] {
+            assert_eq!(Fixed(x, 2).to_string(), format!("{x:.2}"));
+        }
     }
 
     #[test]

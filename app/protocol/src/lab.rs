@@ -6,7 +6,7 @@
 //! draw this state.
 
 use crate::format::{
-    describe_spec, format_count, format_us, incident_sentence, median, outcome_word,
+    describe_spec, format_count, format_us, incident_sentence, median, outcome_word, Fixed,
 };
 use crate::{
     BalancerInfo, BalancerKind, BalancerLog, HostInfo, Limits, LoadStats, Memory, RunId, RunSpec,
@@ -700,11 +700,11 @@ impl LabState {
             }
             ServerEvent::LoadFinished { stats, .. } => {
                 self.say(format!(
-                    "The load is done: {} of {} requests answered, {} failed, {:.0} per second.",
+                    "The load is done: {} of {} requests answered, {} failed, {} per second.",
                     format_count(stats.completed),
                     format_count(stats.requests),
                     format_count(stats.errors),
-                    stats.rps
+                    Fixed(stats.rps, 0)
                 ));
                 self.load = Some(stats);
             }
@@ -744,7 +744,7 @@ impl LabState {
                 self.phase = Phase::Idle;
                 let speedup = summary
                     .speedup
-                    .map(|s| format!(", {s:.2}× faster than one worker"))
+                    .map(|s| format!(", {}× faster than one worker", Fixed(s, 2)))
                     .unwrap_or_default();
                 self.say(format!(
                     "Run {}: {}{speedup}.",

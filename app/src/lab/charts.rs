@@ -2,7 +2,7 @@
 //! and how long requests took. Each has its figures in a table beneath it.
 //! They draw plain series, so each lab feeds them from its own ticks.
 
-use super::markup::Markup;
+use super::markup::{Attr, Fixed, Markup};
 use super::LabView;
 use leptos::prelude::*;
 use protocol::format::{format_count, format_us};
@@ -95,7 +95,7 @@ pub fn Throughput(
             let y = move |rps: f64| (H - BOTTOM) - rps / top * (H - BOTTOM - 8.0);
             let points = ticks
                 .iter()
-                .map(|t| format!("{:.1},{:.1}", x(t.at_ms as f64), y(t.rps)))
+                .map(|t| format!("{},{}", Fixed(x(t.at_ms as f64), 1), Fixed(y(t.rps), 1)))
                 .collect::<Vec<_>>()
                 .join(" ");
             let base = H - BOTTOM;
@@ -131,7 +131,7 @@ pub fn Throughput(
     let rows = move || {
         points.with(|ticks| {
             let mut m = Markup::default();
-            let num = [("class", &"num" as &dyn std::fmt::Display)];
+            let num = [("class", &"num" as &dyn Attr)];
             for t in ticks {
                 m.open("tr", &[])
                     .text("td", &num, &format_us(t.at_ms * 1_000))

@@ -11,6 +11,44 @@
 
 use std::fmt::Write;
 
+pub use protocol::format::Fixed;
+
+/// An attribute's value, as text.
+///
+/// Drawings measure in `f64`, written with at most two decimals and no
+/// trailing zeros ("12.5", "40"). That goes through [`Fixed`], never
+/// `f64`'s own `Display`, which would bring Rust's whole float formatting
+/// into the browser's bundle.
+pub trait Attr {
+    fn text(&self) -> String;
+}
+
+macro_rules! attr_by_display {
+    ($($t:ty),*) => {
+        $(impl Attr for $t {
+            fn text(&self) -> String {
+                self.to_string()
+            }
+        })*
+    };
+}
+
+attr_by_display!(str, &str, String, Fixed, u8, u16, u32, u64, usize, i32, i64);
+
+impl Attr for f64 {
+    fn text(&self) -> String {
+        let text = Fixed(*self, 2).to_string();
+        match text.trim_end_matches('0').strip_suffix('.') {
+            Some(whole) => whole.to_string(),
+            None if text.contains('.') => text.trim_end_matches('0').to_string(),
+            None => text,
+        }
+    }
+}
+
+/// Attributes: names and values.
+pub type Attrs<'a> = [(&'a str, &'a dyn Attr)];
+
 /// `text` made safe inside an element or a quoted attribute: the
 /// characters that mean something in markup are written as entities.
 pub fn esc(text: &str) -> String {
@@ -36,11 +74,11 @@ pub struct Markup(String);
 
 impl Markup {
     /// Opens `<name a="v" …>`.
-    pub fn open(&mut self, name: &str, attrs: &[(&str, &dyn std::fmt::Display)]) -> &mut Self {
+    pub fn open(&mut self, name: &str, attrs: &Attrs) -> &mut Self {
         self.0.push('<');
         self.0.push_str(name);
         for (attr, value) in attrs {
-            let _ = write!(self.0, " {attr}=\"{}\"", esc(&value.to_string()));
+            let _ = write!(self.0, " {attr}=\"{}\"", esc(&value.text()));
         }
         self.0.push('>');
         self
@@ -53,7 +91,10 @@ impl Markup {
             "svg",
             &[
                 ("xmlns", &"http://www.w3.org/2000/svg"),
-                ("viewBox", &format!("0 0 {width} {height}")),
+                (
+                    "viewBox",
+                    &format!("0 0 {} {}", width.text(), height.text()),
+                ),
                 ("role", &"img"),
                 ("aria-label", &label),
             ],
@@ -67,17 +108,12 @@ impl Markup {
     }
 
     /// An element with no children: `<name …></name>`.
-    pub fn empty(&mut self, name: &str, attrs: &[(&str, &dyn std::fmt::Display)]) -> &mut Self {
+    pub fn empty(&mut self, name: &str, attrs: &Attrs) -> &mut Self {
         self.open(name, attrs).close(name)
     }
 
     /// An element holding only `text`.
-    pub fn text(
-        &mut self,
-        name: &str,
-        attrs: &[(&str, &dyn std::fmt::Display)],
-        text: &str,
-    ) -> &mut Self {
+    pub fn text(&mut self, name: &str, attrs: &Attrs, text: &str) -> &mut Self {
         self.open(name, attrs);
         self.0.push_str(&esc(text));
         self.close(name)
@@ -110,5 +146,8 @@ mod tests {
             m.finish(),
             r#"<g data-x="1&quot;2" y="2.5"><text>&lt;script&gt;</text><rect rx="4"></rect></g>"#
         );
+        let decimals = [12.5, 40.0, 4.56789, 0.004, 7.996, -1.5, 100.10];
+        let written: Vec<String> = decimals.iter().map(Attr::text).collect();
+        assert_eq!(written, ["12.5", "40", "4.57", "0", "8", "-1.5", "100.1"]);
     }
 }

@@ -10,7 +10,7 @@
 //! tables too.
 
 use super::charts::{RateMark, RatePoint};
-use super::markup::{esc, Markup};
+use super::markup::{esc, Attr, Attrs, Fixed, Markup};
 use super::LabView;
 use leptos::prelude::*;
 use protocol::format::{format_count, format_us, outcome_word};
@@ -315,7 +315,7 @@ pub fn ScalingDiagram(lab: LabView, fault: Callback<Fault>) -> impl IntoView {
                 );
             for (k, (line, dy)) in lines.iter().zip([21.0, 41.0, 60.0, 79.0]).enumerate() {
                 let y = top + dy;
-                let attrs: &[(&str, &dyn std::fmt::Display)] = if k == 0 {
+                let attrs: &Attrs = if k == 0 {
                     &[("class", &"head"), ("x", &(x + 8.0)), ("y", &y)]
                 } else {
                     &[("x", &(x + 8.0)), ("y", &y)]
@@ -478,7 +478,7 @@ pub fn ScalingDiagram(lab: LabView, fault: Callback<Fault>) -> impl IntoView {
                 .collect::<Vec<_>>()
                 .join(" · ");
             let answered: u64 = counts.get(i).map_or(0, |c| c.iter().sum());
-            let num = [("class", &"num" as &dyn std::fmt::Display)];
+            let num = [("class", &"num" as &dyn Attr)];
             m.open("tr", &[("data-instance", &i)])
                 .text("th", &[("scope", &"row")], &i.to_string())
                 .text("td", &[], row.state.word())
@@ -496,10 +496,10 @@ pub fn ScalingDiagram(lab: LabView, fault: Callback<Fault>) -> impl IntoView {
         lab.scaling_ticks.with(|ticks| {
             ticks.last().map(|t| {
                 format!(
-                    "{} answered, {} failed · {:.0} requests/s in the last tick · latency p50 {} · p90 {} · p99 {}{}",
+                    "{} answered, {} failed · {} requests/s in the last tick · latency p50 {} · p90 {} · p99 {}{}",
                     format_count(t.completed),
                     format_count(t.errors),
-                    t.rps,
+                    Fixed(t.rps, 0),
                     format_us(t.p50_us),
                     format_us(t.p90_us),
                     format_us(t.p99_us),
@@ -706,16 +706,15 @@ pub fn BalancerTable(lab: LabView) -> impl IntoView {
         figures.get().map(|(log, counts, _)| {
             let n = log.attempts.len().max(counts.len());
             let mut m = Markup::default();
-            let mut row =
-                |label: &str, attempts: u64, answers: u64, key: &dyn std::fmt::Display| {
-                    let num = [("class", &"num" as &dyn std::fmt::Display)];
-                    m.open("tr", &[("data-instance", key)])
-                        .text("th", &[("scope", &"row")], label)
-                        .text("td", &num, &format_count(attempts))
-                        .text("td", &num, &format_count(answers))
-                        .text("td", &num, &format_count(attempts.saturating_sub(answers)))
-                        .close("tr");
-                };
+            let mut row = |label: &str, attempts: u64, answers: u64, key: &dyn Attr| {
+                let num = [("class", &"num" as &dyn Attr)];
+                m.open("tr", &[("data-instance", key)])
+                    .text("th", &[("scope", &"row")], label)
+                    .text("td", &num, &format_count(attempts))
+                    .text("td", &num, &format_count(answers))
+                    .text("td", &num, &format_count(attempts.saturating_sub(answers)))
+                    .close("tr");
+            };
             for i in 0..n {
                 let attempts = log.attempts.get(i).copied().unwrap_or(0);
                 let answers = counts.get(i).map_or(0, |c| c.iter().sum());
@@ -859,7 +858,7 @@ pub fn ScalingHistory(runs: RwSignal<Vec<ScalingRun>>) -> impl IntoView {
     let rows = move || {
         runs.with(|runs| {
             let mut m = Markup::default();
-            let num = [("class", &"num" as &dyn std::fmt::Display)];
+            let num = [("class", &"num" as &dyn Attr)];
             for r in runs {
                 let s = &r.stats;
                 let spread = s
@@ -873,7 +872,7 @@ pub fn ScalingHistory(runs: RwSignal<Vec<ScalingRun>>) -> impl IntoView {
                     .text("td", &[("class", &"result")], &r.ran_on)
                     .text("td", &[("class", &"result")], &r.past.settings)
                     .text("td", &[], outcome_word(r.past.summary.outcome))
-                    .text("td", &num, &format!("{:.0}", s.rps))
+                    .text("td", &num, &Fixed(s.rps, 0).to_string())
                     .text(
                         "td",
                         &num,

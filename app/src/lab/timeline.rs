@@ -2,7 +2,7 @@
 //! on the server's clock as the events arrive, with the same stamps in a
 //! table beneath.
 
-use super::markup::Markup;
+use super::markup::{Attr, Fixed, Markup};
 use super::LabView;
 use leptos::prelude::*;
 use protocol::format::format_us;
@@ -205,7 +205,7 @@ pub fn Timeline(lab: LabView, noun: &'static str) -> impl IntoView {
                         ("x", &(x(end) + 4.0)),
                         ("y", &(y + LANE / 2.0 + 4.0)),
                     ],
-                    &format!("{:.0}%", p * 100.0),
+                    &format!("{}%", Fixed(p * 100.0, 0)),
                 );
             }
             m.close("g");
@@ -229,7 +229,7 @@ pub fn Timeline(lab: LabView, noun: &'static str) -> impl IntoView {
                     .filter(|(kind, _)| *kind != "exit")
                     .map(|(kind, at)| format!("{kind} at {}", format_us(*at)))
                     .collect();
-                let num = [("class", &"num" as &dyn std::fmt::Display)];
+                let num = [("class", &"num" as &dyn Attr)];
                 m.open("tr", &[])
                     .text("th", &[("scope", &"row")], &w.worker.to_string())
                     .text("td", &num, &at(w.spawned_at_us()))

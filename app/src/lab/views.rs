@@ -2,7 +2,7 @@
 //! loop's heartbeat, the cluster's live figures. Every chart has its figures
 //! as text or a table beside it.
 
-use super::markup::{esc, Markup};
+use super::markup::{esc, Attr, Fixed, Markup};
 use super::LabView;
 use crate::quoted::{find, Quote, Quoted};
 
@@ -59,7 +59,7 @@ pub fn WorkerTable(lab: LabView, noun: &'static str) -> impl IntoView {
             .text(
                 "span",
                 &[("class", &"num")],
-                &format!("{:.0}%", w.fraction() * 100.0),
+                &format!("{}%", Fixed(w.fraction() * 100.0, 0)),
             )
             .close("td")
             .text("td", &[("class", &"num")], &at(w.wall_us))
@@ -138,7 +138,7 @@ pub fn summary_text(
     // The wire's name, for tests and styles: "completed", "deadline_exceeded".
     let outcome_attr = summary.outcome.name();
     let speedup = match (summary.speedup, summary.outcome) {
-        (Some(s), _) => Some(format!("{s:.2}×")),
+        (Some(s), _) => Some(format!("{}×", Fixed(s, 2))),
         (None, Outcome::Completed) if summary.baseline_wall_us.is_none() => None,
         (None, _) => Some("not measured: the run did not complete".into()),
     };
@@ -276,7 +276,7 @@ pub fn HeartbeatStrip(lab: LabView) -> impl IntoView {
     view! {
         <figure class="heartbeat">
             <figcaption>"The event loop's heartbeat: a mark every " <Quoted q=TICK/> " it was free to tick" {lab.runtime_note()}</figcaption>
-            <svg viewBox=format!("0 0 {W} {H}") preserveAspectRatio="none" role="img"
+            <svg viewBox=format!("0 0 {} {}", W.text(), H.text()) preserveAspectRatio="none" role="img"
                 aria-label="Heartbeat ticks over time; a gap means the loop was blocked" inner_html=marks>
             </svg>
             <table class="compact">
@@ -330,13 +330,16 @@ pub fn ClusterView(lab: LabView, kill: Callback<u32>) -> impl IntoView {
                     "span",
                     &[
                         ("class", &"bar"),
-                        ("style", &format!("width: calc({share:.3} * (100% - 4rem))")),
+                        (
+                            "style",
+                            &format!("width: calc({} * (100% - 4rem))", Fixed(share, 3)),
+                        ),
                     ],
                 )
                 .text(
                     "span",
                     &[("class", &"num")],
-                    &format!("{:.0}%", share * 100.0),
+                    &format!("{}%", Fixed(share * 100.0, 0)),
                 )
                 .close("td")
                 .close("tr");
@@ -347,10 +350,10 @@ pub fn ClusterView(lab: LabView, kill: Callback<u32>) -> impl IntoView {
         lab.ticks.with(|ticks| {
             ticks.last().map(|t| {
                 format!(
-                    "{} answered, {} failed · {:.0} requests/s so far · latency p50 {} · p90 {} · p99 {}",
+                    "{} answered, {} failed · {} requests/s so far · latency p50 {} · p90 {} · p99 {}",
                     format_count(t.completed),
                     format_count(t.errors),
-                    t.rate_so_far(),
+                    Fixed(t.rate_so_far(), 0),
                     format_us(t.p50_us),
                     format_us(t.p90_us),
                     format_us(t.p99_us)
@@ -375,11 +378,11 @@ pub fn ClusterView(lab: LabView, kill: Callback<u32>) -> impl IntoView {
         lab.load.with(|l| {
             l.as_ref().map(|l| {
                 format!(
-                    "{} of {} requests answered ({} failed) at {:.0} requests/s; latency p50 {}, p90 {}, p99 {}, max {}.",
+                    "{} of {} requests answered ({} failed) at {} requests/s; latency p50 {}, p90 {}, p99 {}, max {}.",
                     format_count(l.completed),
                     format_count(l.requests),
                     format_count(l.errors),
-                    l.rps,
+                    Fixed(l.rps, 0),
                     format_us(l.latency.p50_us),
                     format_us(l.latency.p90_us),
                     format_us(l.latency.p99_us),
@@ -442,7 +445,7 @@ pub fn RunHistory(lab: LabView) -> impl IntoView {
             let mut m = Markup::default();
             for past in history {
                 let sum = &past.summary;
-                let num = [("class", &"num" as &dyn std::fmt::Display)];
+                let num = [("class", &"num" as &dyn Attr)];
                 m.open("tr", &[("data-runtime", &past.runtime().name())])
                     .text("th", &[("scope", &"row")], &past.run.to_string())
                     .text("td", &[], past.runtime().label())
@@ -452,7 +455,8 @@ pub fn RunHistory(lab: LabView) -> impl IntoView {
                     .text(
                         "td",
                         &num,
-                        &sum.speedup.map_or("—".to_string(), |x| format!("{x:.2}×")),
+                        &sum.speedup
+                            .map_or("—".to_string(), |x| format!("{}×", Fixed(x, 2))),
                     )
                     .text(
                         "td",
@@ -724,7 +728,7 @@ pub fn PingStrip(lab: LabView) -> impl IntoView {
     view! {
         <figure class="pings" class:empty=move || lab.pings.with(Vec::is_empty)>
             <figcaption>"Requests from outside: a GET /ping every " <Quoted q=PING_EVERY/> ", and how long each waited for its answer" {lab.runtime_note()}</figcaption>
-            <svg viewBox=format!("0 0 {W} {H}") preserveAspectRatio="none" role="img"
+            <svg viewBox=format!("0 0 {} {}", W.text(), H.text()) preserveAspectRatio="none" role="img"
                 aria-label="Ping latency over time; tall marks are requests that waited behind the job. The figures are in the table below." inner_html=marks>
             </svg>
             <table class="compact">
@@ -781,10 +785,10 @@ pub fn PoolStrip(lab: LabView) -> impl IntoView {
         let lag = lab.summary.get()?.main_loop_lag_us?;
         (n > 1).then(|| {
             format!(
-                "The last of {n} hashes finished {:.1}× as late as the first: with {pool} pool \
+                "The last of {n} hashes finished {}× as late as the first: with {pool} pool \
                  threads on {cores} cores, at most {} hashed at once. Meanwhile the loop's \
                  longest wait for its heartbeat was {}.",
-                last as f64 / first.max(1) as f64,
+                Fixed(last as f64 / first.max(1) as f64, 1),
                 pool.min(cores),
                 format_us(lag)
             )
@@ -793,7 +797,7 @@ pub fn PoolStrip(lab: LabView) -> impl IntoView {
     view! {
         <figure class="pool" class:empty=move || lab.pool_tasks.with(Vec::is_empty)>
             <figcaption>"libuv's thread pool: each crypto.pbkdf2 call, and when it finished after all were started" {lab.runtime_note()}</figcaption>
-            <svg viewBox=move || format!("0 0 {W} {}", height()) preserveAspectRatio="none" role="img"
+            <svg viewBox=move || format!("0 0 {} {}", W.text(), height().text()) preserveAspectRatio="none" role="img"
                 aria-label="One bar per hash, as long as it took to finish; the figures are in the table below." inner_html=marks>
             </svg>
             <table class="compact">
@@ -823,7 +827,7 @@ pub fn PairTable(lab: LabView) -> impl IntoView {
     let rows = move || {
         pair.get().map(|pair| {
             let mut m = Markup::default();
-            let num = [("class", &"num" as &dyn std::fmt::Display)];
+            let num = [("class", &"num" as &dyn Attr)];
             for row in pair_rows(&pair) {
                 m.open("tr", &[])
                     .text("th", &[("scope", &"row")], row.what)
