@@ -168,10 +168,42 @@ fn title(model: ModelKind) -> &'static str {
     }
 }
 
-/// A lab for `model`: an island, the part of a model's page that runs in
-/// the browser.
+/// The lab of the main-thread page. Each model's lab is an island of its
+/// own, without props: an island's props travel as JSON and are read back
+/// with serde's typed deserializer, which (with Rust's float formatting,
+/// reached through its error messages) was a tenth of the browser's
+/// bundle, all to learn one word.
 #[island]
-pub fn Lab(model: ModelKind) -> impl IntoView {
+pub fn MainThreadLab() -> impl IntoView {
+    lab(ModelKind::MainThread)
+}
+
+/// The lab of the worker-threads page.
+#[island]
+pub fn ThreadsLab() -> impl IntoView {
+    lab(ModelKind::Threads)
+}
+
+/// The lab of the child-process page.
+#[island]
+pub fn ChildProcessLab() -> impl IntoView {
+    lab(ModelKind::ChildProcess)
+}
+
+/// The lab of the cluster page.
+#[island]
+pub fn ClusterLab() -> impl IntoView {
+    lab(ModelKind::Cluster)
+}
+
+/// The lab of the scaling page.
+#[island]
+pub fn ScalingLab() -> impl IntoView {
+    lab(ModelKind::Scaling)
+}
+
+/// A lab for `model`: the part of a model's page that runs in the browser.
+fn lab(model: ModelKind) -> impl IntoView {
     let lab = RwSignal::new(LabState::default());
     let link = RwSignal::new(Link::Connecting);
     let hydrated = RwSignal::new(false);

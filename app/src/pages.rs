@@ -9,13 +9,12 @@ mod scaling;
 pub use scaling::ScalingPage;
 
 use crate::compare::BreakEvenFromPass;
-use crate::lab::Lab;
+use crate::lab::{ChildProcessLab, ClusterLab, MainThreadLab, ThreadsLab};
 use crate::quoted::Q;
 use crate::topics::{ChildDetails, ClusterOps, LibuvPool, Listing, Partitioning, WorkerDetails};
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::components::A;
-use protocol::ModelKind;
 
 /// The three models side by side, and where to start.
 #[component]
@@ -238,7 +237,7 @@ pub fn ThreadsPage() -> AnyView {
                 "Press “Run on both” to see the two side by side with their ratio."
             </p>
             <CodePair node=NODE_SNIPPET rust=RUST_SNIPPET/>
-            <Lab model=ModelKind::Threads/>
+            <ThreadsLab/>
             <h2>"Where a second worker starts to pay"</h2>
             <p>
                 "The same job, counting the primes below N, on two workers and on one, for N from "
@@ -384,7 +383,7 @@ pub fn MainThreadPage() -> AnyView {
                 "only thread)."
             </p>
             <CodePair node=BLOCKING_NODE rust=BLOCKING_RUST/>
-            <Lab model=ModelKind::MainThread/>
+            <MainThreadLab/>
             <p class="source">
                 "In the lab, one job runs at a time, so a ping waits at most for the one job: "
                 "compare your runs' ping latencies with the job's own time. The quoted "
@@ -454,7 +453,7 @@ pub fn ChildProcessPage() -> AnyView {
                 "memory is the program file, shared with every other copy."
             </p>
             <CodePair node=FORK_NODE rust=FORK_RUST/>
-            <Lab model=ModelKind::ChildProcess/>
+            <ChildProcessLab/>
             <p class="source">
                 "For comparison, on a 2-core VM with Node.js v20.20.2 (2026-11-26): an idle forked "
                 "child held "<Q id="fork_rss"/>" resident, of which "<Q id="fork_private"/>" was "
@@ -531,7 +530,7 @@ pub fn ClusterPage() -> AnyView {
                 "it SIGKILL, and the primary's "<code>"'exit'"</code>" handler forks a replacement."
             </p>
             <CodePair node=CLUSTER_NODE rust=CLUSTER_RUST/>
-            <Lab model=ModelKind::Cluster/>
+            <ClusterLab/>
             <h2>"What to try"</h2>
             <ul>
                 <li>

@@ -4,12 +4,11 @@
 //! The text quotes no figures: every number on this page comes from the
 //! learner's own runs, in the lab and its table of runs.
 
-use crate::lab::Lab;
+use crate::lab::ScalingLab;
 use crate::topics::Listing;
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::components::A;
-use protocol::ModelKind;
 
 /// The `/scaling` page.
 #[component]
@@ -74,7 +73,7 @@ pub fn ScalingPage() -> AnyView {
                     <Listing code=HAPROXY_CONF label="Code: HAProxy configuration"/>
                 </figure>
             </div>
-            <Lab model=ModelKind::Scaling/>
+            <ScalingLab/>
             <h2>"What to try"</h2>
             <ul>
                 <li>
