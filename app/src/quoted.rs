@@ -294,24 +294,32 @@ pub const QUOTES: &[Quote] = &[
 
 /// The quote `id`; a missing id is a bug in the page, caught by the tests.
 pub fn quote(id: &str) -> &'static Quote {
-    QUOTES
-        .iter()
-        .find(|q| q.id == id)
-        .unwrap_or_else(|| panic!("no quoted figure {id:?}"))
+    match index(id) {
+        Some(i) => &QUOTES[i],
+        None => panic!("no quoted figure {id:?}"),
+    }
 }
 
 /// The quote `id`, found while the program compiles (`const`): an island
 /// names its quotes this way, so that only those reach the browser's
 /// bundle, not the whole table.
 pub const fn find(id: &str) -> Quote {
+    match index(id) {
+        Some(i) => QUOTES[i],
+        None => panic!("no such quoted figure"),
+    }
+}
+
+/// Where `id` is in [`QUOTES`] (`const`, so [`find`] can run while compiling).
+const fn index(id: &str) -> Option<usize> {
     let mut i = 0;
     while i < QUOTES.len() {
         if same(QUOTES[i].id.as_bytes(), id.as_bytes()) {
-            return QUOTES[i];
+            return Some(i);
         }
         i += 1;
     }
-    panic!("no such quoted figure")
+    None
 }
 
 const fn same(a: &[u8], b: &[u8]) -> bool {

@@ -37,22 +37,24 @@ pub fn outcome_word(outcome: Outcome) -> &'static str {
 /// `f64`'s own `Display` (`{:.2}`, `{}`): that pulls Rust's exact float
 /// formatting (Grisu and Dragon4, 17 KB of code) into the browser's
 /// bundle, and this is the only part of it the site needs. It honours
-/// width and alignment (`{:>8}`). NaN is written "NaN" and infinities
-/// "inf"; a magnitude beyond 2^64 / 10^decimals, far above any figure the
-/// site shows, is written as that bound.
+/// width and alignment (`{:>8}`) and writes at most 19 decimals. NaN is
+/// written "NaN" and infinities "inf"; a magnitude beyond 2^64 /
+/// 10^decimals, far above any figure the site shows, is written as that
+/// bound.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Fixed(pub f64, pub u8);
 
 impl std::fmt::Display for Fixed {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let Fixed(x, decimals) = *self;
+        let decimals = decimals.min(19); // 10^19 is the last power of ten in a u64
         if x.is_nan() {
             return f.pad("NaN");
         }
         if x.is_infinite() {
             return f.pad(if x < 0.0 { "-inf" } else { "inf" });
         }
-        let scale = 10u64.pow(decimals.min(19).into());
+        let scale = 10u64.pow(decimals.into());
         // `as` saturates, and adding a half before it truncates rounds
         // half away from zero.
         let scaled = (x.abs() * scale as f64 + 0.5) as u64;
@@ -94,9 +96,10 @@ pub fn format_ns(ns: u64) -> String {
 pub fn format_bytes(bytes: u64) -> String {
     const KIB: f64 = 1024.0;
     let b = bytes as f64;
-    let (value, unit) = if b < KIB {
+    if b < KIB {
         return format!("{bytes} B");
-    } else if b < KIB * KIB {
+    }
+    let (value, unit) = if b < KIB * KIB {
         (b / KIB, "KiB")
     } else if b < KIB * KIB * KIB {
         (b / (KIB * KIB), "MiB")

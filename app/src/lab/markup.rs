@@ -20,13 +20,13 @@ pub use protocol::format::Fixed;
 /// `f64`'s own `Display`, which would bring Rust's whole float formatting
 /// into the browser's bundle.
 pub trait Attr {
-    fn text(&self) -> String;
+    fn attr_text(&self) -> String;
 }
 
 macro_rules! attr_by_display {
     ($($t:ty),*) => {
         $(impl Attr for $t {
-            fn text(&self) -> String {
+            fn attr_text(&self) -> String {
                 self.to_string()
             }
         })*
@@ -36,14 +36,18 @@ macro_rules! attr_by_display {
 attr_by_display!(str, &str, String, Fixed, u8, u16, u32, u64, usize, i32, i64);
 
 impl Attr for f64 {
-    fn text(&self) -> String {
+    fn attr_text(&self) -> String {
         let text = Fixed(*self, 2).to_string();
-        match text.trim_end_matches('0').strip_suffix('.') {
-            Some(whole) => whole.to_string(),
-            None if text.contains('.') => text.trim_end_matches('0').to_string(),
-            None => text,
+        if !text.contains('.') {
+            return text; // NaN, inf
         }
+        text.trim_end_matches('0').trim_end_matches('.').to_string()
     }
+}
+
+/// An SVG `viewBox` of `width` by `height` units from the origin.
+pub fn view_box(width: f64, height: f64) -> String {
+    format!("0 0 {} {}", width.attr_text(), height.attr_text())
 }
 
 /// Attributes: names and values.
@@ -78,7 +82,7 @@ impl Markup {
         self.0.push('<');
         self.0.push_str(name);
         for (attr, value) in attrs {
-            let _ = write!(self.0, " {attr}=\"{}\"", esc(&value.text()));
+            let _ = write!(self.0, " {attr}=\"{}\"", esc(&value.attr_text()));
         }
         self.0.push('>');
         self
@@ -91,10 +95,7 @@ impl Markup {
             "svg",
             &[
                 ("xmlns", &"http://www.w3.org/2000/svg"),
-                (
-                    "viewBox",
-                    &format!("0 0 {} {}", width.text(), height.text()),
-                ),
+                ("viewBox", &view_box(width, height)),
                 ("role", &"img"),
                 ("aria-label", &label),
             ],
@@ -146,8 +147,13 @@ mod tests {
             m.finish(),
             r#"<g data-x="1&quot;2" y="2.5"><text>&lt;script&gt;</text><rect rx="4"></rect></g>"#
         );
+    }
+
+    #[test]
+    fn drawing_numbers_have_at_most_two_decimals_and_no_trailing_zeros() {
         let decimals = [12.5, 40.0, 4.56789, 0.004, 7.996, -1.5, 100.10];
-        let written: Vec<String> = decimals.iter().map(Attr::text).collect();
+        let written: Vec<String> = decimals.iter().map(Attr::attr_text).collect();
         assert_eq!(written, ["12.5", "40", "4.57", "0", "8", "-1.5", "100.1"]);
+        assert_eq!(view_box(600.0, 42.5), "0 0 600 42.5");
     }
 }

@@ -2,13 +2,9 @@
 //! loop's heartbeat, the cluster's live figures. Every chart has its figures
 //! as text or a table beside it.
 
-use super::markup::{esc, Attr, Fixed, Markup};
+use super::markup::{esc, view_box, Attr, Fixed, Markup};
 use super::LabView;
 use crate::quoted::{find, Quote, Quoted};
-
-/// The quoted settings the main thread's strips name (see [`find`]).
-const TICK: Quote = find("tick");
-const PING_EVERY: Quote = find("ping_every");
 use leptos::prelude::*;
 use protocol::compare::pair_rows;
 use protocol::format::{
@@ -17,6 +13,10 @@ use protocol::format::{
 };
 use protocol::lab::{Pair, WorkerRow};
 use protocol::{HostInfo, ModelKind, Outcome, RunSummary, Runtime};
+
+/// The quoted settings the main thread's strips name (see [`find`]).
+const TICK: Quote = find("tick");
+const PING_EVERY: Quote = find("ping_every");
 
 /// One row per worker: when it started, how far it is, what it cost.
 #[component]
@@ -276,7 +276,7 @@ pub fn HeartbeatStrip(lab: LabView) -> impl IntoView {
     view! {
         <figure class="heartbeat">
             <figcaption>"The event loop's heartbeat: a mark every " <Quoted q=TICK/> " it was free to tick" {lab.runtime_note()}</figcaption>
-            <svg viewBox=format!("0 0 {} {}", W.text(), H.text()) preserveAspectRatio="none" role="img"
+            <svg viewBox=view_box(W, H) preserveAspectRatio="none" role="img"
                 aria-label="Heartbeat ticks over time; a gap means the loop was blocked" inner_html=marks>
             </svg>
             <table class="compact">
@@ -728,7 +728,7 @@ pub fn PingStrip(lab: LabView) -> impl IntoView {
     view! {
         <figure class="pings" class:empty=move || lab.pings.with(Vec::is_empty)>
             <figcaption>"Requests from outside: a GET /ping every " <Quoted q=PING_EVERY/> ", and how long each waited for its answer" {lab.runtime_note()}</figcaption>
-            <svg viewBox=format!("0 0 {} {}", W.text(), H.text()) preserveAspectRatio="none" role="img"
+            <svg viewBox=view_box(W, H) preserveAspectRatio="none" role="img"
                 aria-label="Ping latency over time; tall marks are requests that waited behind the job. The figures are in the table below." inner_html=marks>
             </svg>
             <table class="compact">
@@ -797,7 +797,7 @@ pub fn PoolStrip(lab: LabView) -> impl IntoView {
     view! {
         <figure class="pool" class:empty=move || lab.pool_tasks.with(Vec::is_empty)>
             <figcaption>"libuv's thread pool: each crypto.pbkdf2 call, and when it finished after all were started" {lab.runtime_note()}</figcaption>
-            <svg viewBox=move || format!("0 0 {} {}", W.text(), height().text()) preserveAspectRatio="none" role="img"
+            <svg viewBox=move || view_box(W, height()) preserveAspectRatio="none" role="img"
                 aria-label="One bar per hash, as long as it took to finish; the figures are in the table below." inner_html=marks>
             </svg>
             <table class="compact">
